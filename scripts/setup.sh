@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what mds needs on Debian 12, only what is missing (idempotent).
+#   bash scripts/setup.sh          # build + test dependencies
+#   MDS_BENCH=1 bash scripts/setup.sh   # also the PyTorch peer for bench/
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config ccache git
+  libopenblas-dev libopenmpi-dev openmpi-bin
+  nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libgtest-dev libgmock-dev
+  nodejs npm
+)
+if [[ "${MDS_BENCH:-0}" == 1 ]]; then packages+=(python3-torch python3-numpy); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/npm may come from outside Debian (nvm, nodesource): accept any working ones.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all dependencies present"
+fi

@@ -1,0 +1,10 @@
+// Entry points of the mds subcommands: each parses its own flags (argv[0] is the command name)
+// and returns the process exit code. User mistakes are thrown as mds::UserError.
+#pragma once
+
+namespace mds::tools {
+
+int train_main(int argc, char** argv);       // tools/train_cmd.cpp
+int preprocess_main(int argc, char** argv);  // tools/preprocess_cmd.cpp
+
+}  // namespace mds::tools

@@ -1,0 +1,42 @@
+// mds: one binary, one subcommand per job (train, preprocess, ...).
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "mds/core/error.h"
+#include "mds/tools/subcommands.h"
+
+namespace {
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: mds <command> [flags]\n"
+               "commands:\n"
+               "  train        pre-train a Llama model (Megatron-DeepSpeed flags)\n"
+               "  preprocess   tokenize JSONL into Megatron .bin/.idx\n"
+               "run 'mds <command> --help' for the flags of a command\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "train") return mds::tools::train_main(argc - 1, argv + 1);
+    if (cmd == "preprocess") return mds::tools::preprocess_main(argc - 1, argv + 1);
+    std::fprintf(stderr, "mds: unknown command '%s'\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+  } catch (const mds::UserError& e) {
+    std::fprintf(stderr, "mds %s: error: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mds %s: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}
