@@ -8,7 +8,7 @@ packages=(
   g++ cmake make pkg-config ccache git
   libopenblas-dev libopenmpi-dev openmpi-bin
   nlohmann-json3-dev libcli11-dev libpcre2-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev python3-numpy
   nodejs npm
 )
 if [[ "${MDS_BENCH:-0}" == 1 ]]; then packages+=(python3-torch python3-numpy); fi

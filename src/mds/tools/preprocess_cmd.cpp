@@ -1,0 +1,6 @@
+// TEMPORARY placeholder, replaced within this session.
+#include "mds/core/error.h"
+#include "mds/tools/subcommands.h"
+namespace mds::tools {
+int preprocess_main(int, char**) { MDS_FAIL("mds preprocess: not built yet"); }
+}  // namespace mds::tools
