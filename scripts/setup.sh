@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Installs what mds needs on Debian 12, only what is missing (idempotent).
-#   bash scripts/setup.sh          # build + test dependencies
-#   MDS_BENCH=1 bash scripts/setup.sh   # also the PyTorch peer for bench/
+#   bash scripts/setup.sh
+# python3-torch (Debian's, CPU) is the reference of the model tests and the peer of bench/.
 set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config ccache git
   libopenblas-dev libopenmpi-dev openmpi-bin
   nlohmann-json3-dev libcli11-dev libpcre2-dev
-  libgtest-dev libgmock-dev python3-numpy
+  libgtest-dev libgmock-dev python3-numpy python3-torch
   nodejs npm
 )
-if [[ "${MDS_BENCH:-0}" == 1 ]]; then packages+=(python3-torch python3-numpy); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,36 @@
+// The end of the model: final RMSNorm, output projection over the padded vocabulary and the
+// cross-entropy loss, fused in row chunks so that the [n, vocab] logits exist one chunk at a
+// time (at vocab 50k and n = 4096 tokens, full logits would be 800 MB).
+//
+//   xn = rmsnorm(x) [n, h];  logits = xn @ lm_head^T [n, vpad];  loss_i = CE(logits_i, target_i)
+// Padded vocabulary rows are masked out of the softmax, so the loss sees only the real vocab.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mds/model/config.h"
+
+namespace mds::model {
+
+class LMHead {
+ public:
+  // Rows of logits computed at once: bounds the scratch to chunk x vpad floats.
+  static constexpr int64_t kChunk = 256;
+
+  // Sum of the per-token losses over the n tokens (no gradients).
+  double forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
+                 const float* head_w, const LlamaConfig& c);
+
+  // Same sum; and the gradients of (loss_weight * sum of losses): dx [n, h] overwritten,
+  // d_norm_w [h] and d_head_w [vpad, h] accumulated (+=).
+  double forward_backward(float* dx, float* d_norm_w, float* d_head_w, const float* x,
+                          const int32_t* targets, int64_t n, const float* norm_w,
+                          const float* head_w, float loss_weight, const LlamaConfig& c);
+
+ private:
+  std::vector<float> xn_, rstd_, dxn_, logits_, losses_;
+  void norm(const float* x, int64_t n, const float* norm_w, const LlamaConfig& c);
+};
+
+}  // namespace mds::model

@@ -1,0 +1,43 @@
+// AdamW over a flat parameter buffer (torch.optim.AdamW semantics), driven by the ParamTable:
+// weight decay applies to matrices only, never to 1-D tensors (norm weights), as Megatron's
+// parameter groups do. Moments m, v mirror the buffer. Global-norm gradient clipping
+// (Megatron's clip_grads: coeff = clip / (norm + 1e-6), applied when below 1) is folded into
+// the step as a gradient scale.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mds/model/params.h"
+
+namespace mds::optim {
+
+struct AdamWOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.01;
+  double clip_grad = 1.0;  // <= 0: no clipping
+};
+
+class AdamW {
+ public:
+  AdamW(const model::ParamTable& table, const AdamWOptions& opts);
+
+  // Clips by global norm (computed here, returned) and applies one step at learning rate lr.
+  double step(float* params, const float* grads, double lr);
+  int64_t steps_taken() const { return step_; }
+  std::vector<float>& exp_avg() { return m_; }
+  std::vector<float>& exp_avg_sq() { return v_; }
+
+ private:
+  const model::ParamTable& table_;
+  AdamWOptions o_;
+  std::vector<float> m_, v_;
+  int64_t step_ = 0;
+};
+
+// L2 norm over a whole gradient buffer, accumulated in double.
+double global_grad_norm(const float* grads, int64_t n);
+// Megatron's clip coefficient for a given norm (1 when no clipping is needed).
+double clip_coefficient(double norm, double clip_grad);
+
+}  // namespace mds::optim

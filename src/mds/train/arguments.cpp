@@ -1,0 +1,143 @@
+#include "mds/train/arguments.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "mds/core/error.h"
+
+namespace mds::train {
+namespace {
+
+// Flags every Llama recipe passes to Megatron-DeepSpeed. They describe the only architecture
+// mds builds, so they are accepted and checked rather than rejected as unknown.
+void add_llama_recipe_flags(CLI::App& app, std::string& normalization, double& hidden_dropout,
+                            double& attention_dropout) {
+  for (const char* name :
+       {"--swiglu", "--use-rotary-position-embeddings", "--untie-embeddings-and-output-weights",
+        "--disable-bias-linear", "--no-query-key-layer-scaling", "--no-masked-softmax-fusion",
+        "--no-bias-gelu-fusion", "--no-bias-dropout-fusion", "--no-gradient-accumulation-fusion",
+        "--use-flash-attn", "--use-flash-attn-v2", "--no-pipeline-parallel", "--fp32",
+        "--accumulate-allreduce-grads-in-fp32"})
+    app.add_flag(name, "accepted: this is what mds always does")->group("Megatron recipe flags");
+  app.add_option("--normalization", normalization, "must be rmsnorm")
+      ->group("Megatron recipe flags");
+  app.add_option("--hidden-dropout", hidden_dropout, "must be 0")->group("Megatron recipe flags");
+  app.add_option("--attention-dropout", attention_dropout, "must be 0")
+      ->group("Megatron recipe flags");
+}
+
+}  // namespace
+
+bool parse_train_args(int argc, char** argv, TrainArgs& a) {
+  CLI::App app{"mds train: pre-train a Llama model (Megatron-DeepSpeed flags)", "mds train"};
+  app.option_defaults()->always_capture_default();
+  model::LlamaConfig& m = a.model;
+
+  auto* g = "Model";
+  app.add_option("--num-layers", m.num_layers, "transformer blocks")->group(g)->required();
+  app.add_option("--hidden-size", m.hidden_size)->group(g)->required();
+  app.add_option("--ffn-hidden-size", m.ffn_hidden_size, "0: int(8h/3/64)*64")->group(g);
+  app.add_option("--num-attention-heads", m.num_attention_heads)->group(g)->required();
+  app.add_option("--num-key-value-heads", m.num_key_value_heads, "0: same as heads")->group(g);
+  app.add_option("--seq-length", m.seq_length)->group(g)->required();
+  app.add_option("--max-position-embeddings", m.max_position_embeddings, "0: seq length")
+      ->group(g);
+  app.add_option("--rotary-position-embeddings-theta,--rope-theta", m.rope_theta)->group(g);
+  app.add_option("--layernorm-epsilon,--norm-epsilon", m.norm_eps)->group(g);
+  app.add_option("--init-method-std", m.init_method_std)->group(g);
+  app.add_option("--make-vocab-size-divisible-by", a.make_vocab_size_divisible_by)->group(g);
+  std::string normalization = "rmsnorm";
+  double hidden_dropout = 0, attention_dropout = 0;
+  add_llama_recipe_flags(app, normalization, hidden_dropout, attention_dropout);
+  bool bf16 = false, fp16 = false;
+  app.add_flag("--bf16", bf16, "bf16 mixed precision (CUDA backend)")->group(g);
+  app.add_flag("--fp16", fp16, "fp16 mixed precision (CUDA backend)")->group(g);
+
+  g = "Training";
+  app.add_option("--micro-batch-size", a.micro_batch_size)->group(g)->required();
+  app.add_option("--global-batch-size", a.global_batch_size, "0: micro batch x data parallel")
+      ->group(g);
+  app.add_option("--train-iters", a.train_iters)->group(g)->required();
+  app.add_option("--lr", a.lr, "peak learning rate")->group(g)->required();
+  app.add_option("--min-lr", a.min_lr)->group(g);
+  app.add_option("--lr-decay-style", a.lr_decay_style)
+      ->check(CLI::IsMember({"cosine", "linear", "constant"}))
+      ->group(g);
+  app.add_option("--lr-warmup-iters", a.lr_warmup_iters)->group(g);
+  app.add_option("--lr-warmup-fraction", a.lr_warmup_fraction)->group(g);
+  app.add_option("--lr-decay-iters", a.lr_decay_iters, "0: train iters")->group(g);
+  app.add_option("--optimizer", a.optimizer)->check(CLI::IsMember({"adamw"}))->group(g);
+  app.add_option("--weight-decay", a.adam.weight_decay)->group(g);
+  app.add_option("--adam-beta1", a.adam.beta1)->group(g);
+  app.add_option("--adam-beta2", a.adam.beta2)->group(g);
+  app.add_option("--adam-eps", a.adam.eps)->group(g);
+  app.add_option("--clip-grad", a.adam.clip_grad, "global L2 norm; 0: off")->group(g);
+  app.add_option("--seed", a.seed)->group(g);
+
+  g = "Data";
+  app.add_option("--data-path", a.data_path, "PREFIX of PREFIX.bin/.idx")->group(g)->required();
+  app.add_option("--split", a.split, "train,valid,test document proportions")->group(g);
+  app.add_option("--data-cache-path", a.data_cache_path)->group(g);
+  app.add_option("--tokenizer-type", a.tokenizer.type)->group(g)->required();
+  app.add_option("--vocab-file", a.tokenizer.vocab_file)->group(g);
+  app.add_option("--merge-file", a.tokenizer.merge_file)->group(g);
+  app.add_option("--tokenizer-model", a.tokenizer.tokenizer_model)->group(g);
+
+  g = "Logging, evaluation and checkpoints";
+  app.add_option("--log-interval", a.log_interval)->group(g);
+  app.add_option("--log-json", a.log_json, "also write one JSON object per logged iteration")
+      ->group(g);
+  app.add_option("--eval-interval", a.eval_interval)->group(g);
+  app.add_option("--eval-iters", a.eval_iters, "0: no evaluation")->group(g);
+  app.add_option("--save", a.save, "checkpoint directory")->group(g);
+  app.add_option("--save-interval", a.save_interval, "0: only at the end")->group(g);
+  app.add_option("--load", a.load, "checkpoint or Hugging Face model directory")->group(g);
+
+  g = "Parallelism";
+  app.add_option("--tensor-model-parallel-size", a.tensor_parallel)->group(g);
+  app.add_option("--pipeline-model-parallel-size", a.pipeline_parallel)->group(g);
+  app.add_option("--ds-sequence-parallel-size", a.sequence_parallel)->group(g);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    MDS_FAIL("{} (see 'mds train --help')", e.what());
+  }
+
+  for (int i = 1; i < argc; ++i) a.command_line += (i > 1 ? " " : "") + std::string(argv[i]);
+  MDS_CHECK(normalization == "rmsnorm", "--normalization {} is not supported: Llama uses rmsnorm",
+            normalization);
+  MDS_CHECK(hidden_dropout == 0 && attention_dropout == 0,
+            "dropout is not supported (Llama pre-training uses none): pass --hidden-dropout 0 "
+            "--attention-dropout 0");
+  MDS_CHECK(!bf16 && !fp16,
+            "--bf16/--fp16 need the CUDA backend; the CPU backend trains in fp32 (drop the flag)");
+  MDS_CHECK(a.tensor_parallel == 1 && a.pipeline_parallel == 1 && a.sequence_parallel == 1,
+            "tensor, pipeline and sequence parallelism are not available in this build yet: "
+            "use --tensor-model-parallel-size 1 --pipeline-model-parallel-size 1 "
+            "--ds-sequence-parallel-size 1");
+  MDS_CHECK(a.micro_batch_size > 0, "--micro-batch-size must be positive");
+  if (a.global_batch_size == 0) a.global_batch_size = a.micro_batch_size;
+  MDS_CHECK(a.global_batch_size > 0 && a.global_batch_size % a.micro_batch_size == 0,
+            "--global-batch-size ({}) must be a positive multiple of --micro-batch-size ({}) x "
+            "data-parallel size (1)",
+            a.global_batch_size, a.micro_batch_size);
+  MDS_CHECK(a.train_iters > 0, "--train-iters must be positive");
+  MDS_CHECK(a.lr >= 0, "--lr must be non-negative");
+  MDS_CHECK(a.log_interval > 0, "--log-interval must be positive");
+  MDS_CHECK(a.eval_interval > 0, "--eval-interval must be positive");
+  MDS_CHECK(a.eval_iters >= 0, "--eval-iters must be non-negative");
+  MDS_CHECK(a.save_interval >= 0, "--save-interval must be non-negative");
+  MDS_CHECK(a.data_path.size() == 1,
+            "--data-path takes one PREFIX in this build (blending of several datasets comes "
+            "with data-file lists); got {} values",
+            a.data_path.size());
+  MDS_CHECK(a.lr_warmup_fraction < 0 || a.lr_warmup_iters == 0,
+            "give only one of --lr-warmup-iters and --lr-warmup-fraction");
+  return true;
+}
+
+}  // namespace mds::train

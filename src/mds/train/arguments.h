@@ -1,0 +1,58 @@
+// `mds train` arguments: Megatron-DeepSpeed's flag names, defaults and derived values
+// (megatron/arguments.py), so a Megatron command line carries over unchanged.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mds/data/tokenizer.h"
+#include "mds/model/config.h"
+#include "mds/optim/adamw.h"
+
+namespace mds::train {
+
+struct TrainArgs {
+  model::LlamaConfig model;
+  int64_t make_vocab_size_divisible_by = 128;
+
+  // Batch and schedule.
+  int64_t micro_batch_size = 0;
+  int64_t global_batch_size = 0;  // 0: micro_batch_size x data-parallel size
+  int64_t train_iters = 0;
+  double lr = -1, min_lr = 0.0;
+  std::string lr_decay_style = "linear";
+  int64_t lr_warmup_iters = 0;
+  double lr_warmup_fraction = -1;  // < 0: use lr_warmup_iters
+  int64_t lr_decay_iters = 0;      // 0: train_iters
+  std::string optimizer = "adamw";
+  optim::AdamWOptions adam;
+  uint64_t seed = 1234;
+
+  // Data.
+  std::vector<std::string> data_path;
+  std::string split = "969, 30, 1";
+  std::string data_cache_path;
+  data::TokenizerOptions tokenizer;
+
+  // Logging, evaluation, checkpoints.
+  int64_t log_interval = 100;
+  std::string log_json;
+  int64_t eval_interval = 1000;
+  int64_t eval_iters = 100;
+  std::string save, load;
+  int64_t save_interval = 0;
+
+  // Parallel layout (one process until the parallelism issue lands).
+  int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;
+
+  std::string command_line;  // as given, for checkpoints and logs
+
+  int64_t num_micro_batches() const { return global_batch_size / micro_batch_size; }
+};
+
+// Parses argv (argv[0] = "train"). Returns false when --help was printed. Every error is a
+// UserError of one line naming the flag.
+bool parse_train_args(int argc, char** argv, TrainArgs& args);
+
+}  // namespace mds::train

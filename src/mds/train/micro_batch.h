@@ -1,0 +1,23 @@
+// Cuts samples of seq_length+1 tokens into a micro-batch: tokens = sample[0..s), targets =
+// sample[1..s]. Megatron's pretraining sampler reads the global batch sequentially from
+// consumed_samples; the micro-batches of one step are consecutive slices of it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mds/data/gpt_dataset.h"
+
+namespace mds::train {
+
+struct MicroBatch {
+  int64_t b = 0, s = 0;
+  std::vector<int32_t> tokens, targets;  // [b, s] each
+};
+
+// Reads samples [first, first + b) (modulo the dataset size) into mb. A token id at or above
+// vocab_size is a UserError: the data was tokenized with another vocabulary.
+void read_micro_batch(const data::GPTDataset& dataset, int64_t first, int64_t b,
+                      int64_t vocab_size, MicroBatch& mb);
+
+}  // namespace mds::train

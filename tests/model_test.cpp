@@ -1,0 +1,181 @@
+// The whole model: gradients against an independent PyTorch Llama (float64) and against
+// finite differences; gradient accumulation; padded vocabulary; layout-independent init.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "mds/core/rng.h"
+#include "mds/model/llama.h"
+
+using mds::model::LlamaConfig;
+using mds::model::LlamaModel;
+
+namespace {
+
+LlamaConfig tiny_config(int64_t seq) {
+  LlamaConfig c;
+  c.num_layers = 2;
+  c.hidden_size = 32;
+  c.ffn_hidden_size = 48;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.seq_length = seq;
+  c.vocab_size = 100;  // padded to 128: 28 masked rows
+  c.init_method_std = 0.1f;
+  c.rope_theta = 500.0;  // fast rotation so position matters within a short sequence
+  c.finalize(128);
+  return c;
+}
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<int32_t> ids(n);
+  for (auto& t : ids) t = int32_t(gen() % vocab);
+  return ids;
+}
+
+template <typename T>
+void write_raw(const std::filesystem::path& p, const std::vector<T>& v) {
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(v.data()),
+                                           std::streamsize(v.size() * sizeof(T)));
+}
+
+// Relative L2 distance of a against b over [offset, offset + n).
+double rel_diff(const float* a, const float* b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+}  // namespace
+
+TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
+  if (std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
+    GTEST_SKIP() << "PyTorch missing: run scripts/setup.sh (installs python3-torch)";
+  const int64_t b = 2, s = 72;  // s spans more than one attention tile
+  LlamaConfig c = tiny_config(s);
+  LlamaModel m(c);
+  m.init_weights(7);
+  const auto tokens = random_ids(b * s, c.vocab_size, 1), targets = random_ids(b * s, c.vocab_size, 2);
+  m.zero_grads();
+  const double loss = m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
+
+  const auto dir = std::filesystem::temp_directory_path() / "mds_model_test";
+  std::filesystem::create_directories(dir);
+  nlohmann::json spec = {{"layers", c.num_layers}, {"hidden", c.hidden_size},
+                         {"ffn", c.ffn_hidden_size}, {"heads", c.num_attention_heads},
+                         {"kv_heads", c.kv_heads()}, {"vocab", c.vocab_size},
+                         {"padded_vocab", c.padded_vocab_size}, {"seq", s}, {"batch", b},
+                         {"theta", c.rope_theta}, {"eps", c.norm_eps}};
+  for (const auto& p : m.table().params())
+    spec["params"].push_back(
+        {{"name", p.name}, {"shape", p.shape}, {"offset", p.offset}, {"numel", p.numel}});
+  std::ofstream(dir / "spec.json") << spec.dump();
+  write_raw(dir / "params.bin", m.params());
+  write_raw(dir / "tokens.bin", tokens);
+  write_raw(dir / "targets.bin", targets);
+  const std::string cmd = "/usr/bin/python3 " MDS_SOURCE_DIR "/tests/reference/torch_llama.py " +
+                          dir.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  double ref_loss = 0;
+  std::ifstream(dir / "loss.txt") >> ref_loss;
+  EXPECT_NEAR(loss, ref_loss, 1e-5 * ref_loss);
+  std::vector<float> ref(m.table().total());
+  std::ifstream(dir / "grads.bin", std::ios::binary)
+      .read(reinterpret_cast<char*>(ref.data()), std::streamsize(ref.size() * sizeof(float)));
+  for (const auto& p : m.table().params())
+    EXPECT_LT(rel_diff(m.grads().data() + p.offset, ref.data() + p.offset, p.numel), 1e-4)
+        << p.name;
+}
+
+TEST(LlamaModel, GradientsMatchFiniteDifferences) {
+  const int64_t b = 1, s = 12;
+  LlamaConfig c = tiny_config(s);
+  LlamaModel m(c);
+  m.init_weights(3);
+  const auto tokens = random_ids(b * s, c.vocab_size, 5), targets = random_ids(b * s, c.vocab_size, 6);
+  m.zero_grads();
+  m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
+  std::mt19937 gen(11);
+  for (const auto& p : m.table().params()) {
+    // A few entries of every tensor (rows of the embedding/head that the batch touches).
+    for (int trial = 0; trial < 3; ++trial) {
+      int64_t i = int64_t(gen() % p.numel);
+      if (p.name == "model.embed_tokens.weight") i = tokens[trial] * c.hidden_size + trial;
+      if (p.name == "lm_head.weight") i = targets[trial] * c.hidden_size + trial;
+      float& w = m.params()[p.offset + i];
+      const float saved = w, eps = 1e-2f;
+      w = saved + eps;
+      const double up = m.forward_loss(tokens.data(), targets.data(), b, s);
+      w = saved - eps;
+      const double down = m.forward_loss(tokens.data(), targets.data(), b, s);
+      w = saved;
+      const double fd = (up - down) / (2.0 * eps), g = m.grads()[p.offset + i];
+      EXPECT_NEAR(g, fd, 2e-3 * std::max(1.0, std::abs(fd)) + 2e-4) << p.name << "[" << i << "]";
+    }
+  }
+}
+
+TEST(LlamaModel, AccumulatedMicroBatchesEqualOneBatch) {
+  const int64_t s = 16;
+  LlamaConfig c = tiny_config(s);
+  LlamaModel m(c);
+  m.init_weights(1);
+  const auto tokens = random_ids(2 * s, c.vocab_size, 8), targets = random_ids(2 * s, c.vocab_size, 9);
+  m.zero_grads();
+  const double whole = m.forward_backward(tokens.data(), targets.data(), 2, s, 1.0f);
+  const std::vector<float> g_whole = m.grads();
+  m.zero_grads();
+  double halves = 0;
+  for (int k = 0; k < 2; ++k)
+    halves += 0.5 * m.forward_backward(tokens.data() + k * s, targets.data() + k * s, 1, s, 0.5f);
+  EXPECT_NEAR(halves, whole, 1e-6 * whole);
+  EXPECT_LT(rel_diff(m.grads().data(), g_whole.data(), int64_t(g_whole.size())), 1e-5);
+}
+
+TEST(LlamaModel, PaddedVocabularyRowsTakeNoPart) {
+  const int64_t s = 8;
+  LlamaConfig c = tiny_config(s);
+  LlamaModel m(c);
+  m.init_weights(2);
+  const auto tokens = random_ids(s, c.vocab_size, 3), targets = random_ids(s, c.vocab_size, 4);
+  m.zero_grads();
+  const double loss = m.forward_backward(tokens.data(), targets.data(), 1, s, 1.0f);
+  const auto& head = m.table().at("lm_head.weight");
+  for (int64_t i = c.vocab_size * c.hidden_size; i < head.numel; ++i)
+    ASSERT_EQ(m.grads()[head.offset + i], 0.0f);
+  // Changing the padding rows changes nothing: a model saved without them loads back exactly.
+  for (int64_t i = c.vocab_size * c.hidden_size; i < head.numel; ++i)
+    m.params()[head.offset + i] = 100.0f;
+  EXPECT_EQ(m.forward_loss(tokens.data(), targets.data(), 1, s), loss);
+}
+
+TEST(LlamaModel, InitDependsOnlyOnSeedNameAndIndex) {
+  std::vector<float> full(1000), part(300);
+  mds::fill_normal(full.data(), 1000, 0.5f, 42, mds::stream_id("w"));
+  mds::fill_normal(part.data(), 300, 0.5f, 42, mds::stream_id("w"), 501);
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(part[i], full[501 + i]);
+  double mean = 0, var = 0;
+  for (float x : full) mean += x / 1000.0;
+  for (float x : full) var += (x - mean) * (x - mean) / 1000.0;
+  EXPECT_NEAR(mean, 0.0, 0.05);
+  EXPECT_NEAR(std::sqrt(var), 0.5, 0.05);
+  LlamaConfig c = tiny_config(8);
+  LlamaModel a(c), b(c);
+  a.init_weights(5);
+  b.init_weights(5);
+  EXPECT_EQ(a.params(), b.params());
+  b.init_weights(6);
+  EXPECT_NE(a.params(), b.params());
+  const auto& norm = a.table().at("model.norm.weight");
+  EXPECT_EQ(a.params()[norm.offset], 1.0f);
+}
