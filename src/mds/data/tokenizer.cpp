@@ -1,12 +1,43 @@
 // build_tokenizer: Megatron's --tokenizer-type names to implementations.
+// To add a tokenizer, add one row to kTokenizers (its name, the flags it needs, its constructor).
 #include "mds/data/tokenizer.h"
 
+#include <string>
+
 #include "mds/core/error.h"
+#include "mds/data/gpt2_bpe.h"
 
 namespace mds::data {
+namespace {
+
+struct TokenizerType {
+  const char* name;
+  std::unique_ptr<Tokenizer> (*build)(const TokenizerOptions&);
+};
+
+// Each builder checks the flags its tokenizer needs, so the error names the missing flag.
+void require(const std::string& value, const char* flag, const TokenizerOptions& opts) {
+  MDS_CHECK(!value.empty(), "--tokenizer-type {} requires {}", opts.type, flag);
+}
+
+const TokenizerType kTokenizers[] = {
+    {"GPT2BPETokenizer",
+     [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
+       require(o.vocab_file, "--vocab-file (GPT-2's vocab.json, e.g. gpt2-vocab.json)", o);
+       require(o.merge_file, "--merge-file (GPT-2's merges.txt, e.g. gpt2-merges.txt)", o);
+       return std::make_unique<GPT2BPETokenizer>(o.vocab_file, o.merge_file);
+     }},
+};
+
+}  // namespace
 
 std::unique_ptr<Tokenizer> build_tokenizer(const TokenizerOptions& opts) {
-  MDS_FAIL("unknown --tokenizer-type '{}' (supported: GPT2BPETokenizer)", opts.type);
+  std::string supported;
+  for (const TokenizerType& t : kTokenizers) {
+    if (opts.type == t.name) return t.build(opts);
+    supported += supported.empty() ? t.name : std::string(", ") + t.name;
+  }
+  MDS_FAIL("unknown --tokenizer-type '{}' (supported: {})", opts.type, supported);
 }
 
 }  // namespace mds::data
