@@ -1,0 +1,58 @@
+// Embedding kernels: forward gathers table rows; backward sums rows of repeated ids into the
+// table (+=) and gives identical bits for any thread count.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include "mds/ops/ops.h"
+#include "ops_test_util.h"
+
+namespace mds {
+namespace {
+
+constexpr int64_t kVocab = 11;
+
+TEST(Embedding, ForwardGathersRows) {
+  const int64_t h = 70;
+  const std::vector<int32_t> ids = {3, 0, 10, 3, 7};
+  const auto table = test::randn(static_cast<size_t>(kVocab * h), 1);
+  std::vector<float> x(ids.size() * h);
+  ops::embedding_forward(x.data(), ids.data(), table.data(), static_cast<int64_t>(ids.size()), h);
+  for (size_t i = 0; i < ids.size(); ++i)
+    for (int64_t j = 0; j < h; ++j) ASSERT_EQ(x[i * h + j], table[ids[i] * h + j]);
+}
+
+TEST(Embedding, BackwardSumsRepeatedIdsIntoTable) {
+  const int64_t h = 130, n = 40;
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7) % 5);  // 5 ids, 8x each
+  ids[n - 1] = 9;
+  const auto dx = test::randn(static_cast<size_t>(n * h), 2);
+  std::vector<float> dtable = test::randn(static_cast<size_t>(kVocab * h), 3);
+  std::vector<double> expected = test::to_double(dtable);  // += into what was there
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < h; ++j) expected[ids[i] * h + j] += dx[i * h + j];
+  ops::embedding_backward(dtable.data(), dx.data(), ids.data(), n, h);
+  EXPECT_TRUE(test::all_close(dtable, expected, 1e-6, 1e-6));
+}
+
+TEST(Embedding, BackwardIdenticalBitsAcrossThreadCounts) {
+  const int64_t h = 200, n = 500;
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 13) % 3);
+  const auto dx = test::randn(static_cast<size_t>(n * h), 4);
+  auto run = [&] {
+    std::vector<float> dtable(static_cast<size_t>(kVocab * h), 0.0f);
+    ops::embedding_backward(dtable.data(), dx.data(), ids.data(), n, h);
+    return dtable;
+  };
+  const auto first = run();
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto serial = run();
+  omp_set_num_threads(threads);
+  EXPECT_TRUE(test::same_bits(first, serial));
+  EXPECT_TRUE(test::same_bits(first, run()));
+}
+
+}  // namespace
+}  // namespace mds
