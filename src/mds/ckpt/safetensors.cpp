@@ -164,6 +164,7 @@ int64_t write_safetensors(const std::string& path, const std::vector<TensorToWri
     for (const TensorToWrite* t : order) {
       int64_t numel = 1;
       for (int64_t d : t->shape) numel *= d;
+      if (numel == 0) continue;
       if (dtype == StDType::f32) {
         write_all(f, t->data, size_t(numel) * 4, path);
         continue;
