@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -160,40 +160,78 @@ class MergeTable {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Word cache: pre-token bytes -> ids. Sharded so that preprocessing threads rarely contend;
-// each shard is cleared when full, which bounds memory (~kShards * kShardCapacity words).
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
+// Word cache: pre-token bytes -> ids, shared by all threads. Sharded so that preprocessing threads
+// rarely contend. Each shard is a flat open-addressing table over one byte arena (word bytes then
+// its ids), so a hit costs about two cache misses instead of the several pointer chases of a
+// node-based map. A shard that fills up is cleared: memory stays bounded (~kShards * 320 KiB).
 class WordCache {
  public:
-  static constexpr size_t kShards = 64;
-  static constexpr size_t kShardCapacity = 1 << 14;
-  static constexpr size_t kMaxWordBytes = 128;  // longer words are rare: not worth caching
+  static constexpr size_t kMaxWordBytes = 64;  // longer words are rare: not worth caching
+
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    return h | 1;  // 0 marks an empty slot
+  }
 
   // Appends the cached ids of `word` to `out`; false when absent.
-  bool lookup(std::string_view word, size_t hash, std::vector<int32_t>& out) {
-    Shard& s = shards_[hash % kShards];
+  bool lookup(std::string_view word, uint64_t h, std::vector<int32_t>& out) {
+    Shard& s = shards_[h >> 58];
     std::lock_guard lock(s.mu);
-    auto it = s.map.find(word);
-    if (it == s.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
+    if (s.slots.empty()) return false;
+    for (size_t i = (h >> 20) & kSlotMask;; i = (i + 1) & kSlotMask) {
+      const Slot& slot = s.slots[i];
+      if (slot.hash == 0) return false;
+      if (slot.hash != h || slot.len != word.size()) continue;
+      const char* data = s.arena.data() + slot.offset;
+      if (std::memcmp(data, word.data(), word.size()) != 0) continue;
+      const size_t at = out.size();
+      out.resize(at + slot.count);
+      std::memcpy(out.data() + at, data + slot.len, slot.count * sizeof(int32_t));
+      return true;
+    }
   }
-  void insert(std::string_view word, size_t hash, const int32_t* ids, size_t n) {
+
+  void insert(std::string_view word, uint64_t h, const int32_t* ids, size_t n) {
     if (word.size() > kMaxWordBytes) return;
-    Shard& s = shards_[hash % kShards];
+    const size_t bytes = word.size() + n * sizeof(int32_t);
+    Shard& s = shards_[h >> 58];
     std::lock_guard lock(s.mu);
-    if (s.map.size() >= kShardCapacity) s.map.clear();
-    s.map.emplace(std::string(word), std::vector<int32_t>(ids, ids + n));
+    if (s.slots.empty() || s.words >= kMaxWords || s.used + bytes > kArenaBytes) {
+      s.slots.assign(kSlotMask + 1, Slot{});
+      s.arena.resize(kArenaBytes);
+      s.used = s.words = 0;
+    }
+    size_t i = (h >> 20) & kSlotMask;
+    for (; s.slots[i].hash != 0; i = (i + 1) & kSlotMask) {
+      if (s.slots[i].hash == h && s.slots[i].len == word.size() &&
+          std::memcmp(s.arena.data() + s.slots[i].offset, word.data(), word.size()) == 0)
+        return;  // another thread cached it meanwhile
+    }
+    std::memcpy(s.arena.data() + s.used, word.data(), word.size());
+    std::memcpy(s.arena.data() + s.used + word.size(), ids, n * sizeof(int32_t));
+    s.slots[i] = Slot{h, static_cast<uint32_t>(s.used), static_cast<uint16_t>(word.size()),
+                      static_cast<uint16_t>(n)};
+    s.used += bytes;
+    ++s.words;
   }
 
  private:
+  static constexpr size_t kShards = 64;               // indexed by the top 6 bits of the hash
+  static constexpr size_t kSlotMask = (1 << 13) - 1;  // 8192 slots, kept at most half full
+  static constexpr size_t kMaxWords = 4096;
+  static constexpr size_t kArenaBytes = 192 << 10;
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t offset = 0;
+    uint16_t len = 0;    // word bytes (<= kMaxWordBytes)
+    uint16_t count = 0;  // ids (<= word bytes)
+  };
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map;
+    std::vector<Slot> slots;  // allocated on first insert
+    std::vector<char> arena;
+    size_t used = 0, words = 0;
   };
   std::array<Shard, kShards> shards_;
 };
@@ -243,6 +281,7 @@ struct GPT2BPETokenizer::Impl {
   void compile_pattern();
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void bpe(std::string_view word, std::vector<int32_t>& out) const;
+  void bpe_long(std::string_view word, std::vector<int32_t>& out) const;
 };
 
 void GPT2BPETokenizer::Impl::load_vocab(const std::string& path,
@@ -353,12 +392,42 @@ void GPT2BPETokenizer::Impl::compile_pattern() {
   pcre2_jit_compile(pattern, PCRE2_JIT_COMPLETE);
 }
 
-// BPE of one pre-token. Semantics of GPT-2's bpe(): take the lowest-ranked adjacent pair, merge
-// every occurrence of it left to right (non-overlapping), repeat. Done in O(n log n) with a heap of
-// candidate pairs ordered by (rank, position) over a linked list of symbols, so that a long word
-// without spaces (a URL, base64) is not quadratic. Pairs created while merging rank r are held
-// back until all rank-r merges of that pass are done, exactly as GPT-2 rescans after each pass.
+// BPE of one pre-token, GPT-2's bpe(): take the lowest-ranked adjacent pair, merge every occurrence
+// of it left to right (non-overlapping), repeat until no adjacent pair has a rank. Short words
+// (nearly all) take the direct quadratic loop on the stack; long ones the heap version.
 void GPT2BPETokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) const {
+  constexpr size_t kShortWord = 48;
+  if (word.size() > kShortWord) return bpe_long(word, out);
+  int32_t sym[kShortWord];
+  int m = static_cast<int>(word.size());
+  for (int i = 0; i < m; ++i) sym[i] = byte_id[static_cast<unsigned char>(word[i])];
+  while (m > 1) {
+    int32_t best_rank = INT32_MAX, at = -1, merged = 0;
+    for (int i = 0; i + 1 < m; ++i) {
+      const Merge* mg = merges.find(sym[i], sym[i + 1]);
+      if (mg && mg->rank < best_rank) best_rank = mg->rank, at = i, merged = mg->id;
+    }
+    if (at < 0) break;
+    const int32_t a = sym[at], b = sym[at + 1];
+    int j = at;
+    for (int i = at; i < m;) {
+      if (i + 1 < m && sym[i] == a && sym[i + 1] == b) {
+        sym[j++] = merged;
+        i += 2;
+      } else {
+        sym[j++] = sym[i++];
+      }
+    }
+    m = j;
+  }
+  out.insert(out.end(), sym, sym + m);
+}
+
+// The same in O(n log n), so that a long word without spaces (a URL, base64, a DNA string) is not
+// quadratic: a heap of candidate pairs ordered by (rank, position) over a linked list of symbols.
+// Pairs created while merging rank r are held back until all rank-r merges of that pass are done,
+// exactly as GPT-2 rescans only after a whole pass.
+void GPT2BPETokenizer::Impl::bpe_long(std::string_view word, std::vector<int32_t>& out) const {
   const auto n = static_cast<int32_t>(word.size());
   struct Candidate {
     int32_t rank, pos, left, right, merged;
@@ -411,7 +480,7 @@ void GPT2BPETokenizer::Impl::encode_word(std::string_view word, std::vector<int3
     out.push_back(byte_id[static_cast<unsigned char>(word[0])]);
     return;
   }
-  const size_t hash = StringHash{}(word);
+  const uint64_t hash = WordCache::hash(word);
   if (cache.lookup(word, hash, out)) return;
   const size_t start = out.size();
   bpe(word, out);
