@@ -41,8 +41,8 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
 
 template <typename T>
 void write_raw(const std::filesystem::path& p, const std::vector<T>& v) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(v.data()),
-                                           std::streamsize(v.size() * sizeof(T)));
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
 }
 
 // Relative L2 distance of a against b over [offset, offset + n).
@@ -64,17 +64,24 @@ TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(7);
-  const auto tokens = random_ids(b * s, c.vocab_size, 1), targets = random_ids(b * s, c.vocab_size, 2);
+  const auto tokens = random_ids(b * s, c.vocab_size, 1),
+             targets = random_ids(b * s, c.vocab_size, 2);
   m.zero_grads();
   const double loss = m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
 
   const auto dir = std::filesystem::temp_directory_path() / "mds_model_test";
   std::filesystem::create_directories(dir);
-  nlohmann::json spec = {{"layers", c.num_layers}, {"hidden", c.hidden_size},
-                         {"ffn", c.ffn_hidden_size}, {"heads", c.num_attention_heads},
-                         {"kv_heads", c.kv_heads()}, {"vocab", c.vocab_size},
-                         {"padded_vocab", c.padded_vocab_size}, {"seq", s}, {"batch", b},
-                         {"theta", c.rope_theta}, {"eps", c.norm_eps}};
+  nlohmann::json spec = {{"layers", c.num_layers},
+                         {"hidden", c.hidden_size},
+                         {"ffn", c.ffn_hidden_size},
+                         {"heads", c.num_attention_heads},
+                         {"kv_heads", c.kv_heads()},
+                         {"vocab", c.vocab_size},
+                         {"padded_vocab", c.padded_vocab_size},
+                         {"seq", s},
+                         {"batch", b},
+                         {"theta", c.rope_theta},
+                         {"eps", c.norm_eps}};
   for (const auto& p : m.table().params())
     spec["params"].push_back(
         {{"name", p.name}, {"shape", p.shape}, {"offset", p.offset}, {"numel", p.numel}});
@@ -82,8 +89,8 @@ TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
   write_raw(dir / "params.bin", m.params());
   write_raw(dir / "tokens.bin", tokens);
   write_raw(dir / "targets.bin", targets);
-  const std::string cmd = "/usr/bin/python3 " MDS_SOURCE_DIR "/tests/reference/torch_llama.py " +
-                          dir.string();
+  const std::string cmd =
+      "/usr/bin/python3 " MDS_SOURCE_DIR "/tests/reference/torch_llama.py " + dir.string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   double ref_loss = 0;
@@ -102,7 +109,8 @@ TEST(LlamaModel, GradientsMatchFiniteDifferences) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(3);
-  const auto tokens = random_ids(b * s, c.vocab_size, 5), targets = random_ids(b * s, c.vocab_size, 6);
+  const auto tokens = random_ids(b * s, c.vocab_size, 5),
+             targets = random_ids(b * s, c.vocab_size, 6);
   m.zero_grads();
   m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
   std::mt19937 gen(11);
@@ -130,7 +138,8 @@ TEST(LlamaModel, AccumulatedMicroBatchesEqualOneBatch) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(1);
-  const auto tokens = random_ids(2 * s, c.vocab_size, 8), targets = random_ids(2 * s, c.vocab_size, 9);
+  const auto tokens = random_ids(2 * s, c.vocab_size, 8),
+             targets = random_ids(2 * s, c.vocab_size, 9);
   m.zero_grads();
   const double whole = m.forward_backward(tokens.data(), targets.data(), 2, s, 1.0f);
   const std::vector<float> g_whole = m.grads();

@@ -16,7 +16,7 @@ template <typename... Args>
 std::string strfmt(std::string_view fmt, const Args&... args) {
   std::ostringstream out;
   size_t pos = 0;
-  auto one = [&](const auto& arg) {
+  [[maybe_unused]] auto one = [&](const auto& arg) {
     size_t open = fmt.find("{}", pos);
     if (open == std::string_view::npos) return;
     out << fmt.substr(pos, open - pos) << arg;
@@ -39,16 +39,16 @@ struct InternalError : std::logic_error {
 
 }  // namespace mds
 
-#define MDS_CHECK(cond, ...)                                    \
-  do {                                                          \
+#define MDS_CHECK(cond, ...)                                         \
+  do {                                                               \
     if (!(cond)) throw ::mds::UserError(::mds::strfmt(__VA_ARGS__)); \
   } while (0)
 
 #define MDS_FAIL(...) throw ::mds::UserError(::mds::strfmt(__VA_ARGS__))
 
-#define MDS_ASSERT(cond, ...)                                                             \
-  do {                                                                                    \
-    if (!(cond))                                                                          \
+#define MDS_ASSERT(cond, ...)                                                                   \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
       throw ::mds::InternalError(::mds::strfmt("{}:{}: internal error: ", __FILE__, __LINE__) + \
-                                 ::mds::strfmt(__VA_ARGS__));                             \
+                                 ::mds::strfmt(__VA_ARGS__));                                   \
   } while (0)

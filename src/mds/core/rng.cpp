@@ -15,7 +15,9 @@ uint64_t mix(uint64_t z) {
 constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;  // splitmix64's counter increment
 
 // A uniform in (0, 1], 53 bits.
-double uniform(uint64_t key) { return (double(mix(key) >> 11) + 1.0) * 0x1.0p-53; }
+double uniform(uint64_t key) {
+  return (double(mix(key) >> 11) + 1.0) * 0x1.0p-53;
+}
 
 }  // namespace
 

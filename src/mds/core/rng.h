@@ -14,7 +14,6 @@ namespace mds {
 uint64_t stream_id(std::string_view name);
 
 // x[j] = std * N(0,1) sample number (first + j) of stream (seed, stream), j in [0, n).
-void fill_normal(float* x, int64_t n, float std, uint64_t seed, uint64_t stream,
-                 int64_t first = 0);
+void fill_normal(float* x, int64_t n, float std, uint64_t seed, uint64_t stream, int64_t first = 0);
 
 }  // namespace mds

@@ -7,9 +7,9 @@ namespace mds::model {
 BlockWeights BlockWeights::in(float* base, const ParamTable& table, int64_t layer) {
   const std::string l = "model.layers." + std::to_string(layer) + ".";
   auto at = [&](const char* name) { return base + table.at(l + name).offset; };
-  return {at("input_layernorm.weight"),          at("self_attn.q_proj.weight"),
-          at("self_attn.o_proj.weight"),         at("post_attention_layernorm.weight"),
-          at("mlp.gate_proj.weight"),            at("mlp.down_proj.weight")};
+  return {at("input_layernorm.weight"),  at("self_attn.q_proj.weight"),
+          at("self_attn.o_proj.weight"), at("post_attention_layernorm.weight"),
+          at("mlp.gate_proj.weight"),    at("mlp.down_proj.weight")};
 }
 
 void BlockActs::resize(const LlamaConfig& c, const BatchShape& shape) {
@@ -58,14 +58,13 @@ void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a
                     shape.pos0);
   ops::rope_forward(k, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nkv, hd, qkvd,
                     shape.pos0);
-  ops::attention_forward(a.attn.data(), a.lse.data(), q, k, v, shape.b, shape.s, nq, nkv, hd,
-                         qkvd, qd);
+  ops::attention_forward(a.attn.data(), a.lse.data(), q, k, v, shape.b, shape.s, nq, nkv, hd, qkvd,
+                         qd);
   ops::linear_forward(a.mid.data(), a.attn.data(), w.o_proj, n, qd, h);
   ops::add_inplace(a.mid.data(), x, n * h);
 
   // MLP half: y = mid + down(silu(gate) * up).
-  ops::rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h,
-                       c.norm_eps);
+  ops::rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, c.norm_eps);
   ops::linear_forward(a.gate_up.data(), a.norm2.data(), w.gate_up, n, h, 2 * f);
   ops::swiglu_forward(a.act.data(), a.gate_up.data(), n, f);
   ops::linear_forward(y, a.act.data(), w.down, n, f, h);
@@ -82,18 +81,17 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   // MLP half. The residual passes dy straight through; the norm's input gradient adds to it.
   ops::linear_backward(t.d_act.data(), g.down, dx, a.act.data(), w.down, n, f, h, false);
   ops::swiglu_backward(t.d_gate_up.data(), t.d_act.data(), a.gate_up.data(), n, f);
-  ops::linear_backward(t.d_norm.data(), g.gate_up, t.d_gate_up.data(), a.norm2.data(), w.gate_up,
-                       n, h, 2 * f, false);
-  ops::rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm,
-                        a.rstd2.data(), n, h);  // dx is now dL/dmid
+  ops::linear_backward(t.d_norm.data(), g.gate_up, t.d_gate_up.data(), a.norm2.data(), w.gate_up, n,
+                       h, 2 * f, false);
+  ops::rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm, a.rstd2.data(),
+                        n, h);  // dx is now dL/dmid
 
   // Attention half.
   const float* q = a.qkv.data();
   float* dq = t.d_qkv.data();
   ops::linear_backward(t.d_attn.data(), g.o_proj, dx, a.attn.data(), w.o_proj, n, qd, h, false);
-  ops::attention_backward(dq, dq + qd, dq + qd + kvd, t.d_attn.data(), a.attn.data(),
-                          a.lse.data(), q, q + qd, q + qd + kvd, shape.b, shape.s, nq, nkv, hd,
-                          qkvd, qd);
+  ops::attention_backward(dq, dq + qd, dq + qd + kvd, t.d_attn.data(), a.attn.data(), a.lse.data(),
+                          q, q + qd, q + qd + kvd, shape.b, shape.s, nq, nkv, hd, qkvd, qd);
   ops::rope_backward(dq, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nq, hd, qkvd,
                      shape.pos0);
   ops::rope_backward(dq + qd, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nkv, hd, qkvd,

@@ -25,7 +25,9 @@ void LlamaModel::init_weights(uint64_t seed) {
   }
 }
 
-void LlamaModel::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void LlamaModel::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+}
 
 void LlamaModel::prepare(int64_t b, int64_t s) {
   if (shape_.b == b && shape_.s == s) return;
@@ -54,7 +56,7 @@ double LlamaModel::forward_loss(const int32_t* tokens, const int32_t* targets, i
 }
 
 double LlamaModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t b,
-                                   int64_t s, float loss_weight) {
+                                    int64_t s, float loss_weight) {
   prepare(b, s);
   forward_blocks(tokens);
   const int64_t n = shape_.n();

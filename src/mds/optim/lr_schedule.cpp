@@ -28,8 +28,7 @@ double LRSchedule::lr_at(int64_t step) const {
     return o_.max_lr * double(step) / double(o_.warmup_samples);
   if (o_.style == DecayStyle::constant || o_.decay_samples <= 0) return o_.max_lr;
   if (step > o_.decay_samples) return o_.min_lr;
-  const double r =
-      double(step - o_.warmup_samples) / double(o_.decay_samples - o_.warmup_samples);
+  const double r = double(step - o_.warmup_samples) / double(o_.decay_samples - o_.warmup_samples);
   const double coeff = o_.style == DecayStyle::linear ? 1.0 - r : 0.5 * (std::cos(M_PI * r) + 1.0);
   return o_.min_lr + (o_.max_lr - o_.min_lr) * coeff;
 }

@@ -18,7 +18,9 @@ void add_llama_recipe_flags(CLI::App& app, std::string& normalization, double& h
         "--no-bias-gelu-fusion", "--no-bias-dropout-fusion", "--no-gradient-accumulation-fusion",
         "--use-flash-attn", "--use-flash-attn-v2", "--no-pipeline-parallel", "--fp32",
         "--accumulate-allreduce-grads-in-fp32"})
-    app.add_flag(name, "accepted: this is what mds always does")->group("Megatron recipe flags");
+    app.add_flag(std::string(name))
+        ->description("accepted: this is what mds always does")
+        ->group("Megatron recipe flags");
   app.add_option("--normalization", normalization, "must be rmsnorm")
       ->group("Megatron recipe flags");
   app.add_option("--hidden-dropout", hidden_dropout, "must be 0")->group("Megatron recipe flags");
@@ -40,8 +42,7 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--num-attention-heads", m.num_attention_heads)->group(g)->required();
   app.add_option("--num-key-value-heads", m.num_key_value_heads, "0: same as heads")->group(g);
   app.add_option("--seq-length", m.seq_length)->group(g)->required();
-  app.add_option("--max-position-embeddings", m.max_position_embeddings, "0: seq length")
-      ->group(g);
+  app.add_option("--max-position-embeddings", m.max_position_embeddings, "0: seq length")->group(g);
   app.add_option("--rotary-position-embeddings-theta,--rope-theta", m.rope_theta)->group(g);
   app.add_option("--layernorm-epsilon,--norm-epsilon", m.norm_eps)->group(g);
   app.add_option("--init-method-std", m.init_method_std)->group(g);

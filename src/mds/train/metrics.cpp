@@ -62,8 +62,8 @@ std::string format_validation_line(const std::string& where, double loss) {
 }
 
 double flops_per_iteration(const model::LlamaConfig& c, int64_t global_batch_size) {
-  const double B = double(global_batch_size), s = double(c.seq_length),
-               L = double(c.num_layers), h = double(c.hidden_size);
+  const double B = double(global_batch_size), s = double(c.seq_length), L = double(c.num_layers),
+               h = double(c.hidden_size);
   const double ffn = double(c.ffn_hidden_size), kv = double(c.kv_heads()),
                heads = double(c.num_attention_heads), vpad = double(c.padded_vocab_size);
   return 12.0 * B * s * L * h * h *

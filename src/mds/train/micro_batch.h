@@ -15,9 +15,8 @@ struct MicroBatch {
   std::vector<int32_t> tokens, targets;  // [b, s] each
 };
 
-// Reads samples [first, first + b) (modulo the dataset size) into mb. A token id at or above
-// vocab_size is a UserError: the data was tokenized with another vocabulary.
-void read_micro_batch(const data::GPTDataset& dataset, int64_t first, int64_t b,
-                      int64_t vocab_size, MicroBatch& mb);
+// Reads samples [first, first + b) (modulo the dataset size) into mb. The dataset's vocab
+// limit (set_vocab_limit) rejects ids the model cannot embed.
+void read_micro_batch(const data::GPTDataset& dataset, int64_t first, int64_t b, MicroBatch& mb);
 
 }  // namespace mds::train

@@ -33,7 +33,7 @@ struct Datasets {
 // eval_iters x gbs (one evaluation per interval plus the final one); test = eval_iters x gbs.
 Datasets build_datasets(const TrainArgs& a) {
   auto data = std::make_shared<const data::IndexedDataset>(a.data_path[0]);
-  const int64_t num_docs = int64_t(data->doc_idx().size()) - 1;
+  const int64_t num_docs = data->num_doc_idx() - 1;
   const auto ranges = data::split_documents(a.split, num_docs);
   const int64_t gbs = a.global_batch_size;
   const int64_t wanted[3] = {a.train_iters * gbs,
@@ -48,6 +48,7 @@ Datasets build_datasets(const TrainArgs& a) {
     if (end <= begin || wanted[i] == 0) continue;
     sets[i] = std::make_unique<data::GPTDataset>(data, begin, end, wanted[i],
                                                  int(a.model.seq_length), a.seed);
+    sets[i]->set_vocab_limit(a.model.vocab_size);
     std::printf(">   %-10s documents [%lld, %lld), %lld samples\n", names[i], (long long)begin,
                 (long long)end, (long long)wanted[i]);
   }
@@ -79,7 +80,7 @@ double evaluate(model::LlamaModel& model, const data::GPTDataset& dataset, int64
   int64_t count = 0;
   for (int64_t it = 0; it < a.eval_iters; ++it)
     for (int64_t k = 0; k < a.num_micro_batches(); ++k, ++count) {
-      read_micro_batch(dataset, consumed, a.micro_batch_size, model.config().vocab_size, mb);
+      read_micro_batch(dataset, consumed, a.micro_batch_size, mb);
       consumed += a.micro_batch_size;
       sum += model.forward_loss(mb.tokens.data(), mb.targets.data(), mb.b, mb.s);
     }
@@ -131,8 +132,7 @@ int run_training(TrainArgs a) {
     model.zero_grads();
     double loss = 0;
     for (int64_t k = 0; k < nmb; ++k) {
-      read_micro_batch(*data.train, consumed + k * a.micro_batch_size, a.micro_batch_size,
-                       model.config().vocab_size, mb);
+      read_micro_batch(*data.train, consumed + k * a.micro_batch_size, a.micro_batch_size, mb);
       loss += model.forward_backward(mb.tokens.data(), mb.targets.data(), mb.b, mb.s,
                                      1.0f / float(nmb)) /
               double(nmb);
@@ -141,8 +141,8 @@ int run_training(TrainArgs a) {
               "lm loss is {} at iteration {}: training diverged; lower --lr, raise "
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
               loss, iteration + 1);
-    const double grad_norm = optimizer.step(model.params().data(), model.grads().data(),
-                                            schedule.lr());
+    const double grad_norm =
+        optimizer.step(model.params().data(), model.grads().data(), schedule.lr());
     schedule.step(gbs);
     consumed += gbs;
     ++iteration;
