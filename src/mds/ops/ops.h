@@ -41,6 +41,7 @@ void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int
 // view whose rows (one token) are qkv_stride floats apart, so they can live inside one fused
 // qkv buffer. out: [b, s, nq, hd] with rows out_stride apart. lse: [b, nq, s] row
 // log-sum-exp, the only statistic saved: no s x s matrix is ever stored. Scale 1/sqrt(hd).
+// Deterministic: bit-identical results for any thread count.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride);
@@ -60,8 +61,9 @@ void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t
 void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h);
 
 // ---- Cross entropy over a padded vocabulary ----------------------------------------------
-// logits: [n, vpad]; only columns < vocab take part (padding rows are masked out of the
+// logits: [n, vpad]; only columns < vocab take part (padding columns are masked out of the
 // softmax). losses[i] = logsumexp(logits[i, :vocab]) - logits[i, target[i]].
+// A target outside [0, vocab) throws mds::UserError (data tokenized for another vocabulary).
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab);
 // Same losses, and dlogits = (softmax - onehot) * dscale on columns < vocab, 0 on padding.
