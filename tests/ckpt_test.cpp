@@ -219,6 +219,7 @@ TEST(Safetensors, WritesPaddedHeaderAndReadsBackF32AndBf16) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(got[i], bf16_to_f32(f32_to_bf16(a[i]))) << i;
   EXPECT_EQ(got[3], 1.0f);  // 1 + 2^-8 is a tie between 1 and 1 + 2^-7: even wins
   EXPECT_EQ(got[4], 7.0f);
+  EXPECT_EQ(got[5], bf16_to_f32(0x3DCD));  // 0.1f = 0x3DCCCCCD rounds up, not truncates
   expect_user_error([&] { g.info("nope"); }, {"bf16.safetensors", "nope"});
 }
 
@@ -487,6 +488,11 @@ TEST(HfCheckpoint, MissingTensorOrFilesAreNamed) {
   write_bytes(tmp / "config.json", R"({"model_type": "llama", "hidden_size": 8})");
   expect_user_error([&] { read_hf_config(tmp.path.string()); },
                     {"config.json", "num_hidden_layers"});
+  write_bytes(tmp / "config.json",
+              R"({"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 96,
+                  "num_attention_heads": 4, "vocab_size": 100,
+                  "rope_scaling": {"rope_type": "llama3", "factor": 8.0}})");
+  expect_user_error([&] { read_hf_config(tmp.path.string()); }, {"rope_scaling", "llama3"});
 }
 
 TEST(CheckpointDir, SaveRenamesIntoPlaceThenMarksLatest) {

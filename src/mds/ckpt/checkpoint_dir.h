@@ -8,6 +8,8 @@
 // through a temporary file and a rename. A crash at any point therefore leaves latest naming a
 // complete checkpoint. Each iter folder is a plain Hugging Face folder plus mds_state.json, so
 // `--load SAVE/iter_0000100` and transformers' from_pretrained both read it.
+// mds_state.json: {"mds_checkpoint_version": 1, "iteration": N, "consumed_samples": S,
+// "args": {...}} (the run's arguments as given by the trainer).
 // For now one process writes (rank 0); with sharded state every rank will write into the tmp
 // folder and rank 0 renames after a barrier.
 #pragma once
