@@ -1,0 +1,460 @@
+// GPT-2 BPE tokenizer: ids equal to the reference (npm gpt-3-encoder via tests/reference/
+// gpt2_encode.js) on the Brown corpus and on hand-made hard cases, exact decode round trips,
+// invalid UTF-8, concurrency, BPE merge semantics on a synthetic vocabulary, and the errors users
+// see. Needs `bash scripts/prepare_data.sh` (data dir: $MDS_DATA_DIR or <repo>/data) and node for
+// the reference tests; without them those tests are skipped with a message saying so.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mds/core/error.h"
+#include "mds/data/gpt2_bpe.h"
+#include "mds/data/tokenizer.h"
+
+namespace fs = std::filesystem;
+using mds::data::GPT2BPETokenizer;
+using Ids = std::vector<int32_t>;
+
+namespace {
+
+std::string data_dir() {
+  const char* env = std::getenv("MDS_DATA_DIR");
+  return env && *env ? env : MDS_SOURCE_DIR "/data";
+}
+
+// Empty when the data is there, else why the test must be skipped.
+std::string missing_data() {
+  for (const char* f : {"gpt2-vocab.json", "gpt2-merges.txt", "brown.jsonl"}) {
+    if (!fs::exists(fs::path(data_dir()) / f))
+      return mds::strfmt("{}/{} not found: run `bash scripts/prepare_data.sh` first", data_dir(),
+                         f);
+  }
+  return "";
+}
+
+std::string missing_reference() {
+  if (auto why = missing_data(); !why.empty()) return why;
+  if (!fs::exists(fs::path(data_dir()) / "node_modules/gpt-3-encoder"))
+    return "gpt-3-encoder not installed: run `bash scripts/prepare_data.sh`";
+  if (std::system("node --version >/dev/null 2>&1") != 0) return "node not found on PATH";
+  return "";
+}
+
+#define SKIP_UNLESS(why)              \
+  do {                                \
+    if (auto w = (why); !w.empty()) { \
+      GTEST_SKIP() << w;              \
+    }                                 \
+  } while (0)
+
+const GPT2BPETokenizer& gpt2() {
+  static const GPT2BPETokenizer tok(data_dir() + "/gpt2-vocab.json",
+                                    data_dir() + "/gpt2-merges.txt");
+  return tok;
+}
+
+// A file in a directory private to this test process (ctest runs tests in parallel).
+fs::path temp_path(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path dir = fs::temp_directory_path() /
+                 mds::strfmt("mds_tok_{}_{}_{}", info->test_suite_name(), info->name(), getpid());
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+// Runs the reference on a JSONL file; one id array per non-blank line.
+std::vector<Ids> reference_ids(const fs::path& jsonl) {
+  const std::string cmd = mds::strfmt("node '{}/tests/reference/gpt2_encode.js' '{}' < '{}'",
+                                      MDS_SOURCE_DIR, data_dir(), jsonl.string());
+  FILE* pipe = popen(cmd.c_str(), "r");
+  EXPECT_NE(pipe, nullptr) << cmd;
+  if (!pipe) return {};
+  std::string out;
+  char buf[1 << 16];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  EXPECT_EQ(pclose(pipe), 0) << cmd;
+  std::vector<Ids> ids;
+  size_t pos = 0;
+  for (size_t end; (end = out.find('\n', pos)) != std::string::npos; pos = end + 1)
+    ids.push_back(nlohmann::json::parse(out.substr(pos, end - pos)).get<Ids>());
+  return ids;
+}
+
+std::vector<Ids> reference_ids(const std::vector<std::string>& texts) {
+  const fs::path in = temp_path("input.jsonl");
+  std::ofstream(in) << [&] {
+    std::string s;
+    for (const auto& t : texts) s += nlohmann::json{{"text", t}}.dump() + "\n";
+    return s;
+  }();
+  return reference_ids(in);
+}
+
+std::vector<std::string> brown_texts() {
+  std::ifstream in(data_dir() + "/brown.jsonl");
+  std::vector<std::string> texts;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
+  return texts;
+}
+
+std::string repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+// Inputs chosen where byte-level BPE implementations tend to differ.
+std::vector<std::string> hard_cases() {
+  return {
+      "",
+      "Hello world",
+      "Hello, world! How are you?",
+      " leading space",
+      "trailing space ",
+      "trailing spaces   ",
+      "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m fa\u00e7ade",
+      "\u5317\u4eac\u662f\u4e2d\u56fd\u7684\u9996\u90fd\u3002\u65e5\u672c\u8a9e\u306e\u30c6\u30ad"
+      "\u30b9\u30c8",
+      "\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8",
+      // Emoji: plain, skin tones (modifiers), ZWJ family, flag with variation selector.
+      "emoji \U0001F600 \U0001F389\U0001F44D\U0001F3FD "
+      "\U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466 "
+      "\U0001F3F3\uFE0F\u200D\U0001F308 \u2764\uFE0F",
+      "\U0001F44D\U0001F3FB\U0001F44D\U0001F3FC\U0001F44D\U0001F3FE\U0001F44D\U0001F3FF",
+      // Whitespace runs: \s+(?!\S) leaves the last space to the next word.
+      "a  b   c    d",
+      "tabs\tand\t\ttabs",
+      "new\nlines\n\n\nmany",
+      "trailing newline\n",
+      "\n\n\n",
+      "   ",
+      "\t \n \t",
+      "word   \nnext",
+      "x \n y",
+      "a\r\nb\r\n",
+      "end with spaces and word   word",
+      repeat(" ", 300) + "x",
+      repeat("\n", 200),
+      repeat(" \n", 100) + "x",
+      // Contractions: only lowercase ASCII ones are split off; 'S is not.
+      "it's I'm we're they've you'll he'd don't",
+      "IT'S I'M WE'RE THEY'VE YOU'LL HE'D DON'T",
+      "It'S",
+      "'s 's's",
+      "l'amour d'accord",
+      "it\u2019s curly",
+      // Digits and numbers.
+      "12345678901234567890 3.14159 1,000,000",
+      "\u0663\u0664\u0665 \u00b9\u00b2\u00b3 \u00bd \u216b",
+      "0x1F 2nd 3rd 4th",
+      repeat("1", 500),
+      // Punctuation runs.
+      "!!! ??? ... --- *** ((( ))) {[<>]} @#$%^&*",
+      "a.b.c,d;e:f",
+      "{\"a\": \"b\",\"c\": [\"d\",\"e\"]}",
+      "say \",\",\", he",
+      "],[ ',',' \"\",\"\"",
+      "<|endoftext|>",
+      "https://example.com/path?query=1&x=y#frag email@example.com C:\\Windows\\System32",
+      // Unicode whitespace: NBSP, en/em/thin/ideographic spaces, line/paragraph separators, BOM,
+      // and characters that are NOT whitespace in JavaScript (U+180E, U+0085, \x1c-\x1f).
+      "non\u00a0breaking\u00a0space",
+      "\u00a0\u00a0x",
+      "en\u2002space em\u2003space thin\u2009space ideographic\u3000space",
+      "line\u2028sep para\u2029sep",
+      "bom\ufeffinside",
+      "\ufeffstart",
+      "mongolian\u180evowel",
+      "nel\u0085char",
+      "vt\x0b"
+      "ff\x0c"
+      "fs\x1c"
+      "gs\x1d"
+      "rs\x1e"
+      "us\x1f",
+      "a \x0b b \x0c c",
+      // Control characters, including NUL.
+      std::string("nul\0byte", 8),
+      "bell\x07"
+      "esc\x1b"
+      "del\x7f",
+      "zwsp\u200bzwj\u200dzwnj\u200c",
+      // Long words (the heap path of BPE).
+      repeat("a", 5000),
+      repeat("supercalifragilisticexpialidocious", 20),
+      repeat("ab", 700),
+      repeat("!", 3000),
+      // Scripts.
+      "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645",
+      "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e",
+      "\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35\u0e0a\u0e32\u0e27\u0e42\u0e25\u0e01",
+      "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 \u0393\u03b5\u03b9\u03ac "
+      "\u05e9\u05dc\u05d5\u05dd",
+      "mixed English\u4e2d\u6587\u0627\u0644\u0639\u0631\u0628\u064a\u0629\u0939\u093f\u0928"
+      "\u094d\u0926\u0940",
+      "combining e\u0301 a\u0308",
+      "math \u2211\u222b\u221a\u221e \u2264\u2265",
+      "\U0001D518\U0001D52B\U0001D526\U0001D520 \U0001D7D9\U0001D7DA\U0001D7DB",
+      repeat("The quick brown fox jumps over the lazy dog. ", 10),
+  };
+}
+
+// A tiny synthetic GPT-2-format vocabulary: the 256 byte symbols (ids 0-255, ASCII printable
+// bytes are their own symbol), <|endoftext|> = 256, then one token per merge.
+using MergeList = std::vector<std::pair<std::string, std::string>>;
+
+struct TinyVocab {
+  fs::path vocab, merges;
+  explicit TinyVocab(const MergeList& merge_list) {
+    nlohmann::json v = nlohmann::json::object();
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      const unsigned cp = printable ? b : 256 + n++;
+      std::string sym;
+      if (cp < 0x80) {
+        sym.push_back(static_cast<char>(cp));
+      } else {
+        sym.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        sym.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      }
+      v[sym] = b;
+    }
+    v["<|endoftext|>"] = 256;
+    std::string m = "#version: 0.2\n";
+    for (const auto& [a, b] : merge_list) {
+      if (!v.contains(a + b)) v[a + b] = static_cast<int>(v.size());
+      m += a + " " + b + "\n";
+    }
+    vocab = temp_path("tiny-vocab.json");
+    merges = temp_path("tiny-merges.txt");
+    std::ofstream(vocab) << v.dump();
+    std::ofstream(merges) << m;
+  }
+  int32_t id(const std::string& token) const {
+    std::ifstream in(vocab);
+    return nlohmann::json::parse(in).at(token).get<int32_t>();
+  }
+};
+
+template <typename F>
+std::string user_error(F&& f) {
+  try {
+    f();
+  } catch (const mds::UserError& e) {
+    return e.what();
+  }
+  return "(no UserError thrown)";
+}
+
+}  // namespace
+
+TEST(GPT2BPE, VocabularyAndKnownIds) {
+  SKIP_UNLESS(missing_data());
+  const auto& tok = gpt2();
+  EXPECT_EQ(tok.vocab_size(), 50257);
+  EXPECT_EQ(tok.eod(), 50256);
+  EXPECT_EQ(tok.encode("Hello world"), (Ids{15496, 995}));
+  EXPECT_EQ(tok.encode(""), Ids{});
+  // The end-of-document marker in text is ordinary text, as in Megatron: never the eod id.
+  const Ids marker = tok.encode("<|endoftext|>");
+  EXPECT_GT(marker.size(), 1u);
+  EXPECT_EQ(std::count(marker.begin(), marker.end(), tok.eod()), 0);
+  EXPECT_EQ(tok.decode({tok.eod()}), "<|endoftext|>");
+  EXPECT_EQ(tok.token_bytes(220), " ");
+  EXPECT_NE(user_error([&] { tok.decode({50257}); }).find("outside"), std::string::npos);
+  EXPECT_NE(user_error([&] { tok.decode({-1}); }).find("outside"), std::string::npos);
+}
+
+TEST(GPT2BPE, BrownCorpusMatchesReference) {
+  SKIP_UNLESS(missing_reference());
+  const std::vector<std::string> texts = brown_texts();
+  ASSERT_EQ(texts.size(), 500u);
+  const std::vector<Ids> want = reference_ids(fs::path(data_dir()) / "brown.jsonl");
+  ASSERT_EQ(want.size(), texts.size());
+  size_t tokens = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const Ids got = gpt2().encode(texts[i]);
+    ASSERT_EQ(got, want[i]) << "Brown document " << i;
+    ASSERT_EQ(gpt2().decode(got), texts[i]) << "Brown document " << i;
+    tokens += got.size();
+  }
+  EXPECT_GT(tokens, 1000000u);
+}
+
+TEST(GPT2BPE, HardCasesMatchReference) {
+  SKIP_UNLESS(missing_reference());
+  const std::vector<std::string> cases = hard_cases();
+  const std::vector<Ids> want = reference_ids(cases);
+  ASSERT_EQ(want.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Ids got = gpt2().encode(cases[i]);
+    EXPECT_EQ(got, want[i]) << "case " << i << ": " << nlohmann::json(cases[i]).dump();
+    EXPECT_EQ(gpt2().decode(got), cases[i]) << "case " << i;
+  }
+}
+
+// Invalid UTF-8 is read as node reads it (each maximal invalid subpart -> U+FFFD), so encode
+// agrees with the reference on the same bytes, and decode returns the repaired text.
+TEST(GPT2BPE, InvalidUtf8EncodesAsReplacementCharacters) {
+  SKIP_UNLESS(missing_reference());
+  const std::vector<std::string> bad = {
+      "abc\xff"
+      "def",
+      "\xc3",
+      "\xc3(",
+      "\xe2\x82",
+      "\xe2\x82x",
+      "\xf0\x9f\x98",
+      "\xf0\x9f\x98 ok",
+      "\xed\xa0\x80",
+      "\xc0\xaf",
+      "\xe0\x80\xaf",
+      "\xf4\x90\x80\x80",
+      "\xf8\x88\x80\x80\x80",
+      "\x80\x80\x80",
+      "caf\xe9 na\xefve",
+      "ok \xf0\x9f\x98\x80 \xff\xfe"};
+  // Written byte for byte (a JSON library would refuse the invalid bytes); no quotes or
+  // backslashes occur in these strings.
+  const fs::path in = temp_path("invalid.jsonl");
+  {
+    std::ofstream out(in, std::ios::binary);
+    for (const auto& s : bad) out << "{\"text\":\"" << s << "\"}\n";
+  }
+  const std::vector<Ids> want = reference_ids(in);
+  ASSERT_EQ(want.size(), bad.size());
+  for (size_t i = 0; i < bad.size(); ++i) {
+    const Ids got = gpt2().encode(bad[i]);
+    EXPECT_EQ(got, want[i]) << "case " << i;
+    EXPECT_EQ(gpt2().decode(got), mds::data::repair_utf8(bad[i])) << "case " << i;
+  }
+}
+
+TEST(RepairUtf8, ReplacesMaximalInvalidSubparts) {
+  using mds::data::repair_utf8;
+  const std::string r = "\xEF\xBF\xBD";  // U+FFFD
+  EXPECT_EQ(repair_utf8("plain \xC3\xA9 \xF0\x9F\x98\x80"), "plain \xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(repair_utf8("\xC3("), r + "(");
+  EXPECT_EQ(repair_utf8("\xF0\x9F\x98"), r);                  // truncated 4-byte: one subpart
+  EXPECT_EQ(repair_utf8("\xED\xA0\x80"), r + r + r);          // a surrogate: no valid prefix
+  EXPECT_EQ(repair_utf8("\xC0\xAF"), r + r);                  // overlong
+  EXPECT_EQ(repair_utf8("\xF4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
+  EXPECT_EQ(repair_utf8(std::string("a\0b", 3)), std::string("a\0b", 3));
+}
+
+TEST(GPT2BPE, HugeInputsEncodeAndRoundTrip) {
+  SKIP_UNLESS(missing_data());
+  const auto start = std::chrono::steady_clock::now();
+  for (const std::string& s :
+       {repeat("a", 1 << 20), repeat(" ", 1 << 20), repeat("!?", 1 << 19), repeat("7", 1 << 20),
+        repeat("\xe4\xb8\xad", 1 << 18), repeat("ab ", 1 << 18), repeat(" \n", 1 << 19)}) {
+    const Ids ids = gpt2().encode(s);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(gpt2().decode(ids), s);
+  }
+  // Linear-ish: ~7 MB of pathological text; quadratic BPE or regex would take minutes.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20);
+}
+
+TEST(GPT2BPE, ConcurrentEncodeGivesSameIds) {
+  SKIP_UNLESS(missing_data());
+  std::vector<std::string> texts = brown_texts();
+  texts.resize(120);
+  for (auto& h : hard_cases()) texts.push_back(h);
+  std::vector<Ids> want;
+  for (const auto& t : texts) want.push_back(gpt2().encode(t));
+  // A fresh tokenizer, so that the threads race to fill an empty word cache.
+  const GPT2BPETokenizer tok(data_dir() + "/gpt2-vocab.json", data_dir() + "/gpt2-merges.txt");
+  constexpr int kThreads = 4;
+  std::vector<std::vector<Ids>> got(kThreads, std::vector<Ids>(texts.size()));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t k = 0; k < texts.size(); ++k) {
+        const size_t i = (k + t * texts.size() / kThreads) % texts.size();  // rotated per thread
+        got[t][i] = tok.encode(texts[i]);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t)
+    for (size_t i = 0; i < texts.size(); ++i) ASSERT_EQ(got[t][i], want[i]) << t << " " << i;
+}
+
+// GPT-2 merges every occurrence of the best pair in one pass before looking at the pairs that
+// pass created. With "ab a" ranked above "a b", "abab" gives [ab, ab]; merging one occurrence at
+// a time would give [aba, b]. Checked on the short-word loop and on the long-word heap.
+TEST(GPT2BPE, MergesAllOccurrencesOfBestPairPerPass) {
+  const TinyVocab v(MergeList{{"ab", "a"}, {"a", "b"}, {"b", "b"}, {"bb", "b"}});
+  const GPT2BPETokenizer tok(v.vocab.string(), v.merges.string());
+  const int32_t ab = v.id("ab"), bb = v.id("bb"), bbb = v.id("bbb"), b = v.id("b");
+  EXPECT_EQ(tok.vocab_size(), 261);
+  EXPECT_EQ(tok.eod(), 256);
+  EXPECT_EQ(tok.encode("abab"), (Ids{ab, ab}));
+  EXPECT_EQ(tok.encode(repeat("ab", 40)), Ids(40, ab));  // 80 bytes: the heap path
+  // "bbbbb": (b,b) pass left to right -> [bb, bb, b]; then (bb,b) -> [bb, bbb].
+  EXPECT_EQ(tok.encode("bbbbb"), (Ids{bb, bbb}));
+  // 41 b's (short loop) -> 20 bb + b -> 19 bb + bbb; 51 b's (heap) -> 24 bb + bbb.
+  for (int n : {41, 51}) {
+    Ids want(n / 2 - 1, bb);
+    want.push_back(bbb);
+    EXPECT_EQ(tok.encode(repeat("b", n)), want) << n;
+  }
+  EXPECT_EQ(tok.encode("b"), Ids{b});
+}
+
+TEST(GPT2BPE, MissingOrCorruptFilesNameTheFlag) {
+  const std::string nope = (fs::temp_directory_path() / "mds-no-such-file.json").string();
+  const TinyVocab v(MergeList{{"a", "b"}});
+  std::string e = user_error([&] { GPT2BPETokenizer t(nope, v.merges.string()); });
+  EXPECT_NE(e.find("--vocab-file"), std::string::npos) << e;
+  EXPECT_NE(e.find(nope), std::string::npos) << e;
+  e = user_error([&] { GPT2BPETokenizer t(v.vocab.string(), nope); });
+  EXPECT_NE(e.find("--merge-file"), std::string::npos) << e;
+
+  const fs::path bad_json = temp_path("bad.json");
+  std::ofstream(bad_json) << "{\"a\": 0,";
+  e = user_error([&] { GPT2BPETokenizer t(bad_json.string(), v.merges.string()); });
+  EXPECT_NE(e.find("--vocab-file"), std::string::npos) << e;
+  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+
+  const fs::path bad_merges = temp_path("bad-merges.txt");
+  std::ofstream(bad_merges) << "#version: 0.2\na b\nc d e\n";
+  e = user_error([&] { GPT2BPETokenizer t(v.vocab.string(), bad_merges.string()); });
+  EXPECT_NE(e.find("--merge-file"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 3"), std::string::npos) << e;
+
+  std::ofstream(bad_merges) << "#version: 0.2\nq z\n";  // "qz" is not in the vocabulary
+  e = user_error([&] { GPT2BPETokenizer t(v.vocab.string(), bad_merges.string()); });
+  EXPECT_NE(e.find("--merge-file"), std::string::npos) << e;
+}
+
+TEST(TokenizerFactory, NamesMissingFlagsAndSupportedTypes) {
+  using mds::data::build_tokenizer;
+  using mds::data::TokenizerOptions;
+  std::string e = user_error([] { build_tokenizer({"GPT2BPETokenizer", "", "m.txt", ""}); });
+  EXPECT_NE(e.find("requires --vocab-file"), std::string::npos) << e;
+  e = user_error([] { build_tokenizer({"GPT2BPETokenizer", "v.json", "", ""}); });
+  EXPECT_NE(e.find("requires --merge-file"), std::string::npos) << e;
+  e = user_error([] { build_tokenizer({"SentencePieceTokenizr", "", "", ""}); });
+  EXPECT_NE(e.find("unknown --tokenizer-type 'SentencePieceTokenizr'"), std::string::npos) << e;
+  EXPECT_NE(e.find("GPT2BPETokenizer"), std::string::npos) << e;
+
+  const TinyVocab v(MergeList{{"a", "b"}});
+  auto tok = build_tokenizer({"GPT2BPETokenizer", v.vocab.string(), v.merges.string(), ""});
+  EXPECT_EQ(tok->encode("ab"), Ids{v.id("ab")});
+  EXPECT_EQ(tok->eod(), 256);
+}
