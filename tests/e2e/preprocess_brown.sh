@@ -41,7 +41,23 @@ cmp "$TMP/mds_text_document.bin" "$TMP/ref.bin" || fail ".bin differs from Megat
 cmp "$TMP/mds_text_document.idx" "$TMP/ref.idx" || fail ".idx differs from Megatron's"
 ls "$TMP" | grep -q tmp && fail "temporary files left behind: $(ls "$TMP")"
 
-# 2. Errors: exit code 2 and exactly one line on stderr that says what is wrong.
+# 2. Edge cases, one thread, two keys: empty texts (no sequence, a repeated boundary), a blank
+#    line (skipped), CRLF, non-ASCII text, whitespace-only text; without --append-eod.
+printf '%s\n' '{"text": "Hello world", "title": ""}' '{"text": "", "title": "T\u00e9l\u00e9 \ud83d\ude00"}' \
+  '' '{"text": "  ", "title": "x"}' '{"text": "caf\u00e9 na\u00efve \u4e2d\u6587", "title": "y"}' \
+  > "$TMP/edge.jsonl"
+printf '{"text": "crlf line", "title": "z"}\r\n' >> "$TMP/edge.jsonl"
+"$MDS" preprocess --input "$TMP/edge.jsonl" --output-prefix "$TMP/edge" "${TOK[@]}" \
+  --json-keys text title --workers 1 2> "$TMP/log"
+for key in text title; do
+  node "$SRC/tests/reference/gpt2_encode.js" "$DATA" "$key" < "$TMP/edge.jsonl" > "$TMP/edge.$key.ids"
+  $PY "$SRC/tests/reference/megatron_indexed_writer.py" "$TMP/edge.$key.ids" "$TMP/edge_ref_$key" \
+    --vocab-size 50257
+  cmp "$TMP/edge_${key}_document.bin" "$TMP/edge_ref_$key.bin" || fail "edge .bin ($key) differs"
+  cmp "$TMP/edge_${key}_document.idx" "$TMP/edge_ref_$key.idx" || fail "edge .idx ($key) differs"
+done
+
+# 3. Errors: exit code 2 and exactly one line on stderr that says what is wrong.
 expect_error() {  # expect_error PATTERN mds-args...
   local pattern=$1; shift
   set +e

@@ -1,9 +1,9 @@
 // mds preprocess: JSONL -> Megatron .bin/.idx, byte-identical to upstream Megatron-LM's
 // tools/preprocess_data.py (document level, no sentence splitting).
 //
-// Streaming with bounded memory: the main thread reads chunks of lines, up to 2 x workers chunks
-// are tokenized concurrently (Tokenizer::encode is thread-safe), and chunks are written strictly
-// in input order, so the output does not depend on --workers.
+// Streaming with bounded memory: the main thread reads chunks of lines, at most --workers chunks
+// are tokenized at once, each on its own thread (Tokenizer::encode is thread-safe), and chunks
+// are written strictly in input order, so the output does not depend on --workers.
 //
 // Per line and json key, as Megatron's Encoder.encode: the value is one text (a string) or a
 // list of texts (each its own sequence); texts that tokenize to nothing are dropped; with
@@ -179,8 +179,9 @@ int preprocess_main(int argc, char** argv) {
     }
   };
 
-  // Chunks of ~1 MiB or 1024 lines keep the threads busy while memory stays bounded.
-  constexpr size_t kChunkLines = 1024, kChunkBytes = 1 << 20;
+  // Small chunks (256 lines or 256 KiB) keep every thread busy even on small inputs; memory is
+  // bounded by workers x chunk size.
+  constexpr size_t kChunkLines = 256, kChunkBytes = 1 << 18;
   std::deque<std::future<EncodedChunk>> inflight;
   int64_t line_no = 0;
   std::string line;
@@ -195,7 +196,7 @@ int preprocess_main(int argc, char** argv) {
       chunk.lines.push_back(std::move(line));
     }
     if (chunk.lines.empty()) break;
-    if (inflight.size() >= size_t(2 * o.workers)) {
+    if (inflight.size() >= size_t(o.workers)) {
       write(inflight.front().get());
       inflight.pop_front();
     }
