@@ -61,7 +61,7 @@ std::optional<int64_t> token_id(const json& j, const char* key) {
 // flag that decides that dimension, with the value that would match where it is unambiguous.
 std::string flag_hint(const std::string& name, size_t dim, int64_t got,
                       const model::LlamaConfig& cfg) {
-  const std::string hidden = strfmt("--hidden-size {}", got);
+  std::string hidden = strfmt("--hidden-size {}", got);
   if (ends_with(name, "layernorm.weight") || name == "model.norm.weight") return hidden;
   if (is_vocab_tensor(name)) return hidden;  // dim 0 (vocab) is checked separately
   if (ends_with(name, "q_proj.weight") || ends_with(name, "o_proj.weight")) {

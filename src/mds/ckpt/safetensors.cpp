@@ -129,6 +129,7 @@ int64_t write_safetensors(const std::string& path, const std::vector<TensorToWri
   MDS_ASSERT(dtype == StDType::f32 || dtype == StDType::bf16, "cannot write dtype {}",
              st_dtype_name(dtype));
   std::vector<const TensorToWrite*> order;
+  order.reserve(tensors.size());
   for (const auto& t : tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(),
             [](const TensorToWrite* a, const TensorToWrite* b) { return a->name < b->name; });
