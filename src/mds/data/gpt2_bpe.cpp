@@ -101,8 +101,9 @@ std::array<uint32_t, 256> bytes_to_unicode() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The GPT-2 pre-tokenization pattern with \s spelled out as JavaScript's whitespace set (PCRE2's
-// \s under UCP differs: it lacks U+FEFF). Why JS: the reference (gpt-3-encoder) is JavaScript.
+// The GPT-2 pre-tokenization pattern with \s spelled out as JavaScript's whitespace set. PCRE2's
+// \s under UCP differs: it also matches U+0085 and U+180E and misses U+FEFF. Why JS: the
+// reference (gpt-3-encoder) is JavaScript.
 constexpr const char* kWhitespace =
     "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}"
     "\\x{3000}\\x{FEFF}";
