@@ -32,7 +32,9 @@ void add_llama_recipe_flags(CLI::App& app, std::string& normalization, double& h
 
 bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   CLI::App app{"mds train: pre-train a Llama model (Megatron-DeepSpeed flags)", "mds train"};
-  app.option_defaults()->always_capture_default();
+  // As argparse does, a repeated flag takes its last value (scripts append overrides).
+  app.option_defaults()->always_capture_default()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
   model::LlamaConfig& m = a.model;
 
   auto* g = "Model";
@@ -93,6 +95,8 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--save", a.save, "checkpoint directory")->group(g);
   app.add_option("--save-interval", a.save_interval, "0: only at the end")->group(g);
   app.add_option("--load", a.load, "checkpoint or Hugging Face model directory")->group(g);
+  app.add_flag("--finetune", a.finetune, "with --load: take the weights, start at iteration 0")
+      ->group(g);
 
   g = "Parallelism";
   app.add_option("--tensor-model-parallel-size", a.tensor_parallel)->group(g);

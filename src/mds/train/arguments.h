@@ -42,6 +42,7 @@ struct TrainArgs {
   int64_t eval_iters = 100;
   std::string save, load;
   int64_t save_interval = 0;
+  bool finetune = false;  // --load weights only: restart at iteration 0
 
   // Parallel layout (one process until the parallelism issue lands).
   int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;

@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 
+#include "mds/ckpt/checkpoint_dir.h"
+#include "mds/ckpt/hf_checkpoint.h"
 #include "mds/core/error.h"
 #include "mds/data/gpt_dataset.h"
 #include "mds/data/indexed_dataset.h"
@@ -33,7 +36,7 @@ struct Datasets {
 // eval_iters x gbs (one evaluation per interval plus the final one); test = eval_iters x gbs.
 Datasets build_datasets(const TrainArgs& a) {
   auto data = std::make_shared<const data::IndexedDataset>(a.data_path[0]);
-  const int64_t num_docs = data->num_doc_idx() - 1;
+  const int64_t num_docs = data->num_sequences();  // Megatron splits sequences
   const auto ranges = data::split_documents(a.split, num_docs);
   const int64_t gbs = a.global_batch_size;
   const int64_t wanted[3] = {a.train_iters * gbs,
@@ -100,16 +103,57 @@ optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
   return o;
 }
 
+// --load: weights from a checkpoint folder or a plain Hugging Face folder. RoPE theta and the
+// norm epsilon come from its config.json. A checkpoint written by mds also restores the
+// iteration and consumed samples (so the data stream and LR schedule continue) unless
+// --finetune; the optimizer's moments start fresh (full resume comes with the resume work).
+ckpt::TrainState load_weights(const TrainArgs& a, model::LlamaModel& m) {
+  const std::string dir = ckpt::resolve_load_dir(a.load);
+  ckpt::load_hf_checkpoint(dir, m.config(), m.table(), m.params().data());
+  std::optional<ckpt::TrainState> state = ckpt::read_train_state(dir);
+  std::printf("> loaded weights from %s\n", dir.c_str());
+  if (!state || a.finetune) return {};
+  std::printf(
+      "> continuing at iteration %lld, %lld consumed samples (optimizer moments start "
+      "fresh)\n",
+      (long long)state->iteration, (long long)state->consumed_samples);
+  return *state;
+}
+
+// Before the model exists: the checkpoint's config.json decides RoPE theta and norm epsilon.
+void apply_checkpoint_config(TrainArgs& a) {
+  const ckpt::HfConfig hf = ckpt::read_hf_config(ckpt::resolve_load_dir(a.load));
+  a.model.rope_theta = hf.rope_theta;
+  a.model.norm_eps = float(hf.rms_norm_eps);
+}
+
+void save(const TrainArgs& a, const model::LlamaModel& m, int64_t iteration, int64_t consumed,
+          int32_t eod) {
+  ckpt::TrainState state;
+  state.iteration = iteration;
+  state.consumed_samples = consumed;
+  state.args = {{"command_line", a.command_line}, {"seed", a.seed}};
+  ckpt::HfSaveOptions options;
+  options.bos_token_id = options.eos_token_id = eod;
+  const std::string dir =
+      ckpt::save_checkpoint(a.save, state, m.config(), m.table(),
+                            const_cast<model::LlamaModel&>(m).params().data(), options);
+  std::printf("> saved checkpoint at iteration %lld to %s\n", (long long)iteration, dir.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int run_training(TrainArgs a) {
   const auto tokenizer = data::build_tokenizer(a.tokenizer);
   a.model.vocab_size = tokenizer->vocab_size();
+  if (!a.load.empty()) apply_checkpoint_config(a);
   a.model.finalize(a.make_vocab_size_divisible_by, a.tensor_parallel);
 
   model::LlamaModel model(a.model);
   model.init_weights(a.seed);
   print_banner(a, model);
+  const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
   Datasets data = build_datasets(a);
 
   optim::AdamW optimizer(model.table(), a.adam);
@@ -123,7 +167,9 @@ int run_training(TrainArgs a) {
   const int64_t gbs = a.global_batch_size, nmb = a.num_micro_batches();
   const double flops = flops_per_iteration(model.config(), gbs);
   MicroBatch mb;
-  int64_t consumed = 0, valid_consumed = 0, iteration = 0;
+  int64_t consumed = start.consumed_samples, iteration = start.iteration, valid_consumed = 0;
+  schedule.set_num_samples(consumed);
+  int64_t last_saved = -1;
   double interval_loss = 0, interval_seconds = 0;
   int64_t interval_iters = 0;
 
@@ -179,7 +225,13 @@ int run_training(TrainArgs a) {
       const double vl = evaluate(model, *data.valid, valid_consumed, a, mb);
       std::printf("%s\n", format_validation_line(strfmt("iteration {}", iteration), vl).c_str());
     }
+    if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
+      save(a, model, iteration, consumed, tokenizer->eod());
+      last_saved = iteration;
+    }
   }
+  if (!a.save.empty() && last_saved != iteration)
+    save(a, model, iteration, consumed, tokenizer->eod());
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb);
