@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -332,6 +333,25 @@ TEST(GPT2BPE, HardCasesMatchReference) {
     EXPECT_EQ(got, want[i]) << "case " << i << ": " << nlohmann::json(cases[i]).dump();
     EXPECT_EQ(gpt2().decode(got), cases[i]) << "case " << i;
   }
+}
+
+// Words longer than the short-word loop's limit take the heap version of BPE: check it on realistic
+// merges, letter runs cut from Brown text with the spaces removed (49 to ~600 bytes).
+TEST(GPT2BPE, LongWordsMatchReference) {
+  SKIP_UNLESS(missing_reference());
+  std::string letters;
+  const std::vector<std::string> texts = brown_texts();
+  for (size_t d = 0; d < 5; ++d)
+    for (char c : texts.at(d))
+      if (std::isalpha(static_cast<unsigned char>(c))) letters.push_back(c);
+  std::vector<std::string> words;
+  size_t pos = 0;
+  for (size_t len = 49; pos + len <= letters.size() && words.size() < 40; pos += len, len += 14)
+    words.push_back((words.size() % 2 ? " " : "") + letters.substr(pos, len));
+  ASSERT_EQ(words.size(), 40u);
+  const std::vector<Ids> want = reference_ids(words);
+  ASSERT_EQ(want.size(), words.size());
+  for (size_t i = 0; i < words.size(); ++i) EXPECT_EQ(gpt2().encode(words[i]), want[i]) << words[i];
 }
 
 // Invalid UTF-8 is read as node reads it (each maximal invalid subpart -> U+FFFD), so encode
