@@ -65,12 +65,23 @@ const GPT2BPETokenizer& gpt2() {
   return tok;
 }
 
+// Directories made by temp_path(), removed when the test program ends.
+struct TempDirs : ::testing::Environment {
+  std::vector<fs::path> dirs;
+  void TearDown() override {
+    std::error_code ec;
+    for (const auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs* const temp_dirs =
+    static_cast<TempDirs*>(::testing::AddGlobalTestEnvironment(new TempDirs));
+
 // A file in a directory private to this test process (ctest runs tests in parallel).
 fs::path temp_path(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   fs::path dir = fs::temp_directory_path() /
                  mds::strfmt("mds_tok_{}_{}_{}", info->test_suite_name(), info->name(), getpid());
-  fs::create_directories(dir);
+  if (fs::create_directories(dir)) temp_dirs->dirs.push_back(dir);
   return dir / name;
 }
 
