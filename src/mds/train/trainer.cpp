@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -160,8 +161,11 @@ int run_training(TrainArgs a) {
   optim::LRSchedule schedule(schedule_options(a));
   std::FILE* json_log = nullptr;
   if (!a.log_json.empty()) {
+    const auto parent = std::filesystem::path(a.log_json).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     json_log = std::fopen(a.log_json.c_str(), "w");
-    MDS_CHECK(json_log, "cannot write --log-json {}: check the directory exists", a.log_json);
+    MDS_CHECK(json_log, "cannot write --log-json {}: check the path is writable", a.log_json);
   }
 
   const int64_t gbs = a.global_batch_size, nmb = a.num_micro_batches();
