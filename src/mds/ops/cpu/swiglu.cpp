@@ -3,6 +3,7 @@
 // alias gu.
 #include <cmath>
 
+#include "mds/ops/cpu/fast_exp.h"
 #include "mds/ops/ops.h"
 
 namespace mds::ops {
@@ -13,7 +14,8 @@ void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f) {
     const float* g = gu + i * 2 * f;
     const float* u = g + f;
     float* hr = h + i * f;
-    for (int64_t j = 0; j < f; ++j) hr[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+#pragma omp simd
+    for (int64_t j = 0; j < f; ++j) hr[j] = g[j] / (1.0f + fast_exp(-g[j])) * u[j];
   }
 }
 
@@ -26,9 +28,10 @@ void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n, in
     const float* dhr = dh + i * f;
     float* dg = dgu + i * 2 * f;
     float* du = dg + f;
+#pragma omp simd
     for (int64_t j = 0; j < f; ++j) {
       const float gj = g[j], uj = u[j];
-      const float sig = 1.0f / (1.0f + std::exp(-gj));
+      const float sig = 1.0f / (1.0f + fast_exp(-gj));
       dg[j] = dhr[j] * uj * sig * (1.0f + gj * (1.0f - sig));
       du[j] = dhr[j] * gj * sig;
     }
