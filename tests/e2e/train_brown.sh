@@ -111,4 +111,7 @@ expect_error "vocab" train "${MODEL[@]}" --data-path "$TMP/big" --lr 1e-3 --trai
 expect_error "tokenizer-type" train --num-layers 2 --hidden-size 64 --num-attention-heads 4 \
   --seq-length 64 --micro-batch-size 2 --train-iters 1 --lr 1e-3 --data-path "$PREFIX" \
   --tokenizer-type NoSuchTokenizer
+# A diverging run stops with a clear line and leaves no checkpoint behind.
+expect_error "diverged" train "${TRAIN[@]}" --lr 1e6 --clip-grad 0 --train-iters 20 --save "$TMP/nan"
+[[ ! -e $TMP/nan/latest_checkpointed_iteration.txt ]] || fail "a diverged run marked a checkpoint"
 echo "PASS"
