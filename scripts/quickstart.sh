@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -B build -S . -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" --target mds
 bash scripts/prepare_data.sh data
 
 TOKENIZER=(--tokenizer-type GPT2BPETokenizer --vocab-file data/gpt2-vocab.json
