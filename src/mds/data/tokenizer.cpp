@@ -6,6 +6,8 @@
 
 #include "mds/core/error.h"
 #include "mds/data/gpt2_bpe.h"
+#include "mds/data/null_tokenizer.h"
+#include "mds/data/sentencepiece_tokenizer.h"
 
 namespace mds::data {
 namespace {
@@ -26,6 +28,23 @@ const TokenizerType kTokenizers[] = {
        require(o.vocab_file, "--vocab-file (GPT-2's vocab.json, e.g. gpt2-vocab.json)", o);
        require(o.merge_file, "--merge-file (GPT-2's merges.txt, e.g. gpt2-merges.txt)", o);
        return std::make_unique<GPT2BPETokenizer>(o.vocab_file, o.merge_file);
+     }},
+    {"SentencePieceTokenizer",
+     [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
+       require(o.tokenizer_model, "--tokenizer-model (a SentencePiece .model file)", o);
+       return std::make_unique<SentencePieceTokenizer>(o.tokenizer_model,
+                                                       SentencePieceFlavor::megatron);
+     }},
+    {"Llama2Tokenizer",
+     [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
+       require(o.tokenizer_model, "--tokenizer-model (Llama 2's tokenizer.model)", o);
+       return std::make_unique<SentencePieceTokenizer>(o.tokenizer_model,
+                                                       SentencePieceFlavor::llama2);
+     }},
+    {"NullTokenizer",
+     [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
+       MDS_CHECK(o.vocab_size > 0, "--tokenizer-type NullTokenizer requires --vocab-size N");
+       return std::make_unique<NullTokenizer>(o.vocab_size);
      }},
 };
 

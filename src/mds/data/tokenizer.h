@@ -1,4 +1,5 @@
-// The tokenizer interface every tokenizer implements (GPT-2 BPE now; SentencePiece, HF later).
+// The tokenizer interface every tokenizer implements (GPT-2 BPE, SentencePiece, Hugging Face
+// tokenizer.json, Null).
 #pragma once
 
 #include <cstdint>
@@ -21,10 +22,11 @@ class Tokenizer {
 
 // Megatron's --tokenizer-type names. Unknown types or missing files are a UserError.
 struct TokenizerOptions {
-  std::string type;  // "GPT2BPETokenizer"
+  std::string type;  // "GPT2BPETokenizer", "Llama2Tokenizer", "HFTokenizer", ...
   std::string vocab_file;
   std::string merge_file;
-  std::string tokenizer_model;
+  std::string tokenizer_model;  // SentencePiece .model or Hugging Face tokenizer.json
+  int64_t vocab_size = 0;       // --vocab-size: NullTokenizer only (its ids are < vocab_size)
 };
 std::unique_ptr<Tokenizer> build_tokenizer(const TokenizerOptions& opts);
 

@@ -149,6 +149,7 @@ bool parse_args(int argc, char** argv, Options& o) {
   app.add_option("--vocab-file", o.tokenizer.vocab_file, "tokenizer vocabulary");
   app.add_option("--merge-file", o.tokenizer.merge_file, "BPE merges");
   app.add_option("--tokenizer-model", o.tokenizer.tokenizer_model, "tokenizer model file");
+  app.add_option("--vocab-size", o.tokenizer.vocab_size, "NullTokenizer: ids are < N, eod = N");
   app.add_flag("--append-eod", o.append_eod, "append the EOD token to every non-empty document");
   app.add_flag("--skip-bad-lines", o.skip_bad_lines,
                "report lines that are not JSON objects with the keys, and go on without them");

@@ -85,6 +85,8 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--vocab-file", a.tokenizer.vocab_file)->group(g);
   app.add_option("--merge-file", a.tokenizer.merge_file)->group(g);
   app.add_option("--tokenizer-model", a.tokenizer.tokenizer_model)->group(g);
+  app.add_option("--vocab-size", a.tokenizer.vocab_size, "NullTokenizer: ids < N, eod = N")
+      ->group(g);
 
   g = "Logging, evaluation and checkpoints";
   app.add_option("--log-interval", a.log_interval)->group(g);
