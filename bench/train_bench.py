@@ -45,7 +45,7 @@ def run_mds(a, prefix):
                "--log-interval", "1", "--eval-iters", "0", "--log-json", log]
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-        rows = [json.loads(l) for l in open(log)]
+        rows = [r for r in map(json.loads, open(log)) if "iteration" in r]
     times = [r["elapsed_time_per_iteration_ms"] / 1e3 for r in rows[a.warmup:]]
     return sum(times) / len(times), rows[-1]["lm_loss"]
 

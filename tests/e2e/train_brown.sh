@@ -38,8 +38,9 @@ TRAIN=("${MODEL[@]}" --data-path "$PREFIX" --lr 3e-3 --min-lr 3e-4 --lr-decay-st
 grep -q " validation loss at iteration 10 | lm loss value=" "$TMP/a.log" || fail "no validation line"
 $PY - "$TMP/a.jsonl" "$TMP/b.jsonl" "$TMP/a.log" <<'PY'
 import json, re, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
+# The first line is the data table ({"data": ...}); the rest are iterations.
+a = [r for r in map(json.loads, open(sys.argv[1])) if "iteration" in r]
+b = [r for r in map(json.loads, open(sys.argv[2])) if "iteration" in r]
 first, last = a[0]["lm_loss"], sum(r["lm_loss"] for r in a[-5:]) / 5
 assert 10.0 < first < 11.5, f"initial loss {first} is not ~ln(50257)"
 assert last < first - 1.5, f"loss did not fall: {first} -> {last}"

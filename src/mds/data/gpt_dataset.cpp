@@ -155,6 +155,18 @@ GPTDataset::GPTDataset(std::shared_ptr<const IndexedDataset> data, int64_t doc_b
   }
 }
 
+GPTDataset::GPTDataset(std::shared_ptr<const IndexedDataset> data, GPTIndexMaps maps,
+                       int64_t num_samples, int seq_length)
+    : data_(std::move(data)),
+      seq_length_(seq_length),
+      num_samples_(num_samples),
+      maps_(std::move(maps)) {
+  MDS_ASSERT(maps_.num_built_samples() >= num_samples &&
+                 int64_t(maps_.shuffle_idx.size()) == maps_.num_built_samples(),
+             "{}: index maps hold {} samples, {} wanted", data_->prefix(),
+             maps_.num_built_samples(), num_samples);
+}
+
 void GPTDataset::sample(int64_t i, int32_t* out) const {
   MDS_ASSERT(i >= 0 && i < int64_t(maps_.shuffle_idx.size()), "sample {} out of range [0, {})", i,
              maps_.shuffle_idx.size());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mds/data/indexed_dataset.h"
+#include "mds/data/sample_dataset.h"
 
 namespace mds::data {
 
@@ -36,21 +37,25 @@ GPTIndexMaps build_gpt_index_maps(std::span<const int32_t> sizes, int64_t doc_be
                                   int64_t doc_end, int64_t num_samples, int seq_length,
                                   uint64_t seed);
 
-class GPTDataset {
+class GPTDataset : public SampleDataset {
  public:
   // Serves num_samples samples (epochs repeat as needed) from documents [doc_begin, doc_end).
   // One instance per shard and split; a blend of shards asks each for its own num_samples.
   GPTDataset(std::shared_ptr<const IndexedDataset> data, int64_t doc_begin, int64_t doc_end,
              int64_t num_samples, int seq_length, uint64_t seed);
-  int64_t size() const { return num_samples_; }
-  int seq_length() const { return seq_length_; }
+  // The same dataset over index maps built earlier (e.g. loaded from the index cache); they
+  // must have been built by build_gpt_index_maps for this data and at least num_samples.
+  GPTDataset(std::shared_ptr<const IndexedDataset> data, GPTIndexMaps maps, int64_t num_samples,
+             int seq_length);
+  int64_t size() const override { return num_samples_; }
+  int seq_length() const override { return seq_length_; }
   const GPTIndexMaps& index_maps() const { return maps_; }
   const IndexedDataset& data() const { return *data_; }
   // From now on sample() refuses token ids >= vocab_size with a UserError naming the data
   // (cheap: one compare per token). 0 turns the check off.
   void set_vocab_limit(int64_t vocab_size) { vocab_limit_ = vocab_size; }
   // Sample i: seq_length+1 token ids. tokens = out[0..s), labels = out[1..s].
-  void sample(int64_t i, int32_t* out) const;
+  void sample(int64_t i, int32_t* out) const override;
 
  private:
   std::shared_ptr<const IndexedDataset> data_;

@@ -78,7 +78,12 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--seed", a.seed)->group(g);
 
   g = "Data";
-  app.add_option("--data-path", a.data_path, "PREFIX of PREFIX.bin/.idx")->group(g)->required();
+  app.add_option("--data-path", a.data_path,
+                 "PREFIX of PREFIX.bin/.idx, or w1 PREFIX1 w2 PREFIX2 ...")
+      ->group(g)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--data-file-list", a.data_file_list, "file of 'weight prefix corpus' lines")
+      ->group(g);
   app.add_option("--split", a.split, "train,valid,test document proportions")->group(g);
   app.add_option("--data-cache-path", a.data_cache_path)->group(g);
   app.add_option("--tokenizer-type", a.tokenizer.type)->group(g)->required();
@@ -138,10 +143,9 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(a.eval_interval > 0, "--eval-interval must be positive");
   MDS_CHECK(a.eval_iters >= 0, "--eval-iters must be non-negative");
   MDS_CHECK(a.save_interval >= 0, "--save-interval must be non-negative");
-  MDS_CHECK(a.data_path.size() == 1,
-            "--data-path takes one PREFIX in this build (blending of several datasets comes "
-            "with data-file lists); got {} values",
-            a.data_path.size());
+  MDS_CHECK(a.data_path.empty() != a.data_file_list.empty(),
+            "give exactly one of --data-path (PREFIX, or w1 PREFIX1 w2 PREFIX2 ...) and "
+            "--data-file-list FILE");
   MDS_CHECK(a.lr_warmup_fraction < 0 || a.lr_warmup_iters == 0,
             "give only one of --lr-warmup-iters and --lr-warmup-fraction");
   return true;

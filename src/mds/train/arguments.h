@@ -30,7 +30,8 @@ struct TrainArgs {
   uint64_t seed = 1234;
 
   // Data.
-  std::vector<std::string> data_path;
+  std::vector<std::string> data_path;  // PREFIX, or w1 p1 w2 p2 ...
+  std::string data_file_list;          // lines of `weight prefix corpus`
   std::string split = "969, 30, 1";
   std::string data_cache_path;
   data::TokenizerOptions tokenizer;

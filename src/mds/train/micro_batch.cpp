@@ -2,7 +2,8 @@
 
 namespace mds::train {
 
-void read_micro_batch(const data::GPTDataset& dataset, int64_t first, int64_t b, MicroBatch& mb) {
+void read_micro_batch(const data::SampleDataset& dataset, int64_t first, int64_t b,
+                      MicroBatch& mb) {
   const int64_t s = dataset.seq_length();
   mb.b = b;
   mb.s = s;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mds/data/gpt_dataset.h"
+#include "mds/data/sample_dataset.h"
 
 namespace mds::train {
 
@@ -17,6 +17,6 @@ struct MicroBatch {
 
 // Reads samples [first, first + b) (modulo the dataset size) into mb. The dataset's vocab
 // limit (set_vocab_limit) rejects ids the model cannot embed.
-void read_micro_batch(const data::GPTDataset& dataset, int64_t first, int64_t b, MicroBatch& mb);
+void read_micro_batch(const data::SampleDataset& dataset, int64_t first, int64_t b, MicroBatch& mb);
 
 }  // namespace mds::train

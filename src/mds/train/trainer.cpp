@@ -46,7 +46,7 @@ void print_banner(const TrainArgs& a, const model::LlamaModel& m) {
 }
 
 // Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards.
-double evaluate(model::LlamaModel& model, const data::GPTDataset& dataset, int64_t& consumed,
+double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
                 const TrainArgs& a, MicroBatch& mb) {
   double sum = 0;
   int64_t count = 0;
@@ -124,6 +124,7 @@ int run_training(TrainArgs a) {
   print_banner(a, model);
   const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
   Datasets data = build_datasets(a);
+  std::fputs(data.summary.table().c_str(), stdout);
 
   optim::AdamW optimizer(model.table(), a.adam);
   optim::LRSchedule schedule(schedule_options(a));
@@ -134,6 +135,7 @@ int run_training(TrainArgs a) {
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     json_log = std::fopen(a.log_json.c_str(), "w");
     MDS_CHECK(json_log, "cannot write --log-json {}: check the path is writable", a.log_json);
+    std::fprintf(json_log, "%s\n", data.summary.json().c_str());  // first line: the data table
   }
 
   const int64_t gbs = a.global_batch_size, nmb = a.num_micro_batches();
