@@ -100,7 +100,7 @@ void encode_line(const std::string& line, const std::string& at, const Options& 
   for (const std::string& key : o.json_keys) {
     auto it = obj.find(key);
     MDS_CHECK(it != obj.end(), "{}: no key \"{}\" (pass the right --json-keys)", at, key);
-    out.push_back(encode_value(*it, tok, o.append_eod, strfmt("{} key \"{}\"", at, key)));
+    out.push_back(encode_value(*it, tok, o.append_eod, strfmt("{}: key \"{}\"", at, key)));
   }
 }
 
