@@ -109,6 +109,9 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--tensor-model-parallel-size", a.tensor_parallel)->group(g);
   app.add_option("--pipeline-model-parallel-size", a.pipeline_parallel)->group(g);
   app.add_option("--ds-sequence-parallel-size", a.sequence_parallel)->group(g);
+  app.add_option("--ddp-bucket-size", a.ddp_bucket_size,
+                 "elements per data-parallel gradient all-reduce")
+      ->group(g);
 
   try {
     app.parse(argc, argv);
@@ -127,15 +130,18 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
             "--attention-dropout 0");
   MDS_CHECK(!bf16 && !fp16,
             "--bf16/--fp16 need the CUDA backend; the CPU backend trains in fp32 (drop the flag)");
+  // Data parallelism (mpirun -np N) works; the model-parallel dimensions are on their way.
   MDS_CHECK(a.tensor_parallel == 1 && a.pipeline_parallel == 1 && a.sequence_parallel == 1,
-            "tensor, pipeline and sequence parallelism are not available in this build yet: "
-            "use --tensor-model-parallel-size 1 --pipeline-model-parallel-size 1 "
+            "tensor, pipeline and sequence parallelism are coming but not in this build yet "
+            "(data parallelism is: mpirun -np N mds train ...): use "
+            "--tensor-model-parallel-size 1 --pipeline-model-parallel-size 1 "
             "--ds-sequence-parallel-size 1");
+  MDS_CHECK(a.ddp_bucket_size > 0, "--ddp-bucket-size must be positive");
   MDS_CHECK(a.micro_batch_size > 0, "--micro-batch-size must be positive");
-  if (a.global_batch_size == 0) a.global_batch_size = a.micro_batch_size;
-  MDS_CHECK(a.global_batch_size > 0 && a.global_batch_size % a.micro_batch_size == 0,
+  // The data-parallel size is known once the world is (set_data_parallel); 0 stays "micro x D".
+  MDS_CHECK(a.global_batch_size >= 0 && a.global_batch_size % a.micro_batch_size == 0,
             "--global-batch-size ({}) must be a positive multiple of --micro-batch-size ({}) x "
-            "data-parallel size (1)",
+            "data-parallel size",
             a.global_batch_size, a.micro_batch_size);
   MDS_CHECK(a.train_iters > 0, "--train-iters must be positive");
   MDS_CHECK(a.lr >= 0, "--lr must be non-negative");
@@ -149,6 +155,16 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(a.lr_warmup_fraction < 0 || a.lr_warmup_iters == 0,
             "give only one of --lr-warmup-iters and --lr-warmup-fraction");
   return true;
+}
+
+void set_data_parallel(TrainArgs& a, int64_t data_parallel) {
+  MDS_ASSERT(data_parallel >= 1, "data-parallel size {}", data_parallel);
+  a.data_parallel = data_parallel;
+  if (a.global_batch_size == 0) a.global_batch_size = a.micro_batch_size * data_parallel;
+  MDS_CHECK(a.global_batch_size % (a.micro_batch_size * data_parallel) == 0,
+            "--global-batch-size ({}) must be a multiple of --micro-batch-size ({}) x "
+            "data-parallel size ({}): change the batch sizes or the number of processes",
+            a.global_batch_size, a.micro_batch_size, data_parallel);
 }
 
 }  // namespace mds::train

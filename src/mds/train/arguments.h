@@ -45,16 +45,24 @@ struct TrainArgs {
   int64_t save_interval = 0;
   bool finetune = false;  // --load weights only: restart at iteration 0
 
-  // Parallel layout (one process until the parallelism issue lands).
+  // Parallel layout. data_parallel = world / (T x P x S), set by set_data_parallel.
   int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;
+  int64_t data_parallel = 1;
+  int64_t ddp_bucket_size = 40000000;  // Megatron's floor: max(4e7, 1e6 x dp)
 
   std::string command_line;  // as given, for checkpoints and logs
 
-  int64_t num_micro_batches() const { return global_batch_size / micro_batch_size; }
+  // Micro-batches each data-parallel rank runs per step (gradient accumulation steps).
+  int64_t num_micro_batches() const {
+    return global_batch_size / (micro_batch_size * data_parallel);
+  }
 };
 
 // Parses argv (argv[0] = "train"). Returns false when --help was printed. Every error is a
 // UserError of one line naming the flag.
 bool parse_train_args(int argc, char** argv, TrainArgs& args);
+
+// Once the world size is known: D, the default global batch (micro x D) and its check.
+void set_data_parallel(TrainArgs& args, int64_t data_parallel);
 
 }  // namespace mds::train

@@ -15,9 +15,12 @@
 #include "mds/core/error.h"
 #include "mds/data/gpt_dataset.h"
 #include "mds/data/indexed_dataset.h"
+#include "mds/dist/mpi_communicator.h"
+#include "mds/dist/topology.h"
 #include "mds/model/llama.h"
 #include "mds/optim/adamw.h"
 #include "mds/optim/lr_schedule.h"
+#include "mds/parallel/grad_sync.h"
 #include "mds/train/datasets.h"
 #include "mds/train/metrics.h"
 #include "mds/train/micro_batch.h"
@@ -30,6 +33,67 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// This rank's place in the grid and its groups. Data parallelism (Megatron's pretraining
+// sampler, megatron/data/data_samplers.py): a step reads the global batch sequentially from
+// consumed_samples; each chunk of micro x D samples is split by DP rank, so this rank's k-th
+// micro-batch starts at (k x D + dp_rank) x micro.
+struct Parallel {
+  dist::Communicator& world;
+  dist::Topology topology;
+  dist::ProcessGroups groups;
+
+  Parallel(dist::Communicator& w, dist::ParallelSizes sizes)
+      : world(w), topology(sizes, w.rank()), groups(dist::make_groups(w, topology)) {}
+  int64_t dp_rank() const { return topology.coords().dp; }
+  int64_t dp_size() const { return topology.sizes().dp; }
+  int64_t micro_batch_offset(int64_t k, int64_t micro) const {
+    return (k * dp_size() + dp_rank()) * micro;
+  }
+  double comm_seconds(dist::Group g) {
+    return g == dist::Group::dp
+               ? groups.dp->stats().total_seconds() + groups.sdp->stats().total_seconds()
+               : groups.get(g).stats().total_seconds();
+  }
+};
+
+// Megatron's timers line after the log line: milliseconds per iteration over the interval.
+struct IntervalTimers {
+  double forward_backward = 0, optimizer = 0;
+  double comm_at_start[4] = {};  // tp, sp, pp, dp seconds when the interval began
+
+  std::string line(Parallel& par, int64_t iters) {
+    const dist::Group groups[4] = {dist::Group::tp, dist::Group::sp, dist::Group::pp,
+                                   dist::Group::dp};
+    const char* names[4] = {"tp-comm", "sp-comm", "pp-comm", "dp-comm"};
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "time (ms) | forward-backward: %.2f | optimizer: %.2f",
+                  forward_backward * 1e3 / double(iters), optimizer * 1e3 / double(iters));
+    std::string s = buf;
+    for (int i = 0; i < 4; ++i) {
+      const double now = par.comm_seconds(groups[i]);
+      std::snprintf(buf, sizeof buf, " | %s: %.2f", names[i],
+                    (now - comm_at_start[i]) * 1e3 / double(iters));
+      s += buf;
+      comm_at_start[i] = now;
+    }
+    forward_backward = optimizer = 0;
+    return s;
+  }
+};
+
+// Setup (flags, files, layout) runs on every rank before any rank talks to another, so a
+// failing rank cannot leave its peers waiting in a collective: all ranks then meet in this
+// all-reduce (a healthy rank from train(), a failed one from run_training's handler) and learn
+// the lowest failing rank, or -1.
+int first_failed_rank(dist::Communicator& world, bool failed) {
+  int32_t v = failed ? world.size() - world.rank() : 0;
+  world.all_reduce(&v, 1, dist::ReduceOp::max);
+  return v == 0 ? -1 : world.size() - v;
+}
+
+// Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
+struct PeerFailed {};
+
 void print_banner(const TrainArgs& a, const model::LlamaModel& m) {
   const model::LlamaConfig& c = m.config();
   std::printf(
@@ -40,23 +104,29 @@ void print_banner(const TrainArgs& a, const model::LlamaModel& m) {
       (long long)c.vocab_size, (long long)c.padded_vocab_size);
   std::printf("> parameters: %.2fM; fp32 on CPU, %d threads\n", m.table().total() / 1e6,
               omp_get_max_threads());
-  std::printf("> batch: micro %lld x %lld micro-batches = global %lld sequences (%lld tokens)\n",
-              (long long)a.micro_batch_size, (long long)a.num_micro_batches(),
-              (long long)a.global_batch_size, (long long)(a.global_batch_size * c.seq_length));
+  std::printf(
+      "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
+      "(%lld tokens)\n",
+      (long long)a.micro_batch_size, (long long)a.num_micro_batches(), (long long)a.data_parallel,
+      (long long)a.global_batch_size, (long long)(a.global_batch_size * c.seq_length));
 }
 
-// Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards.
+// Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards. Each DP rank
+// evaluates its share of every batch (as in training); equal shares, so the mean of the
+// ranks' means is the mean.
 double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
-                const TrainArgs& a, MicroBatch& mb) {
+                const TrainArgs& a, MicroBatch& mb, Parallel& par) {
   double sum = 0;
   int64_t count = 0;
-  for (int64_t it = 0; it < a.eval_iters; ++it)
+  for (int64_t it = 0; it < a.eval_iters; ++it, consumed += a.global_batch_size)
     for (int64_t k = 0; k < a.num_micro_batches(); ++k, ++count) {
-      read_micro_batch(dataset, consumed, a.micro_batch_size, mb);
-      consumed += a.micro_batch_size;
+      read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
+                       a.micro_batch_size, mb);
       sum += model.forward_loss(mb.tokens.data(), mb.targets.data(), mb.b, mb.s);
     }
-  return sum / double(count);
+  double mean = sum / double(count);
+  par.groups.dp->all_reduce(&mean, 1, dist::ReduceOp::avg);
+  return mean;
 }
 
 optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
@@ -113,11 +183,21 @@ void save(const TrainArgs& a, const model::LlamaModel& m, int64_t iteration, int
 
 }  // namespace
 
-int run_training(TrainArgs a) {
+namespace {
+
+// The run on one rank. past_setup turns true once every rank has finished setup.
+int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
+  // Only world rank 0 prints (banner, log lines, summaries); errors still reach stderr.
+  if (world.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
   const auto tokenizer = data::build_tokenizer(a.tokenizer);
   a.model.vocab_size = tokenizer->vocab_size();
   if (!a.load.empty()) apply_checkpoint_config(a);
   a.model.finalize(a.make_vocab_size_divisible_by, a.tensor_parallel);
+  const model::LlamaConfig& mc = a.model;
+  const dist::ParallelSizes sizes = dist::make_parallel_sizes(
+      world.size(), int(a.tensor_parallel), int(a.pipeline_parallel), int(a.sequence_parallel),
+      {mc.num_attention_heads, mc.kv_heads(), mc.ffn_hidden_size, mc.seq_length, mc.num_layers});
+  set_data_parallel(a, sizes.dp);
 
   model::LlamaModel model(a.model);
   model.init_weights(a.seed);
@@ -126,10 +206,14 @@ int run_training(TrainArgs a) {
   Datasets data = build_datasets(a);
   std::fputs(data.summary.table().c_str(), stdout);
 
+  if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
+  past_setup = true;
+  Parallel par(world, sizes);
+
   optim::AdamW optimizer(model.table(), a.adam);
   optim::LRSchedule schedule(schedule_options(a));
   std::FILE* json_log = nullptr;
-  if (!a.log_json.empty()) {
+  if (!a.log_json.empty() && world.rank() == 0) {
     const auto parent = std::filesystem::path(a.log_json).parent_path();
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -145,6 +229,7 @@ int run_training(TrainArgs a) {
   schedule.set_num_samples(consumed);
   int64_t last_saved = -1;
   double interval_loss = 0, interval_seconds = 0;
+  IntervalTimers timers;
   int64_t interval_iters = 0;
 
   while (iteration < a.train_iters) {
@@ -152,17 +237,26 @@ int run_training(TrainArgs a) {
     model.zero_grads();
     double loss = 0;
     for (int64_t k = 0; k < nmb; ++k) {
-      read_micro_batch(*data.train, consumed + k * a.micro_batch_size, a.micro_batch_size, mb);
+      read_micro_batch(*data.train, consumed + par.micro_batch_offset(k, a.micro_batch_size),
+                       a.micro_batch_size, mb);
       loss += model.forward_backward(mb.tokens.data(), mb.targets.data(), mb.b, mb.s,
                                      1.0f / float(nmb)) /
               double(nmb);
     }
+    timers.forward_backward += seconds_since(start);
+    // Gradients and the logged loss are averaged over the sequence-data / data groups, so
+    // every rank takes the same optimizer step.
+    parallel::average_gradients(*par.groups.sdp, model.grads().data(),
+                                int64_t(model.grads().size()), a.ddp_bucket_size);
+    par.groups.dp->all_reduce(&loss, 1, dist::ReduceOp::avg);
     MDS_CHECK(std::isfinite(loss),
               "lm loss is {} at iteration {}: training diverged; lower --lr, raise "
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
               loss, iteration + 1);
+    const auto optimizer_start = Clock::now();
     const double grad_norm =
         optimizer.step(model.params().data(), model.grads().data(), schedule.lr());
+    timers.optimizer += seconds_since(optimizer_start);
     schedule.step(gbs);
     consumed += gbs;
     ++iteration;
@@ -187,6 +281,7 @@ int run_training(TrainArgs a) {
       log.tokens_per_gpu_per_second = log.samples_per_second * double(a.model.seq_length);
       log.tflops = flops / per_iter / 1e12;
       std::printf("%s\n", format_log_line(log).c_str());
+      std::printf("%s\n", timers.line(par, interval_iters).c_str());
       std::fflush(stdout);
       if (json_log) {
         std::fprintf(json_log, "%s\n", format_log_json(log).c_str());
@@ -196,28 +291,53 @@ int run_training(TrainArgs a) {
       interval_iters = 0;
     }
     if (data.valid && a.eval_iters > 0 && iteration % a.eval_interval == 0) {
-      const double vl = evaluate(model, *data.valid, valid_consumed, a, mb);
+      const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
       std::printf("%s\n", format_validation_line(strfmt("iteration {}", iteration), vl).c_str());
     }
-    if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
+    if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0 &&
+        world.rank() == 0) {
       save(a, model, iteration, consumed, tokenizer->eod());
       last_saved = iteration;
     }
   }
-  if (!a.save.empty() && last_saved != iteration)
+  if (!a.save.empty() && last_saved != iteration && world.rank() == 0)
     save(a, model, iteration, consumed, tokenizer->eod());
 
   if (data.valid && a.eval_iters > 0) {
-    const double vl = evaluate(model, *data.valid, valid_consumed, a, mb);
+    const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
     std::printf("%s\n", format_validation_line("the end of training for val data", vl).c_str());
   }
   if (data.test && a.eval_iters > 0) {
     int64_t test_consumed = 0;
-    const double tl = evaluate(model, *data.test, test_consumed, a, mb);
+    const double tl = evaluate(model, *data.test, test_consumed, a, mb, par);
     std::printf("%s\n", format_validation_line("the end of training for test data", tl).c_str());
   }
   if (json_log) std::fclose(json_log);
+  world.barrier();  // checkpoints written by rank 0 are complete when any rank returns
   return 0;
+}
+
+}  // namespace
+
+int run_training(TrainArgs a) {
+  std::unique_ptr<dist::Communicator> world = dist::init_world();
+  bool past_setup = false;
+  try {
+    const int rc = train(std::move(a), *world, past_setup);
+    world.reset();  // MPI_Finalize on every rank
+    return rc;
+  } catch (const PeerFailed&) {
+    world.reset();
+    return 2;
+  } catch (const std::exception& e) {
+    if (world->size() == 1) throw;  // main reports it
+    if (past_setup)  // the others may be inside a collective: take the whole job down
+      world->abort(strfmt("mds train: error on rank {}: {}", world->rank(), e.what()));
+    const bool report = first_failed_rank(*world, true) == world->rank();
+    world.reset();
+    if (report) throw;  // one line from the lowest failing rank, exit 2 (main)
+    return dynamic_cast<const UserError*>(&e) ? 2 : 1;
+  }
 }
 
 }  // namespace mds::train
