@@ -36,6 +36,11 @@ TRAIN=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --num-key-value-h
 grep -q "x 2 data-parallel = global 8" "$TMP/two.log" || fail "not D=2: $(head -20 "$TMP/two.log")"
 [[ $(grep -c " iteration=" "$TMP/two.log") == 12 ]] || fail "rank 0 alone should log: $(cat "$TMP/two.log")"
 grep -q "^time (ms) | forward-backward: .* | dp-comm: " "$TMP/two.log" || fail "no timers line"
+# The gradient all-reduce moves exactly 4 bytes per parameter per step, in buckets of 10000.
+theory=$(sed -n 's/^> gradient all-reduce per iteration in theory: .* = \([0-9]*\) bytes$/\1/p' "$TMP/two.log")
+[[ -n $theory ]] || fail "no communication summary: $(tail "$TMP/two.log")"
+grep -q "^> sdp group (2 ranks): $theory bytes per iteration, all-reduce x$(((theory / 4 + 9999) / 10000))\$" \
+  "$TMP/two.log" || fail "gradient bytes differ from $theory: $(grep '^> sdp' "$TMP/two.log")"
 
 $PY - "$TMP" <<'PY'
 import json, struct, sys

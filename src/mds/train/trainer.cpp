@@ -91,6 +91,28 @@ int first_failed_rank(dist::Communicator& world, bool failed) {
   return v == 0 ? -1 : world.size() - v;
 }
 
+// What each group of more than one rank moved per training iteration (this rank's payload
+// bytes, see communicator.h), to set beside the theoretical count: data parallelism
+// all-reduces every gradient once a step, 4 x parameters bytes.
+void print_comm_summary(Parallel& par, int64_t iterations, int64_t num_params) {
+  if (iterations <= 0) return;
+  for (dist::Group g :
+       {dist::Group::tp, dist::Group::sp, dist::Group::pp, dist::Group::dp, dist::Group::sdp}) {
+    const dist::Communicator& c = par.groups.get(g);
+    if (c.size() == 1) continue;
+    std::string kinds;
+    for (int k = 0; k < dist::kNumCommKinds; ++k)
+      if (c.stats().calls[k] > 0)
+        kinds += strfmt(", {} x{}", dist::comm_kind_name(dist::CommKind(k)),
+                        double(c.stats().calls[k]) / double(iterations));
+    std::printf("> %s group (%d ranks): %.0f bytes per iteration%s\n", dist::group_name(g),
+                c.size(), double(c.stats().total_bytes()) / double(iterations), kinds.c_str());
+  }
+  if (par.dp_size() > 1)
+    std::printf("> gradient all-reduce per iteration in theory: 4 x %lld parameters = %lld bytes\n",
+                (long long)num_params, 4 * (long long)num_params);
+}
+
 // Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
 struct PeerFailed {};
 
@@ -203,7 +225,11 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   model.init_weights(a.seed);
   print_banner(a, model);
   const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
-  Datasets data = build_datasets(a);
+  // Rank 0 builds the index maps; the others wait for its cache files and load them.
+  DataOptions data_opts = data_options(a);
+  data_opts.role =
+      world.rank() == 0 ? data::IndexCache::Role::builder : data::IndexCache::Role::follower;
+  Datasets data = build_datasets(data_opts);
   std::fputs(data.summary.table().c_str(), stdout);
 
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
@@ -300,6 +326,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       last_saved = iteration;
     }
   }
+  print_comm_summary(par, iteration - start.iteration, model.table().total());
   if (!a.save.empty() && last_saved != iteration && world.rank() == 0)
     save(a, model, iteration, consumed, tokenizer->eod());
 
