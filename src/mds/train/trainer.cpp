@@ -232,10 +232,6 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   Datasets data = build_datasets(data_opts);
   std::fputs(data.summary.table().c_str(), stdout);
 
-  if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
-  past_setup = true;
-  Parallel par(world, sizes);
-
   optim::AdamW optimizer(model.table(), a.adam);
   optim::LRSchedule schedule(schedule_options(a));
   std::FILE* json_log = nullptr;
@@ -247,6 +243,10 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     MDS_CHECK(json_log, "cannot write --log-json {}: check the path is writable", a.log_json);
     std::fprintf(json_log, "%s\n", data.summary.json().c_str());  // first line: the data table
   }
+
+  if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
+  past_setup = true;
+  Parallel par(world, sizes);
 
   const int64_t gbs = a.global_batch_size, nmb = a.num_micro_batches();
   const double flops = flops_per_iteration(model.config(), gbs);
