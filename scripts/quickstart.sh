@@ -19,7 +19,8 @@ fi
 
 # A 4-layer Llama (hidden 256, 8 heads sharing 4 K/V heads, SwiGLU, RoPE) on 256-token
 # sequences, 8 sequences per step: about 30M parameters, most of them the GPT-2 vocabulary's
-# embedding and head. The loss falls from ~10.8 (ln 50257) to ~6 in the first 100 steps.
+# embedding and head. The loss falls from ~10.8 (ln 50257) to ~6.7 in 100 steps (validation
+# ~6.3); about 4 minutes on two idle cores.
 set -x
 build/mds train \
   --num-layers 4 --hidden-size 256 --num-attention-heads 8 --num-key-value-heads 4 \
