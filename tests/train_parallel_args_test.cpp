@@ -1,0 +1,88 @@
+// The Parallelism flags of `mds train`: --ddp-bucket-size, the data-parallel size known only
+// once the world is (set_data_parallel: default global batch micro x D, divisibility), and
+// model-parallel sizes > 1 rejected until they land.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "mds/core/error.h"
+#include "mds/train/arguments.h"
+
+namespace mds::train {
+namespace {
+
+TrainArgs parse(std::vector<std::string> extra) {
+  std::vector<std::string> words = {"train",
+                                    "--num-layers",
+                                    "2",
+                                    "--hidden-size",
+                                    "64",
+                                    "--num-attention-heads",
+                                    "4",
+                                    "--seq-length",
+                                    "32",
+                                    "--train-iters",
+                                    "3",
+                                    "--lr",
+                                    "1e-3",
+                                    "--data-path",
+                                    "x",
+                                    "--tokenizer-type",
+                                    "GPT2BPETokenizer",
+                                    "--micro-batch-size",
+                                    "2"};
+  words.insert(words.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  TrainArgs a;
+  EXPECT_TRUE(parse_train_args(int(argv.size()), argv.data(), a));
+  return a;
+}
+
+std::string error_of(std::vector<std::string> extra, int64_t dp = 1) {
+  try {
+    TrainArgs a = parse(std::move(extra));
+    set_data_parallel(a, dp);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ParallelArgs, BucketSizeDefaultsToMegatronsFloorAndParses) {
+  EXPECT_EQ(parse({}).ddp_bucket_size, 40000000);
+  EXPECT_EQ(parse({"--ddp-bucket-size", "1000"}).ddp_bucket_size, 1000);
+  EXPECT_NE(error_of({"--ddp-bucket-size", "0"}).find("--ddp-bucket-size"), std::string::npos);
+}
+
+TEST(ParallelArgs, GlobalBatchDefaultsToMicroTimesDataParallel) {
+  TrainArgs a = parse({});
+  set_data_parallel(a, 4);
+  EXPECT_EQ(a.data_parallel, 4);
+  EXPECT_EQ(a.global_batch_size, 8);
+  EXPECT_EQ(a.num_micro_batches(), 1);
+  TrainArgs b = parse({"--global-batch-size", "16"});
+  set_data_parallel(b, 2);
+  EXPECT_EQ(b.num_micro_batches(), 4);  // per data-parallel rank
+}
+
+TEST(ParallelArgs, GlobalBatchMustDivideByMicroTimesDataParallel) {
+  const std::string e = error_of({"--global-batch-size", "6"}, 2);
+  EXPECT_NE(e.find("--global-batch-size (6)"), std::string::npos) << e;
+  EXPECT_NE(e.find("data-parallel size (2)"), std::string::npos) << e;
+  EXPECT_EQ(error_of({"--global-batch-size", "6"}, 3), "");
+  EXPECT_NE(error_of({"--global-batch-size", "5"}).find("--global-batch-size"), std::string::npos);
+}
+
+TEST(ParallelArgs, ModelParallelSizesAreNotAvailableYet) {
+  for (const char* flag : {"--tensor-model-parallel-size", "--pipeline-model-parallel-size",
+                           "--ds-sequence-parallel-size"}) {
+    const std::string e = error_of({flag, "2"});
+    EXPECT_NE(e.find("coming"), std::string::npos) << e;
+    EXPECT_NE(e.find(flag), std::string::npos) << e;
+  }
+}
+
+}  // namespace
+}  // namespace mds::train
