@@ -15,6 +15,7 @@ void usage(std::FILE* out) {
                "commands:\n"
                "  train        pre-train a Llama model (Megatron-DeepSpeed flags)\n"
                "  preprocess   tokenize JSONL into Megatron .bin/.idx\n"
+               "  inspect-data statistics, documents and blend tables of .bin/.idx data\n"
                "run 'mds <command> --help' for the flags of a command\n");
 }
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return mds::tools::train_main(argc - 1, argv + 1);
     if (cmd == "preprocess") return mds::tools::preprocess_main(argc - 1, argv + 1);
+    if (cmd == "inspect-data") return mds::tools::inspect_data_main(argc - 1, argv + 1);
     std::fprintf(stderr, "mds: unknown command '%s'\n", cmd.c_str());
     usage(stderr);
     return 2;

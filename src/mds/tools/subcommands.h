@@ -4,7 +4,8 @@
 
 namespace mds::tools {
 
-int train_main(int argc, char** argv);       // tools/train_cmd.cpp
-int preprocess_main(int argc, char** argv);  // tools/preprocess_cmd.cpp
+int train_main(int argc, char** argv);         // tools/train_cmd.cpp
+int preprocess_main(int argc, char** argv);    // tools/preprocess_cmd.cpp
+int inspect_data_main(int argc, char** argv);  // tools/inspect_data_cmd.cpp
 
 }  // namespace mds::tools
