@@ -123,6 +123,9 @@ TEST(ExpandInputPaths, GlobsSortByNameAndKeepTheOrderOfValues) {
   EXPECT_EQ(expand_input_paths({d.file("other.txt"), d.file("s*.jsonl*"), "-"}),
             (std::vector<std::string>{d.file("other.txt"), d.file("s01.jsonl"),
                                       d.file("s02.jsonl.gz"), d.file("s10.jsonl"), "-"}));
+  write_text(d.file("s0[12].jsonl"), "");  // an existing file is itself, not a pattern
+  EXPECT_EQ(expand_input_paths({d.file("s0[12].jsonl")}),
+            (std::vector<std::string>{d.file("s0[12].jsonl")}));
   EXPECT_EQ(expand_input_paths({d.file("s0[12].*")}),
             (std::vector<std::string>{d.file("s01.jsonl"), d.file("s02.jsonl.gz")}));
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "mds/core/error.h"
 
@@ -46,7 +47,7 @@ std::vector<std::string> expand_input_paths(const std::vector<std::string>& valu
       MDS_CHECK(!stdin_seen, "--input: '-' (stdin) can be given only once");
       stdin_seen = true;
       paths.push_back(v);
-    } else if (has_glob_chars(v)) {
+    } else if (has_glob_chars(v) && !std::filesystem::exists(v)) {  // a file named a[1] is a file
       glob_t g{};
       const int rc = ::glob(v.c_str(), 0, nullptr, &g);
       std::vector<std::string> matches;

@@ -12,10 +12,10 @@
 
 namespace mds::data {
 
-// Expands --input values in order: "-" is stdin; a value with glob characters (* ? [) becomes
-// its matches sorted by name (Megatron's preprocess_data.py globs --input the same way);
-// anything else is one file. A glob matching nothing, a missing file, a directory or "-" given
-// twice is a UserError naming the value.
+// Expands --input values in order: "-" is stdin; a value with glob characters (* ? [) that is
+// not itself an existing file becomes its matches sorted by name (Megatron's preprocess_data.py
+// globs --input the same way); anything else is one file. A glob matching nothing, a missing file,
+// a directory or "-" given twice is a UserError naming the value.
 std::vector<std::string> expand_input_paths(const std::vector<std::string>& values);
 
 class JsonlReader {
