@@ -18,6 +18,7 @@
 // left out of every key's output.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <future>
@@ -181,7 +182,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 std::string hms(double s) {
-  const long t = long(s + 0.5);
+  const long t = std::lround(s);
   return strfmt("{}:{}{}:{}{}", t / 3600, (t / 60) % 60 < 10 ? "0" : "", (t / 60) % 60,
                 t % 60 < 10 ? "0" : "", t % 60);
 }
