@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "mds/data/hf_tokenizer.h"
 #include "mds/data/indexed_dataset.h"
@@ -203,4 +204,55 @@ TEST(HFTokenizer, ErrorsNameTheFileAndTheUnsupportedPart) {
   EXPECT_EQ(tiny->encode("xyab"), (Ids{4, 2}));
   EXPECT_EQ(tiny->eod(), 5);
   EXPECT_EQ(tiny->vocab_size(), 6);
+}
+
+TEST(HFTokenizer, ConcurrentEncodeGivesSameIds) {
+  TOK_SKIP_UNLESS(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
+  const std::vector<std::string> texts = hard_cases_with_specials();
+  for (const char* name : {"llama3", "llama2"}) {
+    std::vector<Ids> want;
+    for (const auto& t : texts) want.push_back(tokenizer(name).encode(t));
+    std::vector<std::vector<Ids>> got(4);
+    std::vector<std::thread> threads;
+    for (size_t k = 0; k < got.size(); ++k)
+      threads.emplace_back([&, k] {
+        for (int rep = 0; rep < 3; ++rep)
+          for (const auto& t : texts) got[k].push_back(tokenizer(name).encode(t));
+      });
+    for (auto& t : threads) t.join();
+    for (const auto& g : got)
+      for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], want[i % texts.size()]) << name;
+  }
+}
+
+// Newer Llama/Mistral exports spell the SentencePiece space handling as a Metaspace
+// pre-tokenizer instead of Prepend/Replace normalizers. The llama2 file rewritten that way, with
+// prepend_scheme "first" (only the text's first stretch gets U+2581) and "always", against the
+// reference on the same rewritten file.
+TEST(HFTokenizer, MetaspacePreTokenizerMatchesReference) {
+  TOK_SKIP_UNLESS(missing_reference("llama2"));
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir("llama2") + "/tokenizer.json"));
+  std::vector<std::string> texts = hard_cases_with_specials();
+  const auto brown = brown_paragraphs(2);
+  texts.insert(texts.end(), brown.begin(), brown.end());
+  texts.push_back("<s>starts with an added token");
+  texts.push_back("\u2581starts with the replacement");
+  for (const char* scheme : {"first", "always"}) {
+    j["normalizer"] = nullptr;
+    j["pre_tokenizer"] = {{"type", "Metaspace"},
+                          {"replacement", "\u2581"},
+                          {"prepend_scheme", scheme},
+                          {"split", false}};
+    const fs::path d = temp_path(std::string("metaspace-") + scheme);
+    fs::create_directories(d);
+    std::ofstream(d / "tokenizer.json") << j.dump();
+    fs::copy_file(dir("llama2") + "/tokenizer_config.json", d / "tokenizer_config.json");
+    const HFTokenizer tok(d.string());
+    const auto want = run_reference(mds::strfmt("node '{}/tests/reference/hf_encode.mjs' '{}' '{}'",
+                                                MDS_SOURCE_DIR, data_dir(), d.string()),
+                                    write_jsonl(texts));
+    ASSERT_EQ(want.size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i)
+      ASSERT_EQ(tok.encode(texts[i]), want[i]) << scheme << " text " << i << ": " << texts[i];
+  }
 }

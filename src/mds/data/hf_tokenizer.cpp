@@ -105,9 +105,11 @@ struct NormStep {
 };
 
 struct PreStep {
-  enum Kind { split, byte_level } kind;
-  std::shared_ptr<Regex> regex;  // split; byte_level with use_regex
-  bool add_prefix_space = false;
+  enum Kind { split, byte_level, metaspace } kind;
+  std::shared_ptr<Regex> regex;   // split; byte_level with use_regex
+  bool add_prefix_space = false;  // byte_level
+  std::string replacement;        // metaspace: spaces become it, and it is prepended ...
+  enum Prepend { always, first, never } prepend = always;  // ... to every / the first segment
 };
 
 }  // namespace
@@ -140,7 +142,8 @@ struct HFTokenizer::Impl {
   [[noreturn]] void unsupported(const std::string& what, const json& j) const {
     MDS_FAIL(
         "--tokenizer-model {}: unsupported {} '{}' (HFTokenizer supports BPE with "
-        "Prepend/Replace normalizers, Split/ByteLevel pre-tokenizers, TemplateProcessing)",
+        "Prepend/Replace normalizers, Split/ByteLevel/Metaspace pre-tokenizers, "
+        "TemplateProcessing)",
         file, what, j.value("type", j.dump().substr(0, 60)));
   }
 
@@ -180,6 +183,25 @@ struct HFTokenizer::Impl {
       byte_level = true;
       PreStep s{PreStep::byte_level, nullptr, p.value("add_prefix_space", false)};
       if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, file);
+      pre.push_back(s);
+    } else if (type == "Metaspace") {
+      // Llama/Mistral exports use split false; with split true Rust cuts at every replacement,
+      // which Hugging Face's JS does not do, so there is no agreed answer to match.
+      MDS_CHECK(!p.value("split", false),
+                "--tokenizer-model {}: Metaspace with split true is not supported", file);
+      PreStep s{PreStep::metaspace, nullptr, false, p.value("replacement", "\u2581"),
+                PreStep::always};
+      const std::string scheme =
+          p.contains("prepend_scheme")
+              ? p.at("prepend_scheme").get<std::string>()
+              : (p.value("add_prefix_space", true) ? "always" : "never");  // older files
+      if (scheme == "first")
+        s.prepend = PreStep::first;
+      else if (scheme == "never")
+        s.prepend = PreStep::never;
+      else
+        MDS_CHECK(scheme == "always", "--tokenizer-model {}: unknown Metaspace prepend_scheme '{}'",
+                  file, scheme);
       pre.push_back(s);
     } else {
       unsupported("pre_tokenizer", p);
@@ -295,7 +317,8 @@ struct HFTokenizer::Impl {
   }
 
   // Normalize, pre-tokenize and BPE one stretch of text between added tokens.
-  void encode_segment(std::string text, std::vector<int32_t>& out) const {
+  // at_start: the segment begins the text (Metaspace's prepend_scheme "first").
+  void encode_segment(std::string text, bool at_start, std::vector<int32_t>& out) const {
     if (text.empty()) return;
     for (const NormStep& n : normalizers) {
       if (n.kind == NormStep::prepend)
@@ -307,6 +330,12 @@ struct HFTokenizer::Impl {
     for (const PreStep& p : pre) {
       std::vector<std::string> next;
       for (std::string& piece : pieces) {
+        if (p.kind == PreStep::metaspace) {
+          replace_all(piece, " ", p.replacement);
+          if (piece.compare(0, p.replacement.size(), p.replacement) != 0 &&
+              (p.prepend == PreStep::always || (p.prepend == PreStep::first && at_start)))
+            piece.insert(0, p.replacement);
+        }
         if (p.kind == PreStep::byte_level && p.add_prefix_space && !piece.empty() &&
             piece[0] != ' ')
           piece.insert(0, 1, ' ');
@@ -459,12 +488,12 @@ std::vector<int32_t> HFTokenizer::encode(std::string_view raw) const {
       ++i;
       continue;
     }
-    m.encode_segment(text.substr(seg, i - seg), out);
+    m.encode_segment(text.substr(seg, i - seg), seg == 0, out);
     out.push_back(hit->id);
     i += hit->content.size();
     seg = i;
   }
-  m.encode_segment(text.substr(seg), out);
+  m.encode_segment(text.substr(seg), seg == 0, out);
   out.insert(out.end(), m.template_after.begin(), m.template_after.end());
   return out;
 }
