@@ -122,6 +122,15 @@ TEST(IndexedMerge, DirectoryInputTakesEveryPairSortedByName) {
   mds::data::merge_indexed_datasets(mds::data::expand_merge_inputs({d.file("shards")}),
                                     d.file("merged"));
   expect_same_files(d.file("merged"), d.file("whole"));
+  // A quoted glob names the same shards, whether it matches .bin, .idx or both.
+  for (const char* pattern : {"shards/part_*", "shards/part_*.bin"}) {
+    const auto prefixes = mds::data::expand_merge_inputs({d.file(pattern)});
+    EXPECT_EQ(prefixes, (std::vector<std::string>{d.file("shards/part_0"), d.file("shards/part_1"),
+                                                  d.file("shards/part_2")}))
+        << pattern;
+  }
+  EXPECT_NE(merge_error({d.file("shards/none_*")}, d.file("x")).find("matches no"),
+            std::string::npos);
 }
 
 TEST(IndexedMerge, BadInputsFailBeforeAnyOutputExists) {

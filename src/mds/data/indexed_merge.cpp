@@ -2,6 +2,8 @@
 // writer as mds preprocess, so the merged pair is exactly what one preprocessing run writes.
 #include "mds/data/indexed_merge.h"
 
+#include <glob.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -49,6 +51,20 @@ std::vector<std::string> expand_merge_inputs(const std::vector<std::string>& val
   for (const std::string& v : values) {
     if (fs::is_directory(v)) {
       for (auto& p : prefixes_in_dir(v)) out.push_back(std::move(p));
+    } else if (v.find_first_of("*?[") != std::string::npos && !fs::exists(v) &&
+               !fs::exists(v + ".idx")) {
+      // A quoted glob ('shards/*.bin', 'shards/*'): its matches' prefixes, sorted, each once.
+      glob_t g{};
+      const int rc = ::glob(v.c_str(), 0, nullptr, &g);
+      std::set<std::string> prefixes;
+      if (rc == 0)
+        for (size_t i = 0; i < g.gl_pathc; ++i) {
+          const std::string m = strip_extension(g.gl_pathv[i]);
+          if (m != g.gl_pathv[i]) prefixes.insert(m);
+        }
+      ::globfree(&g);
+      MDS_CHECK(!prefixes.empty(), "--input {}: the glob matches no .bin/.idx file", v);
+      out.insert(out.end(), prefixes.begin(), prefixes.end());
     } else {
       out.push_back(strip_extension(v));
     }

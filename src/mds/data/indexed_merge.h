@@ -12,8 +12,9 @@
 namespace mds::data {
 
 // Input values -> dataset prefixes, in order. A value is a prefix (a trailing ".bin" or ".idx"
-// is dropped) or a directory, which stands for every PREFIX in it with both PREFIX.bin and
-// PREFIX.idx, sorted by name (merge_datasets.py's --input DIR). A directory without any pair,
+// is dropped), a glob over .bin/.idx files (their prefixes, sorted, each once), or a directory,
+// which stands for every PREFIX in it with both PREFIX.bin and PREFIX.idx, sorted by name
+// (merge_datasets.py's --input DIR). A directory without any pair,
 // or a file in it with only one half of its pair, is a UserError.
 std::vector<std::string> expand_merge_inputs(const std::vector<std::string>& values);
 
