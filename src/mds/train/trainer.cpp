@@ -360,10 +360,16 @@ int run_training(TrainArgs a) {
     if (world->size() == 1) throw;  // main reports it
     if (past_setup)  // the others may be inside a collective: take the whole job down
       world->abort(strfmt("mds train: error on rank {}: {}", world->rank(), e.what()));
-    const bool report = first_failed_rank(*world, true) == world->rank();
+    // One line from the lowest failing rank, as main prints it, written before MPI_Finalize:
+    // mpirun may kill this process as soon as a peer exits with an error.
+    const bool user_error = dynamic_cast<const UserError*>(&e) != nullptr;
+    if (first_failed_rank(*world, true) == world->rank()) {
+      std::fprintf(stderr, "mds train: %s%s\n", user_error ? "error: " : "", e.what());
+      std::fflush(stderr);
+    }
+    world->barrier();
     world.reset();
-    if (report) throw;  // one line from the lowest failing rank, exit 2 (main)
-    return dynamic_cast<const UserError*>(&e) ? 2 : 1;
+    return user_error ? 2 : 1;
   }
 }
 
