@@ -15,6 +15,7 @@
 #include "mds/core/error.h"
 #include "mds/data/blended_dataset.h"
 #include "mds/data/data_file_list.h"
+#include "mds/data/gpt_dataset.h"
 #include "mds/data/index_cache.h"
 #include "mds/data/indexed_dataset.h"
 #include "mds/train/datasets.h"
@@ -351,4 +352,26 @@ TEST(IndexCache, FollowerWaitsForTheBuildersEntry) {
   EXPECT_EQ(follower.num_built(), 0);
   EXPECT_EQ(follower.num_loaded(), 1);
   EXPECT_EQ(m.shuffle_idx, build().shuffle_idx);
+}
+
+TEST(BuildDatasets, OnePrefixIsExactlyMegatronsGPTDataset) {
+  // No blend: exactly N samples, no 1.005 oversampling, no corpus shuffle, maps from the cache
+  // identical to building them directly.
+  TempDir t;
+  write_shard(t / "a", 50, 1);
+  train::DataOptions o;
+  o.sources = data::parse_data_path({t / "a"});
+  o.split = "80,20,0";
+  o.seq_length = 16;
+  o.seed = 99;
+  o.num_samples = {30, 6, 0};
+  for (int start = 0; start < 2; ++start) {
+    const train::Datasets d = train::build_datasets(o);
+    EXPECT_EQ(d.summary.index_built, start == 0 ? 2 : 0);
+    auto shard = std::make_shared<const data::IndexedDataset>(t / "a");
+    const data::GPTDataset train(shard, 0, 40, 30, 16, 99), valid(shard, 40, 50, 6, 16, 99);
+    EXPECT_EQ(all_samples(*d.train), all_samples(train));
+    EXPECT_EQ(all_samples(*d.valid), all_samples(valid));
+    EXPECT_EQ(d.summary.corpora.at(0).samples, (std::array<int64_t, 3>{30, 6, 0}));
+  }
 }
