@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -373,5 +374,56 @@ TEST(BuildDatasets, OnePrefixIsExactlyMegatronsGPTDataset) {
     EXPECT_EQ(all_samples(*d.train), all_samples(train));
     EXPECT_EQ(all_samples(*d.valid), all_samples(valid));
     EXPECT_EQ(d.summary.corpora.at(0).samples, (std::array<int64_t, 3>{30, 6, 0}));
+  }
+}
+
+TEST(BuildDatasets, BlendedStreamMatchesMegatronDeepSpeedReference) {
+  // tests/reference/megatron_blend.py ports the argonne-lcf code (per-shard counts, corpus
+  // concat + shuffle, greedy blend) and says which shard and shard sample each position takes;
+  // the blend must serve exactly that shard's GPTDataset sample there.
+  TempDir t;
+  const std::vector<std::string> corpora = {"web", "books", "web", "code", "books"};
+  const std::vector<double> weights = {0.5, 1.0, 0.25, 0.7, 0.3};
+  train::DataOptions o;
+  for (size_t i = 0; i < corpora.size(); ++i) {
+    write_shard(t / strfmt("s{}", i), 20 + 7 * int(i), int(i) + 1);
+    o.sources.push_back({weights[i], t / strfmt("s{}", i), corpora[i]});
+  }
+  o.blend = true;
+  o.split = "1";
+  o.seq_length = 8;
+  o.seed = 4321;
+  o.num_samples = {150, 0, 0};
+  const train::Datasets d = train::build_datasets(o);
+
+  const std::string request = t / "request.json";
+  write_file(request,
+             nlohmann::json(
+                 {{"weights", weights}, {"corpora", corpora}, {"num_samples", 150}, {"seed", 4321}})
+                 .dump());
+  const std::string cmd =
+      strfmt("/usr/bin/python3 {}/tests/reference/megatron_blend.py < {}", MDS_SOURCE_DIR, request);
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[1 << 14];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0) << cmd;
+  const auto ref = nlohmann::json::parse(out);
+
+  std::vector<std::unique_ptr<data::GPTDataset>> shards;
+  for (size_t i = 0; i < corpora.size(); ++i) {
+    const int64_t n = ref["per_shard"][i].get<int64_t>();
+    auto shard = std::make_shared<const data::IndexedDataset>(t / strfmt("s{}", i));
+    const int64_t docs = shard->num_sequences();
+    shards.push_back(std::make_unique<data::GPTDataset>(shard, 0, docs, n, 8, 4321));
+  }
+  const auto& order = ref["order"];
+  ASSERT_EQ(int64_t(order.size()), d.train->size());
+  std::vector<int32_t> got(9), want(9);
+  for (size_t k = 0; k < order.size(); ++k) {
+    d.train->sample(int64_t(k), got.data());
+    shards[order[k][0].get<size_t>()]->sample(order[k][1].get<int64_t>(), want.data());
+    ASSERT_EQ(got, want) << "blend position " << k;
   }
 }
