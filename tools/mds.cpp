@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mds/core/error.h"
+#include "mds/dist/launch_env.h"
 #include "mds/tools/subcommands.h"
 
 namespace {
@@ -35,7 +36,9 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   } catch (const mds::UserError& e) {
-    std::fprintf(stderr, "mds %s: error: %s\n", cmd.c_str(), e.what());
+    // Every rank parses the same flags and fails the same way: rank 0 speaks for all.
+    if (mds::dist::launcher_rank() == 0)
+      std::fprintf(stderr, "mds %s: error: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mds %s: %s\n", cmd.c_str(), e.what());
