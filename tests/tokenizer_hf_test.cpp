@@ -104,7 +104,10 @@ TEST(HFTokenizer, Llama3BrownMatchesReference) {
 TEST(HFTokenizer, Llama3HardCasesMatchReference) {
   TOK_SKIP_UNLESS(missing_reference("llama3"));
   const auto texts = hard_cases_with_specials();
-  expect_equal("llama3", texts, run_reference(command("llama3"), write_jsonl(texts)));
+  expect_equal("llama3", texts,
+               cached_reference(command("llama3"), write_jsonl(texts),
+                                data_dir() + "/hf-llama3/hard-cases-reference-ids",
+                                reference_sources("llama3")));
 }
 
 TEST(HFTokenizer, SentencePieceStyleBrownMatchesReference) {
@@ -119,7 +122,10 @@ TEST(HFTokenizer, SentencePieceStyleBrownMatchesReference) {
 TEST(HFTokenizer, SentencePieceStyleHardCasesMatchReference) {
   TOK_SKIP_UNLESS(missing_reference("llama2"));
   const auto texts = hard_cases_with_specials();
-  expect_equal("llama2", texts, run_reference(command("llama2"), write_jsonl(texts)));
+  expect_equal("llama2", texts,
+               cached_reference(command("llama2"), write_jsonl(texts),
+                                data_dir() + "/hf-llama2/hard-cases-reference-ids",
+                                reference_sources("llama2")));
 }
 
 // Gemma: SentencePiece-style without Prepend (no dummy prefix), 256k vocabulary, <bos> template.
@@ -131,7 +137,10 @@ TEST(HFTokenizer, GemmaBrownAndHardCasesMatchReference) {
                                 data_dir() + "/brown.jsonl.hf-gemma-paragraphs-reference-ids",
                                 reference_sources("gemma")));
   const auto texts = hard_cases_with_specials();
-  expect_equal("gemma", texts, run_reference(command("gemma"), write_jsonl(texts)));
+  expect_equal("gemma", texts,
+               cached_reference(command("gemma"), write_jsonl(texts),
+                                data_dir() + "/hf-gemma/hard-cases-reference-ids",
+                                reference_sources("gemma")));
   EXPECT_EQ(tokenizer("gemma").vocab_size(), 256000);
   EXPECT_EQ(tokenizer("gemma").eod(), 1);  // <eos>
   EXPECT_EQ(mds::data::token_dtype_for_vocab(256000), mds::data::TokenDType::i32);

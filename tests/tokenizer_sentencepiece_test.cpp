@@ -28,11 +28,14 @@ std::string missing_reference() {
   return "";
 }
 
+// Cached in the data dir (keyed by the input's hash; recomputed when the model, the script or
+// the input changes): the reference pass over Brown costs as much as ours.
 std::vector<Ids> reference(const char* flavor, const fs::path& jsonl) {
-  return run_reference(mds::strfmt("/usr/bin/python3 '{}/tests/reference/sentencepiece_encode.py' "
-                                   "'{}' {}",
-                                   MDS_SOURCE_DIR, model(), flavor),
-                       jsonl);
+  return cached_reference(
+      mds::strfmt("/usr/bin/python3 '{}/tests/reference/sentencepiece_encode.py' '{}' {}",
+                  MDS_SOURCE_DIR, model(), flavor),
+      jsonl, data_dir() + "/brown-sp.model." + flavor + "-reference-ids",
+      {model(), MDS_SOURCE_DIR "/tests/reference/sentencepiece_encode.py"});
 }
 
 void expect_matches_reference(const SentencePieceTokenizer& tok, const char* flavor,
@@ -51,8 +54,9 @@ TEST(Llama2Tokenizer, BrownAndHardCasesMatchReference) {
   EXPECT_EQ(tok.vocab_size(), 8000);
   EXPECT_EQ(tok.bos(), 1);
   EXPECT_EQ(tok.eod(), 2);
-  expect_matches_reference(tok, "llama2", brown_texts());
-  expect_matches_reference(tok, "llama2", hard_cases());
+  std::vector<std::string> texts = brown_texts();
+  for (const auto& t : hard_cases()) texts.push_back(t);
+  expect_matches_reference(tok, "llama2", texts);
 }
 
 TEST(SentencePieceTokenizer, BrownAndHardCasesMatchReference) {
@@ -61,10 +65,13 @@ TEST(SentencePieceTokenizer, BrownAndHardCasesMatchReference) {
   // <CLS> <SEP> <EOD> <MASK> <PAD> appended after the 8000 pieces; <s> and </s> are the model's.
   EXPECT_EQ(tok.vocab_size(), 8005);
   EXPECT_EQ(tok.eod(), 8002);
-  std::vector<std::string> texts = hard_cases();
+  // Brown's first 100 documents: the pieces come from the same library call as Llama2's (which
+  // covers all of Brown); what differs is the special-token handling around it.
+  std::vector<std::string> texts = brown_texts();
+  texts.resize(std::min<size_t>(texts.size(), 100));
+  for (const auto& t : hard_cases()) texts.push_back(t);
   texts.push_back("one<EOD>two<CLS><SEP>three <s>four</s><MASK><PAD>");
   texts.push_back("<EOD><EOD> x <EO D> <eod>");
-  expect_matches_reference(tok, "megatron", brown_texts());
   expect_matches_reference(tok, "megatron", texts);
 }
 
