@@ -18,7 +18,10 @@
 // Megatron-DeepSpeed's _HFTokenizer semantics: encode() = HF encode(text) with its default of
 // adding the post-processor's special tokens; eod() = the eos token of tokenizer_config.json beside
 // tokenizer.json (else the first of </s>, <|end_of_text|>, <|endoftext|>, <eos> that exists);
-// vocab_size() = 1 + the largest id of the vocabulary and added tokens.
+// vocab_size() = 1 + the largest id of the vocabulary and added tokens (Megatron-DeepSpeed reports
+// HF's tokenizer.vocab_size, which leaves the added tokens out, e.g. 128000 for Llama 3, fewer
+// than the ids it writes; it also adds a [PAD]-style token when the tokenizer has none, which
+// is not done here).
 // Reference: @huggingface/tokenizers (npm) via tests/reference/hf_encode.mjs.
 // encode() is safe to call from many threads at once.
 #pragma once
