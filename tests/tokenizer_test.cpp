@@ -22,26 +22,17 @@
 #include "mds/core/error.h"
 #include "mds/data/gpt2_bpe.h"
 #include "mds/data/tokenizer.h"
+#include "tokenizer_test_util.h"
 
-namespace fs = std::filesystem;
 using mds::data::GPT2BPETokenizer;
-using Ids = std::vector<int32_t>;
 
 namespace {
 
-std::string data_dir() {
-  const char* env = std::getenv("MDS_DATA_DIR");
-  return env && *env ? env : MDS_SOURCE_DIR "/data";
-}
+using namespace tok_test;
 
 // Empty when the data is there, else why the test must be skipped.
 std::string missing_data() {
-  for (const char* f : {"gpt2-vocab.json", "gpt2-merges.txt", "brown.jsonl"}) {
-    if (!fs::exists(fs::path(data_dir()) / f))
-      return mds::strfmt("{}/{} not found: run `bash scripts/prepare_data.sh` first", data_dir(),
-                         f);
-  }
-  return "";
+  return missing_files({"gpt2-vocab.json", "gpt2-merges.txt", "brown.jsonl"});
 }
 
 std::string missing_reference() {
@@ -52,12 +43,7 @@ std::string missing_reference() {
   return "";
 }
 
-#define SKIP_UNLESS(why)              \
-  do {                                \
-    if (auto w = (why); !w.empty()) { \
-      GTEST_SKIP() << w;              \
-    }                                 \
-  } while (0)
+#define SKIP_UNLESS(why) TOK_SKIP_UNLESS(why)
 
 const GPT2BPETokenizer& gpt2() {
   static const GPT2BPETokenizer tok(data_dir() + "/gpt2-vocab.json",
@@ -65,190 +51,25 @@ const GPT2BPETokenizer& gpt2() {
   return tok;
 }
 
-// Directories made by temp_path(), removed when the test program ends.
-struct TempDirs : ::testing::Environment {
-  std::vector<fs::path> dirs;
-  void TearDown() override {
-    std::error_code ec;
-    for (const auto& d : dirs) fs::remove_all(d, ec);
-  }
-};
-TempDirs* const temp_dirs =
-    static_cast<TempDirs*>(::testing::AddGlobalTestEnvironment(new TempDirs));
-
-// A file in a directory private to this test process (ctest runs tests in parallel).
-fs::path temp_path(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::temp_directory_path() /
-                 mds::strfmt("mds_tok_{}_{}_{}", info->test_suite_name(), info->name(), getpid());
-  if (fs::create_directories(dir)) temp_dirs->dirs.push_back(dir);
-  return dir / name;
+std::string reference_command() {
+  return mds::strfmt("node '{}/tests/reference/gpt2_encode.js' '{}'", MDS_SOURCE_DIR, data_dir());
 }
 
-// Runs the reference on a JSONL file; one id array per non-blank line.
+// The reference, one id array per non-blank line of a JSONL file.
 std::vector<Ids> reference_ids(const fs::path& jsonl) {
-  const std::string cmd = mds::strfmt("node '{}/tests/reference/gpt2_encode.js' '{}' < '{}'",
-                                      MDS_SOURCE_DIR, data_dir(), jsonl.string());
-  FILE* pipe = popen(cmd.c_str(), "r");
-  EXPECT_NE(pipe, nullptr) << cmd;
-  if (!pipe) return {};
-  std::string out;
-  char buf[1 << 16];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
-  EXPECT_EQ(pclose(pipe), 0) << cmd;
-  std::vector<Ids> ids;
-  size_t pos = 0;
-  for (size_t end; (end = out.find('\n', pos)) != std::string::npos; pos = end + 1)
-    ids.push_back(nlohmann::json::parse(out.substr(pos, end - pos)).get<Ids>());
-  return ids;
-}
-
-// The reference is slow (~15 s of node for Brown), and its answer for a given input file and
-// package version never changes, so it is kept beside the data and recomputed only when the
-// input, the reference script or the installed package is newer than the saved answer.
-std::vector<Ids> cached_reference_ids(const fs::path& jsonl) {
-  const fs::path cache = jsonl.string() + ".gpt2-reference-ids";
-  const auto newest_source =
-      std::max({fs::last_write_time(jsonl),
-                fs::last_write_time(MDS_SOURCE_DIR "/tests/reference/gpt2_encode.js"),
-                fs::last_write_time(fs::path(data_dir()) / "node_modules/gpt-3-encoder")});
-  if (fs::exists(cache) && fs::last_write_time(cache) >= newest_source) {
-    std::ifstream in(cache);
-    std::vector<Ids> ids;
-    for (std::string line; std::getline(in, line);)
-      ids.push_back(nlohmann::json::parse(line).get<Ids>());
-    return ids;
-  }
-  std::vector<Ids> ids = reference_ids(jsonl);
-  const fs::path tmp = temp_path("reference-ids");
-  {
-    std::ofstream out(tmp);
-    for (const Ids& v : ids) out << nlohmann::json(v).dump() << "\n";
-  }
-  std::error_code ec;  // a read-only data dir only costs the next run its time
-  fs::copy_file(tmp, cache.string() + ".tmp", fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::rename(cache.string() + ".tmp", cache, ec);
-  return ids;
+  return run_reference(reference_command(), jsonl);
 }
 
 std::vector<Ids> reference_ids(const std::vector<std::string>& texts) {
-  const fs::path in = temp_path("input.jsonl");
-  std::ofstream(in) << [&] {
-    std::string s;
-    for (const auto& t : texts) s += nlohmann::json{{"text", t}}.dump() + "\n";
-    return s;
-  }();
-  return reference_ids(in);
+  return reference_ids(write_jsonl(texts));
 }
 
-std::vector<std::string> brown_texts() {
-  std::ifstream in(data_dir() + "/brown.jsonl");
-  std::vector<std::string> texts;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
-  return texts;
-}
-
-std::string repeat(const std::string& s, int n) {
-  std::string out;
-  for (int i = 0; i < n; ++i) out += s;
-  return out;
-}
-
-// Inputs chosen where byte-level BPE implementations tend to differ.
-std::vector<std::string> hard_cases() {
-  return {
-      "",
-      "Hello world",
-      "Hello, world! How are you?",
-      " leading space",
-      "trailing space ",
-      "trailing spaces   ",
-      "caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00c5ngstr\u00f6m fa\u00e7ade",
-      "\u5317\u4eac\u662f\u4e2d\u56fd\u7684\u9996\u90fd\u3002\u65e5\u672c\u8a9e\u306e\u30c6\u30ad"
-      "\u30b9\u30c8",
-      "\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8",
-      // Emoji: plain, skin tones (modifiers), ZWJ family, flag with variation selector.
-      "emoji \U0001F600 \U0001F389\U0001F44D\U0001F3FD "
-      "\U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466 "
-      "\U0001F3F3\uFE0F\u200D\U0001F308 \u2764\uFE0F",
-      "\U0001F44D\U0001F3FB\U0001F44D\U0001F3FC\U0001F44D\U0001F3FE\U0001F44D\U0001F3FF",
-      // Whitespace runs: \s+(?!\S) leaves the last space to the next word.
-      "a  b   c    d",
-      "tabs\tand\t\ttabs",
-      "new\nlines\n\n\nmany",
-      "trailing newline\n",
-      "\n\n\n",
-      "   ",
-      "\t \n \t",
-      "word   \nnext",
-      "x \n y",
-      "a\r\nb\r\n",
-      "end with spaces and word   word",
-      repeat(" ", 300) + "x",
-      repeat("\n", 200),
-      repeat(" \n", 100) + "x",
-      // Contractions: only lowercase ASCII ones are split off; 'S is not.
-      "it's I'm we're they've you'll he'd don't",
-      "IT'S I'M WE'RE THEY'VE YOU'LL HE'D DON'T",
-      "It'S",
-      "'s 's's",
-      "l'amour d'accord",
-      "it\u2019s curly",
-      // Digits and numbers.
-      "12345678901234567890 3.14159 1,000,000",
-      "\u0663\u0664\u0665 \u00b9\u00b2\u00b3 \u00bd \u216b",
-      "0x1F 2nd 3rd 4th",
-      repeat("1", 500),
-      // Punctuation runs.
-      "!!! ??? ... --- *** ((( ))) {[<>]} @#$%^&*",
-      "a.b.c,d;e:f",
-      "{\"a\": \"b\",\"c\": [\"d\",\"e\"]}",
-      "say \",\",\", he",
-      "],[ ',',' \"\",\"\"",
-      "<|endoftext|>",
-      "https://example.com/path?query=1&x=y#frag email@example.com C:\\Windows\\System32",
-      // Unicode whitespace: NBSP, en/em/thin/ideographic spaces, line/paragraph separators, BOM,
-      // and characters that are NOT whitespace in JavaScript (U+180E, U+0085, \x1c-\x1f).
-      "non\u00a0breaking\u00a0space",
-      "\u00a0\u00a0x",
-      "en\u2002space em\u2003space thin\u2009space ideographic\u3000space",
-      "line\u2028sep para\u2029sep",
-      "bom\ufeffinside",
-      "\ufeffstart",
-      "mongolian\u180evowel",
-      "nel\u0085char",
-      "vt\x0b"
-      "ff\x0c"
-      "fs\x1c"
-      "gs\x1d"
-      "rs\x1e"
-      "us\x1f",
-      "a \x0b b \x0c c",
-      // Control characters, including NUL.
-      std::string("nul\0byte", 8),
-      "bell\x07"
-      "esc\x1b"
-      "del\x7f",
-      "zwsp\u200bzwj\u200dzwnj\u200c",
-      // Long words (the heap path of BPE).
-      repeat("a", 5000),
-      repeat("supercalifragilisticexpialidocious", 20),
-      repeat("ab", 700),
-      repeat("!", 3000),
-      // Scripts.
-      "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645",
-      "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e",
-      "\u0e2a\u0e27\u0e31\u0e2a\u0e14\u0e35\u0e0a\u0e32\u0e27\u0e42\u0e25\u0e01",
-      "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 \u0393\u03b5\u03b9\u03ac "
-      "\u05e9\u05dc\u05d5\u05dd",
-      "mixed English\u4e2d\u6587\u0627\u0644\u0639\u0631\u0628\u064a\u0629\u0939\u093f\u0928"
-      "\u094d\u0926\u0940",
-      "combining e\u0301 a\u0308",
-      "math \u2211\u222b\u221a\u221e \u2264\u2265",
-      "\U0001D518\U0001D52B\U0001D526\U0001D520 \U0001D7D9\U0001D7DA\U0001D7DB",
-      repeat("The quick brown fox jumps over the lazy dog. ", 10),
-  };
+// The reference is slow (~15 s of node for Brown): its answer is kept beside the data and
+// recomputed only when the input, the script or the installed package changes.
+std::vector<Ids> cached_reference_ids(const fs::path& jsonl) {
+  return cached_reference(reference_command(), jsonl, jsonl.string() + ".gpt2-reference-ids",
+                          {jsonl, MDS_SOURCE_DIR "/tests/reference/gpt2_encode.js",
+                           fs::path(data_dir()) / "node_modules/gpt-3-encoder"});
 }
 
 // A tiny synthetic GPT-2-format vocabulary: the 256 byte symbols (ids 0-255, ASCII printable
@@ -288,16 +109,6 @@ struct TinyVocab {
     return nlohmann::json::parse(in).at(token).get<int32_t>();
   }
 };
-
-template <typename F>
-std::string user_error(F&& f) {
-  try {
-    f();
-  } catch (const mds::UserError& e) {
-    return e.what();
-  }
-  return "(no UserError thrown)";
-}
 
 }  // namespace
 
