@@ -178,10 +178,11 @@ struct HFTokenizer::Impl {
                p.value("behavior", "") == "Isolated" && !p.value("invert", false)) {
       pre.push_back({PreStep::split,
                      std::make_shared<Regex>(p.at("pattern").at("Regex").get<std::string>(), file),
-                     false});
+                     false,
+                     {}});
     } else if (type == "ByteLevel") {
       byte_level = true;
-      PreStep s{PreStep::byte_level, nullptr, p.value("add_prefix_space", false)};
+      PreStep s{PreStep::byte_level, nullptr, p.value("add_prefix_space", false), {}};
       if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, file);
       pre.push_back(s);
     } else if (type == "Metaspace") {
