@@ -21,7 +21,9 @@ struct LlamaConfig {
   int64_t padded_vocab_size = 0;  // vocab rounded up to make_vocab_size_divisible_by * tp
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
-  int64_t kv_heads() const { return num_key_value_heads ? num_key_value_heads : num_attention_heads; }
+  int64_t kv_heads() const {
+    return num_key_value_heads ? num_key_value_heads : num_attention_heads;
+  }
   int64_t q_dim() const { return num_attention_heads * head_dim(); }
   int64_t kv_dim() const { return kv_heads() * head_dim(); }
   int64_t qkv_dim() const { return q_dim() + 2 * kv_dim(); }

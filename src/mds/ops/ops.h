@@ -30,8 +30,8 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 //   out[i]        = x[i] cos - x[i+hd/2] sin
 //   out[i + hd/2] = x[i+hd/2] cos + x[i] sin       (angle = pos * theta^(-2i/hd))
 void rope_tables(float* cos, float* sin, int64_t max_pos, int64_t hd, double theta);
-void rope_forward(float* x, const float* cos, const float* sin, int64_t b, int64_t s,
-                  int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0);
+void rope_forward(float* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                  int64_t hd, int64_t row_stride, int64_t pos0);
 // The transpose (rotation by -angle), applied in place to the gradient.
 void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int64_t s,
                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0);
@@ -47,9 +47,9 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
                        int64_t qkv_stride, int64_t out_stride);
 // dq, dk, dv overwritten (same layout/stride as q, k, v); recomputes scores from q, k, lse.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
-                        const float* lse, const float* q, const float* k, const float* v,
-                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                        int64_t qkv_stride, int64_t out_stride);
+                        const float* lse, const float* q, const float* k, const float* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride);
 
 // ---- SwiGLU: gu [n, 2f] = [gate | up] -> h [n, f] = silu(gate) * up ---------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f);
@@ -69,8 +69,8 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
 // Same losses, and dlogits = (softmax - onehot) * dscale on columns < vocab, 0 on padding.
 // dlogits may alias logits (computed in place).
 void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits,
-                                    const int32_t* targets, int64_t n, int64_t vpad,
-                                    int64_t vocab, float dscale);
+                                    const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
+                                    float dscale);
 
 // ---- Elementwise and reductions ---------------------------------------------------------
 void add(float* y, const float* a, const float* b, int64_t n);  // y = a + b (y may alias)
