@@ -224,7 +224,7 @@ TEST(Safetensors, WritesPaddedHeaderAndReadsBackF32AndBf16) {
 }
 
 TEST(Safetensors, IndependentPythonReaderAgrees) {
-  if (!have_numpy()) GTEST_SKIP() << "/usr/bin/python3 with numpy is needed";
+  ASSERT_TRUE(have_numpy()) << "/usr/bin/python3 with numpy is needed: run scripts/setup.sh";
   TempDir tmp;
   std::vector<float> w(5 * 7), v(9);
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(float(i)) * 3.0f;
@@ -351,7 +351,7 @@ TEST(HfCheckpoint, ShardsAboveThresholdAndPythonReadsTheShards) {
   EXPECT_FALSE(fs::exists(tmp / "hf/model.safetensors.index.json"));
   EXPECT_FALSE(fs::exists(tmp / ("hf/" + last)));
 
-  if (!have_numpy()) GTEST_SKIP() << "/usr/bin/python3 with numpy is needed";
+  ASSERT_TRUE(have_numpy()) << "/usr/bin/python3 with numpy is needed: run scripts/setup.sh";
   save_hf_checkpoint(tmp / "hf", c, t, p.data(), options(StDType::f32, 60000));
   const json idx = json::parse(read_text(tmp / "hf/model.safetensors.index.json"));
   const std::string shard = idx["weight_map"]["model.layers.1.mlp.gate_proj.weight"];
@@ -366,7 +366,7 @@ TEST(HfCheckpoint, ShardsAboveThresholdAndPythonReadsTheShards) {
 }
 
 TEST(HfCheckpoint, LoadsPythonWrittenBf16ShardedTiedCheckpoint) {
-  if (!have_numpy()) GTEST_SKIP() << "/usr/bin/python3 with numpy is needed";
+  ASSERT_TRUE(have_numpy()) << "/usr/bin/python3 with numpy is needed: run scripts/setup.sh";
   TempDir tmp;
   run("/usr/bin/python3 " + kPyRef + " write-llama " + tmp / "py" +
       " --layers 2 --hidden 64 --heads 4 --kv-heads 2 --ffn 96 --vocab 120 --dtype bf16"

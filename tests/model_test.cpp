@@ -58,8 +58,8 @@ double rel_diff(const float* a, const float* b, int64_t n) {
 }  // namespace
 
 TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
-  if (std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
-    GTEST_SKIP() << "PyTorch missing: run scripts/setup.sh (installs python3-torch)";
+  ASSERT_EQ(std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null"), 0)
+      << "PyTorch missing: run scripts/setup.sh (installs python3-torch)";
   const int64_t b = 2, s = 72;  // s spans more than one attention tile
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);

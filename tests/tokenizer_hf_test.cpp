@@ -93,7 +93,7 @@ std::vector<std::string> hard_cases_with_specials() {
 }  // namespace
 
 TEST(HFTokenizer, Llama3BrownMatchesReference) {
-  TOK_SKIP_UNLESS(missing_reference("llama3"));
+  TOK_REQUIRE(missing_reference("llama3"));
   const fs::path brown = fs::path(data_dir()) / "brown.jsonl";
   const auto want =
       cached_reference(command("llama3"), brown, brown.string() + ".hf-llama3-reference-ids",
@@ -102,7 +102,7 @@ TEST(HFTokenizer, Llama3BrownMatchesReference) {
 }
 
 TEST(HFTokenizer, Llama3HardCasesMatchReference) {
-  TOK_SKIP_UNLESS(missing_reference("llama3"));
+  TOK_REQUIRE(missing_reference("llama3"));
   const auto texts = hard_cases_with_specials();
   expect_equal("llama3", texts,
                cached_reference(command("llama3"), write_jsonl(texts),
@@ -111,7 +111,7 @@ TEST(HFTokenizer, Llama3HardCasesMatchReference) {
 }
 
 TEST(HFTokenizer, SentencePieceStyleBrownMatchesReference) {
-  TOK_SKIP_UNLESS(missing_reference("llama2"));
+  TOK_REQUIRE(missing_reference("llama2"));
   const auto texts = brown_paragraphs(50);
   const auto want = cached_reference(command("llama2"), write_jsonl(texts),
                                      data_dir() + "/brown.jsonl.hf-llama2-paragraphs-reference-ids",
@@ -120,7 +120,7 @@ TEST(HFTokenizer, SentencePieceStyleBrownMatchesReference) {
 }
 
 TEST(HFTokenizer, SentencePieceStyleHardCasesMatchReference) {
-  TOK_SKIP_UNLESS(missing_reference("llama2"));
+  TOK_REQUIRE(missing_reference("llama2"));
   const auto texts = hard_cases_with_specials();
   expect_equal("llama2", texts,
                cached_reference(command("llama2"), write_jsonl(texts),
@@ -130,7 +130,7 @@ TEST(HFTokenizer, SentencePieceStyleHardCasesMatchReference) {
 
 // Gemma: SentencePiece-style without Prepend (no dummy prefix), 256k vocabulary, <bos> template.
 TEST(HFTokenizer, GemmaBrownAndHardCasesMatchReference) {
-  TOK_SKIP_UNLESS(missing_reference("gemma"));
+  TOK_REQUIRE(missing_reference("gemma"));
   const auto brown = brown_paragraphs(10);
   expect_equal("gemma", brown,
                cached_reference(command("gemma"), write_jsonl(brown),
@@ -147,7 +147,7 @@ TEST(HFTokenizer, GemmaBrownAndHardCasesMatchReference) {
 }
 
 TEST(HFTokenizer, DecodeInvertsEncode) {
-  TOK_SKIP_UNLESS(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
+  TOK_REQUIRE(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
   for (const std::string& t : hard_cases_with_specials()) {
     EXPECT_EQ(tokenizer("llama3").decode(tokenizer("llama3").encode(t)), t);
     Ids ids = tokenizer("llama2").encode(t);
@@ -162,7 +162,7 @@ TEST(HFTokenizer, DecodeInvertsEncode) {
 }
 
 TEST(HFTokenizer, VocabularyEodAndInt32Tokens) {
-  TOK_SKIP_UNLESS(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
+  TOK_REQUIRE(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
   EXPECT_EQ(tokenizer("llama3").vocab_size(), 128256);
   EXPECT_EQ(tokenizer("llama3").eod(), 128001);  // <|end_of_text|> from tokenizer_config.json
   EXPECT_EQ(tokenizer("llama2").vocab_size(), 32000);
@@ -216,7 +216,7 @@ TEST(HFTokenizer, ErrorsNameTheFileAndTheUnsupportedPart) {
 }
 
 TEST(HFTokenizer, ConcurrentEncodeGivesSameIds) {
-  TOK_SKIP_UNLESS(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
+  TOK_REQUIRE(missing_files({"hf-llama3/tokenizer.json", "hf-llama2/tokenizer.json"}));
   const std::vector<std::string> texts = hard_cases_with_specials();
   for (const char* name : {"llama3", "llama2"}) {
     std::vector<Ids> want;
@@ -239,7 +239,7 @@ TEST(HFTokenizer, ConcurrentEncodeGivesSameIds) {
 // prepend_scheme "first" (only the text's first stretch gets U+2581) and "always", against the
 // reference on the same rewritten file.
 TEST(HFTokenizer, MetaspacePreTokenizerMatchesReference) {
-  TOK_SKIP_UNLESS(missing_reference("llama2"));
+  TOK_REQUIRE(missing_reference("llama2"));
   nlohmann::json j = nlohmann::json::parse(std::ifstream(dir("llama2") + "/tokenizer.json"));
   std::vector<std::string> texts = hard_cases_with_specials();
   const auto brown = brown_paragraphs(2);

@@ -49,7 +49,7 @@ void expect_matches_reference(const SentencePieceTokenizer& tok, const char* fla
 }  // namespace
 
 TEST(Llama2Tokenizer, BrownAndHardCasesMatchReference) {
-  TOK_SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   const SentencePieceTokenizer tok(model(), SentencePieceFlavor::llama2);
   EXPECT_EQ(tok.vocab_size(), 8000);
   EXPECT_EQ(tok.bos(), 1);
@@ -60,7 +60,7 @@ TEST(Llama2Tokenizer, BrownAndHardCasesMatchReference) {
 }
 
 TEST(SentencePieceTokenizer, BrownAndHardCasesMatchReference) {
-  TOK_SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   const SentencePieceTokenizer tok(model(), SentencePieceFlavor::megatron);
   // <CLS> <SEP> <EOD> <MASK> <PAD> appended after the 8000 pieces; <s> and </s> are the model's.
   EXPECT_EQ(tok.vocab_size(), 8005);
@@ -76,7 +76,7 @@ TEST(SentencePieceTokenizer, BrownAndHardCasesMatchReference) {
 }
 
 TEST(SentencePieceTokenizer, DecodeInvertsEncodeAndWritesSpecialTokens) {
-  TOK_SKIP_UNLESS(missing_files({"brown-sp.model"}));
+  TOK_REQUIRE(missing_files({"brown-sp.model"}));
   const SentencePieceTokenizer llama(model(), SentencePieceFlavor::llama2);
   // Byte fallback and no normalization: any valid UTF-8 comes back exactly (bos dropped).
   for (const std::string& t : hard_cases()) {

@@ -2,7 +2,7 @@
 // gpt2_encode.js) on the Brown corpus and on hand-made hard cases, exact decode round trips,
 // invalid UTF-8, concurrency, BPE merge semantics on a synthetic vocabulary, and the errors users
 // see. Needs `bash scripts/prepare_data.sh` (data dir: $MDS_DATA_DIR or <repo>/data) and node for
-// the reference tests; without them those tests are skipped with a message saying so.
+// the reference tests; without them those tests fail with a message saying what to run.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -30,7 +30,7 @@ namespace {
 
 using namespace tok_test;
 
-// Empty when the data is there, else why the test must be skipped.
+// Empty when the data is there, else what is missing.
 std::string missing_data() {
   return missing_files({"gpt2-vocab.json", "gpt2-merges.txt", "brown.jsonl"});
 }
@@ -42,8 +42,6 @@ std::string missing_reference() {
   if (std::system("node --version >/dev/null 2>&1") != 0) return "node not found on PATH";
   return "";
 }
-
-#define SKIP_UNLESS(why) TOK_SKIP_UNLESS(why)
 
 const GPT2BPETokenizer& gpt2() {
   static const GPT2BPETokenizer tok(data_dir() + "/gpt2-vocab.json",
@@ -113,7 +111,7 @@ struct TinyVocab {
 }  // namespace
 
 TEST(GPT2BPE, VocabularyAndKnownIds) {
-  SKIP_UNLESS(missing_data());
+  TOK_REQUIRE(missing_data());
   const auto& tok = gpt2();
   EXPECT_EQ(tok.vocab_size(), 50257);
   EXPECT_EQ(tok.eod(), 50256);
@@ -130,7 +128,7 @@ TEST(GPT2BPE, VocabularyAndKnownIds) {
 }
 
 TEST(GPT2BPE, BrownCorpusMatchesReference) {
-  SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   const std::vector<std::string> texts = brown_texts();
   ASSERT_EQ(texts.size(), 500u);
   const std::vector<Ids> want = cached_reference_ids(fs::path(data_dir()) / "brown.jsonl");
@@ -146,7 +144,7 @@ TEST(GPT2BPE, BrownCorpusMatchesReference) {
 }
 
 TEST(GPT2BPE, HardCasesMatchReference) {
-  SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   const std::vector<std::string> cases = hard_cases();
   const std::vector<Ids> want = reference_ids(cases);
   ASSERT_EQ(want.size(), cases.size());
@@ -160,7 +158,7 @@ TEST(GPT2BPE, HardCasesMatchReference) {
 // Words longer than the short-word loop's limit take the heap version of BPE: check it on realistic
 // merges, letter runs cut from Brown text with the spaces removed (49 to ~600 bytes).
 TEST(GPT2BPE, LongWordsMatchReference) {
-  SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   std::string letters;
   const std::vector<std::string> texts = brown_texts();
   for (size_t d = 0; d < 5; ++d)
@@ -179,7 +177,7 @@ TEST(GPT2BPE, LongWordsMatchReference) {
 // Invalid UTF-8 is read as node reads it (each maximal invalid subpart -> U+FFFD), so encode
 // agrees with the reference on the same bytes, and decode returns the repaired text.
 TEST(GPT2BPE, InvalidUtf8EncodesAsReplacementCharacters) {
-  SKIP_UNLESS(missing_reference());
+  TOK_REQUIRE(missing_reference());
   const std::vector<std::string> bad = {
       "abc\xff"
       "def",
@@ -226,7 +224,7 @@ TEST(RepairUtf8, ReplacesMaximalInvalidSubparts) {
 }
 
 TEST(GPT2BPE, HugeInputsEncodeAndRoundTrip) {
-  SKIP_UNLESS(missing_data());
+  TOK_REQUIRE(missing_data());
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& s :
        {repeat("a", 1 << 20), repeat(" ", 1 << 20), repeat("!?", 1 << 19), repeat("7", 1 << 20),
@@ -240,7 +238,7 @@ TEST(GPT2BPE, HugeInputsEncodeAndRoundTrip) {
 }
 
 TEST(GPT2BPE, ConcurrentEncodeGivesSameIds) {
-  SKIP_UNLESS(missing_data());
+  TOK_REQUIRE(missing_data());
   std::vector<std::string> texts = brown_texts();
   texts.resize(120);
   for (auto& h : hard_cases()) texts.push_back(h);

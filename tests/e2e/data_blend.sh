@@ -4,22 +4,8 @@
 # first --log-json line; a second start loads every index map from the cache; inspect-data
 # shows the same table, a shard's statistics and a document; bad lists fail with FILE:LINE.
 #   bash tests/e2e/data_blend.sh MDS_BINARY SOURCE_DIR
-set -euo pipefail
-MDS=$1
-SRC=$2
-DATA=${MDS_DATA_DIR:-$SRC/data}
-PY=/usr/bin/python3
-if [[ ! -f $DATA/brown.jsonl || ! -f $DATA/gpt2-vocab.json ]]; then
-  echo "skip: no Brown corpus in $DATA; run scripts/prepare_data.sh first"
-  exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/common.sh" "$@"
 export OMP_NUM_THREADS=2
-
-TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-     --merge-file "$DATA/gpt2-merges.txt")
 # Six shards of ~80 documents, two per corpus.
 mkdir -p "$TMP/shards"
 split -n l/6 -d "$DATA/brown.jsonl" "$TMP/shards/part" 

