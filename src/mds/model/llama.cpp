@@ -13,7 +13,12 @@ LlamaModel::LlamaModel(const LlamaConfig& config)
       params_(table_.total()),
       grads_(table_.total()),
       rope_(config),
-      acts_(config.num_layers) {}
+      acts_(config.num_layers) {
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    block_params_.push_back(BlockWeights::in(params_.data(), table_, l));
+    block_grads_.push_back(BlockWeights::in(grads_.data(), table_, l));
+  }
+}
 
 void LlamaModel::init_weights(uint64_t seed) {
   for (const ParamInfo& p : table_.params()) {
@@ -42,8 +47,8 @@ void LlamaModel::forward_blocks(const int32_t* tokens) {
   ops::embedding_forward(resid_[0].data(), tokens, param("model.embed_tokens.weight"), shape_.n(),
                          cfg_.hidden_size);
   for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    block_forward(resid_[l + 1].data(), resid_[l].data(),
-                  BlockWeights::in(params_.data(), table_, l), acts_[l], cfg_, rope_, shape_);
+    block_forward(resid_[l + 1].data(), resid_[l].data(), block_params_[l], acts_[l], cfg_, rope_,
+                  shape_);
 }
 
 double LlamaModel::forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b,
@@ -65,9 +70,8 @@ double LlamaModel::forward_backward(const int32_t* tokens, const int32_t* target
       dx, grad("model.norm.weight"), grad("lm_head.weight"), resid_.back().data(), targets, n,
       param("model.norm.weight"), param("lm_head.weight"), loss_weight / float(n), cfg_);
   for (int64_t l = cfg_.num_layers - 1; l >= 0; --l)
-    block_backward(dx, resid_[l].data(), BlockWeights::in(params_.data(), table_, l),
-                   BlockWeights::in(grads_.data(), table_, l), acts_[l], scratch_, cfg_, rope_,
-                   shape_);
+    block_backward(dx, resid_[l].data(), block_params_[l], block_grads_[l], acts_[l], scratch_,
+                   cfg_, rope_, shape_);
   ops::embedding_backward(grad("model.embed_tokens.weight"), dx, tokens, n, cfg_.hidden_size);
   return sum / double(n);
 }

@@ -20,10 +20,13 @@ namespace mds::model {
 class LlamaModel {
  public:
   explicit LlamaModel(const LlamaConfig& config);
+  LlamaModel(const LlamaModel&) = delete;  // holds views into its own buffers
+  LlamaModel& operator=(const LlamaModel&) = delete;
 
   const LlamaConfig& config() const { return cfg_; }
   const ParamTable& table() const { return table_; }
   std::vector<float>& params() { return params_; }
+  const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads() { return grads_; }
 
   // N(0, init_std) for matrices (std/sqrt(2L) for o_proj and down_proj), ones for norms.
@@ -42,7 +45,8 @@ class LlamaModel {
  private:
   LlamaConfig cfg_;
   ParamTable table_;
-  std::vector<float> params_, grads_;
+  std::vector<float> params_, grads_;  // fixed size: the views below point into them
+  std::vector<BlockWeights> block_params_, block_grads_;  // per layer, built once
   RopeTables rope_;
   BatchShape shape_;
   std::vector<std::vector<float>> resid_;  // resid_[i]: input of block i; resid_[L]: to the head

@@ -22,6 +22,7 @@ ParamTable::ParamTable(const LlamaConfig& c) {
     p.init_std = init_std;
     p.split = split;
     total_ += p.numel;
+    index_.emplace(p.name, params_.size());
     params_.push_back(std::move(p));
   };
   add("model.embed_tokens.weight", {c.padded_vocab_size, h}, std, TPSplit::rows);
@@ -42,10 +43,9 @@ ParamTable::ParamTable(const LlamaConfig& c) {
 }
 
 const ParamInfo& ParamTable::at(const std::string& name) const {
-  for (const auto& p : params_)
-    if (p.name == name) return p;
-  MDS_ASSERT(false, "no parameter named {}", name);
-  __builtin_unreachable();
+  const auto it = index_.find(name);
+  MDS_ASSERT(it != index_.end(), "no parameter named {}", name);
+  return params_[it->second];
 }
 
 }  // namespace mds::model

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mds/model/config.h"
@@ -46,6 +47,7 @@ class ParamTable {
 
  private:
   std::vector<ParamInfo> params_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in params_
   int64_t total_ = 0;
 };
 

@@ -197,8 +197,7 @@ void save(const TrainArgs& a, const model::LlamaModel& m, int64_t iteration, int
   ckpt::HfSaveOptions options;
   options.bos_token_id = options.eos_token_id = eod;
   const std::string dir =
-      ckpt::save_checkpoint(a.save, state, m.config(), m.table(),
-                            const_cast<model::LlamaModel&>(m).params().data(), options);
+      ckpt::save_checkpoint(a.save, state, m.config(), m.table(), m.params().data(), options);
   std::printf("> saved checkpoint at iteration %lld to %s\n", (long long)iteration, dir.c_str());
   std::fflush(stdout);
 }
