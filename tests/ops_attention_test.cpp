@@ -158,10 +158,7 @@ TEST_P(Attention, BackwardMatchesFiniteDifferences) {
 TEST_P(Attention, IdenticalBitsAcrossRunsAndThreadCounts) {
   const AttnRun first = run_kernels(qkv, R, L);
   const AttnRun again = run_kernels(qkv, R, L);
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const AttnRun serial = run_kernels(qkv, R, L);
-  omp_set_num_threads(threads);
+  const AttnRun serial = test::run_single_threaded([&] { return run_kernels(qkv, R, L); });
   for (const AttnRun* other : {&again, &serial}) {
     EXPECT_TRUE(test::same_bits(first.out, other->out));
     EXPECT_TRUE(test::same_bits(first.lse, other->lse));

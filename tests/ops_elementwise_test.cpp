@@ -38,10 +38,7 @@ TEST(Elementwise, SumSquaresMatchesDoubleAndIgnoresThreadCount) {
   for (float v : x) ref += static_cast<double>(v) * v;
   const double got = ops::sum_squares(x.data(), kN);
   EXPECT_NEAR(got, ref, 1e-12 * ref);
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const double serial = ops::sum_squares(x.data(), kN);
-  omp_set_num_threads(threads);
+  const double serial = test::run_single_threaded([&] { return ops::sum_squares(x.data(), kN); });
   EXPECT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(serial));
   EXPECT_EQ(ops::sum_squares(x.data(), 0), 0.0);
 }

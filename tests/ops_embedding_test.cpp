@@ -46,10 +46,7 @@ TEST(Embedding, BackwardIdenticalBitsAcrossThreadCounts) {
     return dtable;
   };
   const auto first = run();
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto serial = run();
-  omp_set_num_threads(threads);
+  const auto serial = test::run_single_threaded([&] { return run(); });
   EXPECT_TRUE(test::same_bits(first, serial));
   EXPECT_TRUE(test::same_bits(first, run()));
 }

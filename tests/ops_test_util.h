@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <bit>
@@ -100,6 +101,17 @@ inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) 
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](float x, float y) {
            return std::bit_cast<uint32_t>(x) == std::bit_cast<uint32_t>(y);
          });
+}
+
+// f() run on one OpenMP thread (the count is restored after): the kernels promise the same
+// bits for every thread count, so a determinism test compares this with a threaded run.
+template <typename F>
+auto run_single_threaded(F&& f) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto result = f();
+  omp_set_num_threads(threads);
+  return result;
 }
 
 }  // namespace mds::test
