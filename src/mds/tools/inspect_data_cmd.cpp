@@ -97,7 +97,8 @@ int inspect_data_main(int argc, char** argv) {
           eval_iters = 100;
   uint64_t seed = 1234;
   data::TokenizerOptions tok;
-  app.add_option("--data-path", data_path, "PREFIX, or w1 PREFIX1 w2 PREFIX2 ...");
+  std::vector<std::vector<std::string>> data_paths;  // per occurrence: the last one wins
+  app.add_option("--data-path", data_paths, "PREFIX, or w1 PREFIX1 w2 PREFIX2 ...");
   app.add_option("--data-file-list", data_file_list, "file of 'weight prefix corpus' lines");
   app.add_option("--doc", doc, "print document I's token ids (and text with a tokenizer)");
   app.add_option("--seq-length", seq_length, "with --global-batch-size --train-iters: the table");
@@ -121,6 +122,7 @@ int inspect_data_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     MDS_FAIL("{} (see 'mds inspect-data --help')", e.what());
   }
+  if (!data_paths.empty()) data_path = data_paths.back();  // as mds train (Megatron's argparse)
   MDS_CHECK(data_path.empty() != data_file_list.empty(),
             "give exactly one of --data-path and --data-file-list");
   const std::vector<data::DataSource> sources = data_file_list.empty()

@@ -78,7 +78,10 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--seed", a.seed)->group(g);
 
   g = "Data";
-  app.add_option("--data-path", a.data_path,
+  // Each --data-path is its own group of values; like Megatron's argparse (nargs='*'), a
+  // repeated --data-path replaces the earlier one instead of adding to it.
+  std::vector<std::vector<std::string>> data_paths;
+  app.add_option("--data-path", data_paths,
                  "PREFIX of PREFIX.bin/.idx, or w1 PREFIX1 w2 PREFIX2 ...")
       ->group(g)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -122,6 +125,7 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
     MDS_FAIL("{} (see 'mds train --help')", e.what());
   }
 
+  if (!data_paths.empty()) a.data_path = data_paths.back();
   for (int i = 1; i < argc; ++i) a.command_line += (i > 1 ? " " : "") + std::string(argv[i]);
   MDS_CHECK(normalization == "rmsnorm", "--normalization {} is not supported: Llama uses rmsnorm",
             normalization);
