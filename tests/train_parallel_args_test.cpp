@@ -1,6 +1,6 @@
 // The Parallelism flags of `mds train`: --ddp-bucket-size, the data-parallel size known only
 // once the world is (set_data_parallel: default global batch micro x D, divisibility), and
-// model-parallel sizes > 1 rejected until they land.
+// the model-parallel sizes (their layout checks live in dist/topology, see topology_test).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -75,13 +75,12 @@ TEST(ParallelArgs, GlobalBatchMustDivideByMicroTimesDataParallel) {
   EXPECT_NE(error_of({"--global-batch-size", "5"}).find("--global-batch-size"), std::string::npos);
 }
 
-TEST(ParallelArgs, ModelParallelSizesAreNotAvailableYet) {
-  for (const char* flag : {"--tensor-model-parallel-size", "--pipeline-model-parallel-size",
-                           "--ds-sequence-parallel-size"}) {
-    const std::string e = error_of({flag, "2"});
-    EXPECT_NE(e.find("coming"), std::string::npos) << e;
-    EXPECT_NE(e.find(flag), std::string::npos) << e;
-  }
+TEST(ParallelArgs, ModelParallelSizesParse) {
+  const TrainArgs a = parse({"--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size",
+                             "4", "--ds-sequence-parallel-size", "2"});
+  EXPECT_EQ(a.tensor_parallel, 2);
+  EXPECT_EQ(a.pipeline_parallel, 4);
+  EXPECT_EQ(a.sequence_parallel, 2);
 }
 
 }  // namespace

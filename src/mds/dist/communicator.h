@@ -6,7 +6,7 @@
 //
 // Payload bytes are the size of the buffer a call works on at this rank: all-reduce and
 // broadcast n elements, reduce-scatter its full input (size x n), all-gather its full output
-// (size x n), all-to-all its input (size x n), send/recv n.
+// (size x n), all-to-all its input (size x n), send/recv n, send_recv both directions.
 #pragma once
 
 #include <array>
@@ -122,6 +122,14 @@ class Communicator {
     timed(CommKind::send_recv, n * int64_t(sizeof(T)),
           [&] { do_recv(data, n, elem_type_of<T>(), src, tag); });
   }
+  // Sends n_send elements to dest while receiving n_recv from src, without deadlock when
+  // the two peers do the same to each other (MPI_Sendrecv): the pipeline's paired exchanges.
+  template <typename T>
+  void send_recv(const T* send, int64_t n_send, int dest, T* recv, int64_t n_recv, int src,
+                 int tag = 0) {
+    timed(CommKind::send_recv, (n_send + n_recv) * int64_t(sizeof(T)),
+          [&] { do_send_recv(send, n_send, dest, recv, n_recv, src, elem_type_of<T>(), tag); });
+  }
   void barrier() {
     timed(CommKind::barrier, 0, [&] { do_barrier(); });
   }
@@ -137,6 +145,8 @@ class Communicator {
   virtual void do_broadcast(void* data, int64_t n, ElemType t, int root) = 0;
   virtual void do_send(const void* data, int64_t n, ElemType t, int dest, int tag) = 0;
   virtual void do_recv(void* data, int64_t n, ElemType t, int src, int tag) = 0;
+  virtual void do_send_recv(const void* send, int64_t n_send, int dest, void* recv, int64_t n_recv,
+                            int src, ElemType t, int tag) = 0;
   virtual void do_barrier() = 0;
 
  private:

@@ -130,6 +130,11 @@ class MpiCommunicator final : public Communicator {
   void do_recv(void* data, int64_t n, ElemType t, int src, int tag) override {
     MDS_MPI_CHECK(MPI_Recv(data, count(n), mpi_type(t), src, tag, comm_, MPI_STATUS_IGNORE));
   }
+  void do_send_recv(const void* send, int64_t n_send, int dest, void* recv, int64_t n_recv, int src,
+                    ElemType t, int tag) override {
+    MDS_MPI_CHECK(MPI_Sendrecv(send, count(n_send), mpi_type(t), dest, tag, recv, count(n_recv),
+                               mpi_type(t), src, tag, comm_, MPI_STATUS_IGNORE));
+  }
   void do_barrier() override { MDS_MPI_CHECK(MPI_Barrier(comm_)); }
 
  private:
@@ -171,6 +176,10 @@ class SelfCommunicator final : public Communicator {
   }
   void do_recv(void*, int64_t, ElemType, int src, int) override {
     MDS_ASSERT(false, "recv from rank {} in a group of one", src);
+  }
+  void do_send_recv(const void*, int64_t, int dest, void*, int64_t, int src, ElemType,
+                    int) override {
+    MDS_ASSERT(false, "send to {} / recv from {} in a group of one", dest, src);
   }
   void do_barrier() override {}
 

@@ -12,27 +12,42 @@ BlockWeights BlockWeights::in(float* base, const ParamTable& table, int64_t laye
           at("mlp.gate_proj.weight"),    at("mlp.down_proj.weight")};
 }
 
-void BlockActs::resize(const LlamaConfig& c, const BatchShape& shape) {
-  const int64_t n = shape.n(), h = c.hidden_size, f = c.ffn_hidden_size;
-  norm1.resize(n * h);
-  rstd1.resize(n);
-  qkv.resize(n * c.qkv_dim());
-  attn.resize(n * c.q_dim());
-  lse.resize(n * c.num_attention_heads);
-  mid.resize(n * h);
-  norm2.resize(n * h);
-  rstd2.resize(n);
-  gate_up.resize(n * 2 * f);
-  act.resize(n * f);
+BlockDims BlockDims::of(const LlamaConfig& c, int64_t tp, int64_t sp) {
+  BlockDims d;
+  d.h = c.hidden_size;
+  d.hd = c.head_dim();
+  d.nq = c.num_attention_heads / tp;
+  d.nkv = c.kv_heads() / tp;
+  d.f = c.ffn_hidden_size / tp;
+  d.sp = sp;
+  return d;
 }
 
-void BlockScratch::resize(const LlamaConfig& c, const BatchShape& shape) {
+void BlockActs::resize(const BlockDims& d, const BatchShape& shape) {
   const int64_t n = shape.n();
-  d_norm.resize(n * c.hidden_size);
-  d_qkv.resize(n * c.qkv_dim());
-  d_attn.resize(n * c.q_dim());
-  d_gate_up.resize(n * 2 * c.ffn_hidden_size);
-  d_act.resize(n * c.ffn_hidden_size);
+  norm1.resize(n * d.h);
+  rstd1.resize(n);
+  qkv.resize(n * d.qkvd());  // the same count in either layout
+  core_out.resize(d.sp > 1 ? n * d.qd() : 0);
+  attn.resize(n * d.qd());
+  lse.resize(n * d.nq);
+  mid.resize(n * d.h);
+  norm2.resize(n * d.h);
+  rstd2.resize(n);
+  gate_up.resize(n * 2 * d.f);
+  act.resize(n * d.f);
+}
+
+void BlockScratch::resize(const BlockDims& d, const BatchShape& shape) {
+  const int64_t n = shape.n(), split = d.sp > 1 ? n : 0;
+  qkv_local.resize(split * d.qkvd());
+  d_norm.resize(n * d.h);
+  d_qkv.resize(n * d.qkvd());
+  d_qkv_core.resize(split * d.qkvd());
+  d_attn.resize(n * d.qd());
+  d_core_out.resize(split * d.qd());
+  d_gate_up.resize(n * 2 * d.f);
+  d_act.resize(n * d.f);
 }
 
 RopeTables::RopeTables(const LlamaConfig& c) {
@@ -42,61 +57,81 @@ RopeTables::RopeTables(const LlamaConfig& c) {
   ops::rope_tables(cos.data(), sin.data(), c.max_position_embeddings, c.head_dim(), c.rope_theta);
 }
 
-void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a,
-                   const LlamaConfig& c, const RopeTables& rope, const BatchShape& shape) {
-  const int64_t n = shape.n(), h = c.hidden_size, f = c.ffn_hidden_size, hd = c.head_dim();
-  const int64_t nq = c.num_attention_heads, nkv = c.kv_heads();
-  const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
-  float* q = a.qkv.data();
-  float* k = q + qd;
-  float* v = k + kvd;
+void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a, BlockEnv& env,
+                   const BatchShape& shape) {
+  const BlockDims& d = env.dims;
+  const int64_t n = shape.n(), h = d.h, f = d.f, hd = d.hd, S = d.sp;
+  const int64_t qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
+  const float eps = env.config.norm_eps;
+  const float *cos = env.rope.cos.data(), *sin = env.rope.sin.data();
 
   // Attention half: mid = x + o_proj(attn(rope(q), rope(k), v)).
-  ops::rmsnorm_forward(a.norm1.data(), a.rstd1.data(), x, w.input_norm, n, h, c.norm_eps);
-  ops::linear_forward(q, a.norm1.data(), w.qkv, n, h, qkvd);
-  ops::rope_forward(q, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nq, hd, qkvd,
-                    shape.pos0);
-  ops::rope_forward(k, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nkv, hd, qkvd,
-                    shape.pos0);
-  ops::attention_forward(a.attn.data(), a.lse.data(), q, k, v, shape.b, shape.s, nq, nkv, hd, qkvd,
-                         qd);
+  float* qkv = S > 1 ? env.scratch.qkv_local.data() : a.qkv.data();
+  ops::rmsnorm_forward(a.norm1.data(), a.rstd1.data(), x, w.input_norm, n, h, eps);
+  ops::linear_forward(qkv, a.norm1.data(), w.qkv, n, h, qkvd);
+  ops::rope_forward(qkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
+  ops::rope_forward(qkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
+  if (S > 1)
+    env.ulysses.seq_to_heads(*env.comm.sp, a.qkv.data(), qkv, shape.b, shape.s, env.qkv_sections());
+  float* core_out = S > 1 ? a.core_out.data() : a.attn.data();
+  const float* q = a.qkv.data();
+  ops::attention_forward(core_out, a.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
+                         shape.s * S, d.nq / S, d.nkv / S, hd, qkvd / S, qd / S);
+  if (S > 1)
+    env.ulysses.heads_to_seq(*env.comm.sp, a.attn.data(), core_out, shape.b, shape.s,
+                             std::array<int64_t, 1>{qd});
   ops::linear_forward(a.mid.data(), a.attn.data(), w.o_proj, n, qd, h);
+  env.comm.tp_all_reduce(a.mid.data(), n * h);  // row-parallel: sum the ranks' partial outputs
   ops::add_inplace(a.mid.data(), x, n * h);
 
   // MLP half: y = mid + down(silu(gate) * up).
-  ops::rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, c.norm_eps);
+  ops::rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, eps);
   ops::linear_forward(a.gate_up.data(), a.norm2.data(), w.gate_up, n, h, 2 * f);
   ops::swiglu_forward(a.act.data(), a.gate_up.data(), n, f);
   ops::linear_forward(y, a.act.data(), w.down, n, f, h);
+  env.comm.tp_all_reduce(y, n * h);
   ops::add_inplace(y, a.mid.data(), n * h);
 }
 
 void block_backward(float* dx, const float* x, const BlockWeights& w, const BlockWeights& g,
-                    const BlockActs& a, BlockScratch& t, const LlamaConfig& c,
-                    const RopeTables& rope, const BatchShape& shape) {
-  const int64_t n = shape.n(), h = c.hidden_size, f = c.ffn_hidden_size, hd = c.head_dim();
-  const int64_t nq = c.num_attention_heads, nkv = c.kv_heads();
-  const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
+                    const BlockActs& a, BlockEnv& env, const BatchShape& shape) {
+  const BlockDims& d = env.dims;
+  const int64_t n = shape.n(), h = d.h, f = d.f, hd = d.hd, S = d.sp;
+  const int64_t qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
+  const float *cos = env.rope.cos.data(), *sin = env.rope.sin.data();
+  BlockScratch& t = env.scratch;
 
   // MLP half. The residual passes dy straight through; the norm's input gradient adds to it.
   ops::linear_backward(t.d_act.data(), g.down, dx, a.act.data(), w.down, n, f, h, false);
   ops::swiglu_backward(t.d_gate_up.data(), t.d_act.data(), a.gate_up.data(), n, f);
   ops::linear_backward(t.d_norm.data(), g.gate_up, t.d_gate_up.data(), a.norm2.data(), w.gate_up, n,
                        h, 2 * f, false);
+  env.comm.tp_all_reduce(t.d_norm.data(), n * h);  // column-parallel input: sum over ranks
   ops::rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm, a.rstd2.data(),
                         n, h);  // dx is now dL/dmid
 
-  // Attention half.
-  const float* q = a.qkv.data();
-  float* dq = t.d_qkv.data();
+  // Attention half, the core in its own layout.
   ops::linear_backward(t.d_attn.data(), g.o_proj, dx, a.attn.data(), w.o_proj, n, qd, h, false);
-  ops::attention_backward(dq, dq + qd, dq + qd + kvd, t.d_attn.data(), a.attn.data(), a.lse.data(),
-                          q, q + qd, q + qd + kvd, shape.b, shape.s, nq, nkv, hd, qkvd, qd);
-  ops::rope_backward(dq, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nq, hd, qkvd,
-                     shape.pos0);
-  ops::rope_backward(dq + qd, rope.cos.data(), rope.sin.data(), shape.b, shape.s, nkv, hd, qkvd,
-                     shape.pos0);
-  ops::linear_backward(t.d_norm.data(), g.qkv, dq, a.norm1.data(), w.qkv, n, h, qkvd, false);
+  const float* d_core_out = t.d_attn.data();
+  if (S > 1) {
+    env.ulysses.seq_to_heads(*env.comm.sp, t.d_core_out.data(), t.d_attn.data(), shape.b, shape.s,
+                             std::array<int64_t, 1>{qd});
+    d_core_out = t.d_core_out.data();
+  }
+  const float* q = a.qkv.data();
+  float* dq = S > 1 ? t.d_qkv_core.data() : t.d_qkv.data();
+  ops::attention_backward(dq, dq + qd / S, dq + (qd + kvd) / S, d_core_out,
+                          S > 1 ? a.core_out.data() : a.attn.data(), a.lse.data(), q, q + qd / S,
+                          q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S, d.nkv / S, hd,
+                          qkvd / S, qd / S);
+  if (S > 1)
+    env.ulysses.heads_to_seq(*env.comm.sp, t.d_qkv.data(), dq, shape.b, shape.s,
+                             env.qkv_sections());
+  float* dqkv = t.d_qkv.data();
+  ops::rope_backward(dqkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
+  ops::rope_backward(dqkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
+  ops::linear_backward(t.d_norm.data(), g.qkv, dqkv, a.norm1.data(), w.qkv, n, h, qkvd, false);
+  env.comm.tp_all_reduce(t.d_norm.data(), n * h);
   ops::rmsnorm_backward(dx, g.input_norm, t.d_norm.data(), x, w.input_norm, a.rstd1.data(), n,
                         h);  // dx is now dL/dx
 }

@@ -1,50 +1,79 @@
-// One pre-norm Llama transformer block, explicit forward and backward.
+// One pre-norm Llama transformer block, explicit forward and backward, on one rank's shard.
 //
 //   mid = x + o_proj(attention(rope(qkv_proj(rmsnorm(x)))))
 //   y   = mid + down_proj(silu(gate_proj(n2)) * up_proj(n2)),   n2 = rmsnorm(mid)
 //
-// Shapes for n = b*s tokens: x, mid, y [n, h]; qkv [n, q_dim + 2 kv_dim]; attn [n, q_dim];
-// gate_up [n, 2f]; act [n, f]. The forward saves exactly what the backward reads (BlockActs);
-// attention keeps only its row log-sum-exp, never an s x s matrix.
+// Tensor parallelism (Megatron): qkv_proj and gate/up are column-parallel (this rank's heads
+// and ffn columns), o_proj and down_proj row-parallel, their partial outputs all-reduced over
+// the TP group; in backward the gradients entering the two norms are all-reduced instead. The
+// norms run replicated, so their weight gradients agree on every TP rank.
+// Sequence parallelism (Ulysses): x holds this rank's s tokens of each sequence; q, k, v go
+// through an all-to-all to the whole sequence for 1/S of the local heads, and the attention
+// output comes back the same way. RoPE uses the tokens' global positions (shape.pos0).
+//
+// Shapes for n = b*s local tokens, T tensor- and S sequence-parallel ranks (BlockDims):
+// x, mid, y [n, h]; qkv [n, qkvd] = [q_dim/T | kv_dim/T | kv_dim/T]; attn [n, q_dim/T];
+// gate_up [n, 2f/T]; act [n, f/T]. The attention core sees [b, s*S] tokens of qkvd/S columns.
+// The forward saves exactly what the backward reads (BlockActs); attention keeps only its row
+// log-sum-exp, never an s x s matrix.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "mds/model/config.h"
 #include "mds/model/params.h"
+#include "mds/parallel/model_comm.h"
+#include "mds/parallel/ulysses.h"
 
 namespace mds::model {
 
 // Views of one block's tensors inside a flat buffer (the weights, or their gradients).
 struct BlockWeights {
   float* input_norm;  // [h]
-  float* qkv;         // [q_dim + 2 kv_dim, h]: q_proj, k_proj, v_proj stacked (one GEMM)
-  float* o_proj;      // [h, q_dim]
+  float* qkv;         // [qkvd, h]: q_proj, k_proj, v_proj slices stacked (one GEMM)
+  float* o_proj;      // [h, q_dim/T]
   float* post_norm;   // [h]
-  float* gate_up;     // [2f, h]: gate_proj, up_proj stacked (one GEMM)
-  float* down;        // [h, f]
+  float* gate_up;     // [2f/T, h]: gate_proj, up_proj slices stacked (one GEMM)
+  float* down;        // [h, f/T]
 
   static BlockWeights in(float* base, const ParamTable& table, int64_t layer);
 };
 
+// A block's dimensions on one rank of T x S.
+struct BlockDims {
+  int64_t h = 0, hd = 0;
+  int64_t nq = 0, nkv = 0, f = 0;  // this TP rank's q heads, kv heads, ffn columns
+  int64_t sp = 1;                  // attention core: nq/sp and nkv/sp heads, whole sequence
+  int64_t qd() const { return nq * hd; }
+  int64_t kvd() const { return nkv * hd; }
+  int64_t qkvd() const { return qd() + 2 * kvd(); }
+  static BlockDims of(const LlamaConfig& c, int64_t tp, int64_t sp);
+};
+
 // The shape of one micro-batch as this rank sees it.
 struct BatchShape {
-  int64_t b = 0, s = 0;
-  int64_t pos0 = 0;  // global position of the first token (sequence parallelism shifts it)
+  int64_t b = 0, s = 0;  // s: this rank's tokens of each sequence
+  int64_t pos0 = 0;      // global position of the first of them (sequence parallelism)
   int64_t n() const { return b * s; }
 };
 
 // What forward saves for backward.
 struct BlockActs {
-  std::vector<float> norm1, rstd1, qkv, attn, lse, mid, norm2, rstd2, gate_up, act;
-  void resize(const LlamaConfig& c, const BatchShape& shape);
+  std::vector<float> norm1, rstd1;
+  std::vector<float> qkv;       // post-RoPE q, k, v as the attention core reads them
+  std::vector<float> core_out;  // attention output in the core's layout (S > 1 only)
+  std::vector<float> attn;      // attention output on this rank's tokens, o_proj's input
+  std::vector<float> lse, mid, norm2, rstd2, gate_up, act;
+  void resize(const BlockDims& d, const BatchShape& shape);
 };
 
-// Scratch gradients, shared by all blocks (backward runs one block at a time).
+// Scratch shared by all blocks (one block runs at a time).
 struct BlockScratch {
-  std::vector<float> d_norm, d_qkv, d_attn, d_gate_up, d_act;
-  void resize(const LlamaConfig& c, const BatchShape& shape);
+  std::vector<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
+  std::vector<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
+  void resize(const BlockDims& d, const BatchShape& shape);
 };
 
 // Rotary tables [max_pos, hd/2], built once per model.
@@ -53,13 +82,23 @@ struct RopeTables {
   explicit RopeTables(const LlamaConfig& c);
 };
 
+// Everything a block needs besides its weights and activations.
+struct BlockEnv {
+  const LlamaConfig& config;
+  BlockDims dims;
+  const RopeTables& rope;
+  const parallel::ModelComm& comm;
+  BlockScratch& scratch;
+  parallel::UlyssesExchange& ulysses;
+  std::array<int64_t, 3> qkv_sections() const { return {dims.qd(), dims.kvd(), dims.kvd()}; }
+};
+
 // y = block(x). x must stay alive until backward (it is the residual input).
-void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a,
-                   const LlamaConfig& c, const RopeTables& rope, const BatchShape& shape);
+void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a, BlockEnv& env,
+                   const BatchShape& shape);
 
 // dx: on entry dL/dy, on return dL/dx (updated in place). Weight gradients accumulate (+=).
 void block_backward(float* dx, const float* x, const BlockWeights& w, const BlockWeights& g,
-                    const BlockActs& a, BlockScratch& t, const LlamaConfig& c,
-                    const RopeTables& rope, const BatchShape& shape);
+                    const BlockActs& a, BlockEnv& env, const BatchShape& shape);
 
 }  // namespace mds::model

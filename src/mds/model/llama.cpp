@@ -2,31 +2,43 @@
 
 #include <algorithm>
 
+#include "mds/core/error.h"
 #include "mds/core/rng.h"
 #include "mds/ops/ops.h"
 
 namespace mds::model {
 
-LlamaModel::LlamaModel(const LlamaConfig& config)
+LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, parallel::ModelComm comm)
     : cfg_(config),
-      table_(config),
+      shard_(shard),
+      comm_(comm),
+      table_(config, shard),
       params_(table_.total()),
       grads_(table_.total()),
+      layers_(shard.layers(config)),
       rope_(config),
-      acts_(config.num_layers) {
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    block_params_.push_back(BlockWeights::in(params_.data(), table_, l));
-    block_grads_.push_back(BlockWeights::in(grads_.data(), table_, l));
+      env_{cfg_,    BlockDims::of(cfg_, comm_.tp_size(), comm_.sp_size()), rope_, comm_, scratch_,
+           ulysses_} {
+  MDS_ASSERT(shard.tp_size == comm_.tp_size() && shard.tp_rank == comm_.tp_rank(),
+             "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
+             comm_.tp_rank(), comm_.tp_size());
+  for (int64_t l = 0; l < layers_; ++l) {
+    block_params_.push_back(BlockWeights::in(params_.data(), table_, shard.first_layer + l));
+    block_grads_.push_back(BlockWeights::in(grads_.data(), table_, shard.first_layer + l));
   }
 }
 
 void LlamaModel::init_weights(uint64_t seed) {
   for (const ParamInfo& p : table_.params()) {
     float* w = params_.data() + p.offset;
-    if (p.init_std == 0.0f)
+    if (p.init_std == 0.0f) {
       std::fill(w, w + p.numel, 1.0f);
-    else
-      fill_normal(w, p.numel, p.init_std, seed, stream_id(p.name));
+      continue;
+    }
+    const uint64_t stream = stream_id(p.name);
+    for_each_slice_run(p, [&](int64_t local, int64_t full, int64_t n) {
+      fill_normal(w + local, n, p.init_std, seed, stream, full);
+    });
   }
 }
 
@@ -34,46 +46,89 @@ void LlamaModel::zero_grads() {
   std::fill(grads_.begin(), grads_.end(), 0.0f);
 }
 
-void LlamaModel::prepare(int64_t b, int64_t s) {
-  if (shape_.b == b && shape_.s == s) return;
-  shape_ = {b, s, 0};
-  resid_.assign(cfg_.num_layers + 1, std::vector<float>(shape_.n() * cfg_.hidden_size));
-  for (BlockActs& a : acts_) a.resize(cfg_, shape_);
-  scratch_.resize(cfg_, shape_);
-  d_resid_.resize(shape_.n() * cfg_.hidden_size);
+void LlamaModel::prepare(const BatchShape& shape, int slots) {
+  const bool same = shape_.b == shape.b && shape_.s == shape.s;
+  shape_ = shape;
+  if (same && int(slots_.size()) >= slots) return;
+  if (!same) slots_.clear();
+  const int64_t nh = shape.n() * cfg_.hidden_size;
+  while (int(slots_.size()) < slots) {
+    Slot& s = slots_.emplace_back();
+    s.resid.assign(layers_ + 1, std::vector<float>(nh));
+    s.acts.resize(layers_);
+    for (BlockActs& a : s.acts) a.resize(env_.dims, shape);
+  }
+  scratch_.resize(env_.dims, shape);
+  d_resid_.resize(nh);
 }
 
-void LlamaModel::forward_blocks(const int32_t* tokens) {
-  ops::embedding_forward(resid_[0].data(), tokens, param("model.embed_tokens.weight"), shape_.n(),
-                         cfg_.hidden_size);
-  for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    block_forward(resid_[l + 1].data(), resid_[l].data(), block_params_[l], acts_[l], cfg_, rope_,
+const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* input) {
+  Slot& s = slots_.at(slot);
+  const int64_t n = shape_.n(), h = cfg_.hidden_size;
+  if (shard_.embedding) {
+    s.tokens.assign(tokens, tokens + n);
+    // Vocab-parallel embedding: each rank looks up the ids in its range, the sum is the lookup.
+    ops::embedding_forward(s.resid[0].data(), tokens, param("model.embed_tokens.weight"), n, h,
+                           comm_.tp_rank() * vocab_rows(), vocab_rows());
+    comm_.tp_all_reduce(s.resid[0].data(), n * h);
+  } else {
+    std::copy_n(input, n * h, s.resid[0].data());
+  }
+  for (int64_t l = 0; l < layers_; ++l)
+    block_forward(s.resid[l + 1].data(), s.resid[l].data(), block_params_[l], s.acts[l], env_,
                   shape_);
+  return s.resid.back().data();
 }
 
-double LlamaModel::forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b,
-                                int64_t s) {
-  prepare(b, s);
-  forward_blocks(tokens);
-  const double sum = head_.forward(resid_.back().data(), targets, shape_.n(),
-                                   param("model.norm.weight"), param("lm_head.weight"), cfg_);
-  return sum / double(shape_.n());
+double LlamaModel::loss(int slot, const int32_t* targets) {
+  MDS_ASSERT(shard_.head, "loss() on a pipeline stage without the head");
+  const int64_t n = shape_.n();
+  return head_.forward(slots_.at(slot).resid.back().data(), targets, n, param("model.norm.weight"),
+                       param("lm_head.weight"), cfg_, comm_) /
+         double(n);
+}
+
+double LlamaModel::loss_and_grad(int slot, const int32_t* targets, float loss_weight) {
+  MDS_ASSERT(shard_.head, "loss_and_grad() on a pipeline stage without the head");
+  Slot& s = slots_.at(slot);
+  const int64_t n = shape_.n();
+  s.d_out.resize(n * cfg_.hidden_size);
+  return head_.forward_backward(s.d_out.data(), grad("model.norm.weight"), grad("lm_head.weight"),
+                                s.resid.back().data(), targets, n, param("model.norm.weight"),
+                                param("lm_head.weight"), loss_weight / float(n), cfg_, comm_) /
+         double(n);
+}
+
+const float* LlamaModel::backward(int slot, const float* d_output) {
+  Slot& s = slots_.at(slot);
+  const int64_t n = shape_.n(), h = cfg_.hidden_size;
+  float* dx = d_resid_.data();
+  std::copy_n(d_output ? d_output : s.d_out.data(), n * h, dx);
+  for (int64_t l = layers_ - 1; l >= 0; --l)
+    block_backward(dx, s.resid[l].data(), block_params_[l], block_grads_[l], s.acts[l], env_,
+                   shape_);
+  if (shard_.embedding)
+    ops::embedding_backward(grad("model.embed_tokens.weight"), dx, s.tokens.data(), n, h,
+                            comm_.tp_rank() * vocab_rows(), vocab_rows());
+  return dx;
 }
 
 double LlamaModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t b,
                                     int64_t s, float loss_weight) {
-  prepare(b, s);
-  forward_blocks(tokens);
-  const int64_t n = shape_.n();
-  float* dx = d_resid_.data();
-  const double sum = head_.forward_backward(
-      dx, grad("model.norm.weight"), grad("lm_head.weight"), resid_.back().data(), targets, n,
-      param("model.norm.weight"), param("lm_head.weight"), loss_weight / float(n), cfg_);
-  for (int64_t l = cfg_.num_layers - 1; l >= 0; --l)
-    block_backward(dx, resid_[l].data(), block_params_[l], block_grads_[l], acts_[l], scratch_,
-                   cfg_, rope_, shape_);
-  ops::embedding_backward(grad("model.embed_tokens.weight"), dx, tokens, n, cfg_.hidden_size);
-  return sum / double(n);
+  MDS_ASSERT(shard_.embedding && shard_.head, "forward_backward needs the whole pipeline");
+  prepare({b, s, comm_.sp_rank() * s}, 1);
+  forward(0, tokens, nullptr);
+  const double mean = loss_and_grad(0, targets, loss_weight);
+  backward(0, nullptr);
+  return mean;
+}
+
+double LlamaModel::forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b,
+                                int64_t s) {
+  MDS_ASSERT(shard_.embedding && shard_.head, "forward_loss needs the whole pipeline");
+  prepare({b, s, comm_.sp_rank() * s}, 1);
+  forward(0, tokens, nullptr);
+  return loss(0, targets);
 }
 
 }  // namespace mds::model

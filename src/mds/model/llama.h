@@ -1,10 +1,12 @@
-// A Llama model on one rank: flat parameter and gradient buffers (see params.h), the
-// embedding, the transformer blocks and the LM head, with explicit forward and backward.
+// A Llama model shard on one rank: flat parameter and gradient buffers (see params.h), and
+// the part of  embedding -> L x block -> final norm -> head -> CE(targets)  that the shard
+// holds, with explicit forward and backward.
 //
-//   tokens [b, s] -> embed [n, h] -> L x block -> final norm -> head [n, vpad] -> CE(targets)
-//
-// The residual stream after every block is kept (L+1 buffers of [n, h]) together with each
-// block's saved activations; backward walks the blocks in reverse with one gradient buffer.
+// As a pipeline stage it runs one micro-batch in two calls, forward and backward, and keeps
+// the activations of several micro-batches in flight at once (slots: the 1F1B schedule has at
+// most P - stage of them). A slot holds the residual stream after every block (L+1 buffers of
+// [n, h]) and each block's saved activations; backward walks the blocks in reverse.
+// A rank holding the whole model (no pipeline) uses forward_backward / forward_loss.
 #pragma once
 
 #include <cstdint>
@@ -14,27 +16,49 @@
 #include "mds/model/config.h"
 #include "mds/model/lm_head.h"
 #include "mds/model/params.h"
+#include "mds/parallel/model_comm.h"
+#include "mds/parallel/ulysses.h"
 
 namespace mds::model {
 
 class LlamaModel {
  public:
-  explicit LlamaModel(const LlamaConfig& config);
+  explicit LlamaModel(const LlamaConfig& config, const ModelShard& shard = {},
+                      parallel::ModelComm comm = {});
   LlamaModel(const LlamaModel&) = delete;  // holds views into its own buffers
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const LlamaConfig& config() const { return cfg_; }
+  const ModelShard& shard() const { return shard_; }
   const ParamTable& table() const { return table_; }
   std::vector<float>& params() { return params_; }
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads() { return grads_; }
 
   // N(0, init_std) for matrices (std/sqrt(2L) for o_proj and down_proj), ones for norms.
-  // Each tensor is drawn from its own stream keyed by its name, element by element, so the
-  // weights never depend on how the model is later cut across ranks.
+  // Element i of every logical tensor is drawn from a stream keyed by the tensor's name, so
+  // a shard holds exactly its slice of the single-rank model's weights.
   void init_weights(uint64_t seed);
   void zero_grads();
 
+  // ---- As a pipeline stage -----------------------------------------------------------------
+  // The shape of the micro-batches to come and how many may be in flight.
+  void prepare(const BatchShape& shape, int slots);
+  // Forward through this stage: the first stage embeds tokens [n], the others take the
+  // previous stage's output [n, h]. Returns this stage's output [n, h] (valid until the slot
+  // is reused).
+  const float* forward(int slot, const int32_t* tokens, const float* input);
+  // Last stage, after forward: the mean token loss of the slot's micro-batch (over this
+  // rank's tokens); loss_and_grad also keeps the gradient of loss_weight x that mean for
+  // backward.
+  double loss(int slot, const int32_t* targets);
+  double loss_and_grad(int slot, const int32_t* targets, float loss_weight);
+  // Backward through this stage: d_output is the gradient of forward's output (null on the
+  // last stage: loss() computed it). Weight gradients accumulate (+=). Returns the gradient of
+  // the stage input [n, h] (for the previous stage; valid until the next backward).
+  const float* backward(int slot, const float* d_output);
+
+  // ---- The whole model on one rank ---------------------------------------------------------
   // One micro-batch of b sequences of s tokens. Returns the mean token loss; the gradients of
   // loss_weight x (mean loss) accumulate into grads() (loss_weight = 1/micro-batches per step).
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t s,
@@ -43,22 +67,33 @@ class LlamaModel {
   double forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t s);
 
  private:
+  // One micro-batch's activations.
+  struct Slot {
+    std::vector<int32_t> tokens;            // first stage: for the embedding's backward
+    std::vector<std::vector<float>> resid;  // resid[i]: input of local block i; back(): output
+    std::vector<BlockActs> acts;
+    std::vector<float> d_out;  // last stage: dL/d(output) from loss()
+  };
+
   LlamaConfig cfg_;
+  ModelShard shard_;
+  parallel::ModelComm comm_;
   ParamTable table_;
   std::vector<float> params_, grads_;  // fixed size: the views below point into them
-  std::vector<BlockWeights> block_params_, block_grads_;  // per layer, built once
+  int64_t layers_;                     // this stage's blocks
+  std::vector<BlockWeights> block_params_, block_grads_;  // per local layer, built once
   RopeTables rope_;
   BatchShape shape_;
-  std::vector<std::vector<float>> resid_;  // resid_[i]: input of block i; resid_[L]: to the head
-  std::vector<BlockActs> acts_;
+  std::vector<Slot> slots_;
   BlockScratch scratch_;
+  parallel::UlyssesExchange ulysses_;
+  BlockEnv env_;
   std::vector<float> d_resid_;
   LMHead head_;
 
-  void prepare(int64_t b, int64_t s);
-  void forward_blocks(const int32_t* tokens);
   float* param(const char* name) { return params_.data() + table_.at(name).offset; }
   float* grad(const char* name) { return grads_.data() + table_.at(name).offset; }
+  int64_t vocab_rows() const { return cfg_.padded_vocab_size / comm_.tp_size(); }
 };
 
 }  // namespace mds::model

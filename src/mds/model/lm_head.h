@@ -4,33 +4,46 @@
 //
 //   xn = rmsnorm(x) [n, h];  logits = xn @ lm_head^T [n, vpad];  loss_i = CE(logits_i, target_i)
 // Padded vocabulary rows are masked out of the softmax, so the loss sees only the real vocab.
+//
+// Tensor parallelism: lm_head is split by vocabulary rows, so a rank computes logits for its
+// vpad/T columns only and the cross entropy is Megatron's vocab-parallel one: all-reduces of
+// the row max, the sum of exponentials and the target logit; the full logits are never
+// gathered. The gradient of xn is summed over the ranks.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "mds/model/config.h"
+#include "mds/parallel/model_comm.h"
 
 namespace mds::model {
 
 class LMHead {
  public:
-  // Rows of logits computed at once: bounds the scratch to chunk x vpad floats.
+  // Rows of logits computed at once: bounds the scratch to chunk x vpad/T floats.
   static constexpr int64_t kChunk = 256;
 
   // Sum of the per-token losses over the n tokens (no gradients).
   double forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
-                 const float* head_w, const LlamaConfig& c);
+                 const float* head_w, const LlamaConfig& c, const parallel::ModelComm& comm);
 
   // Same sum; and the gradients of (loss_weight * sum of losses): dx [n, h] overwritten,
-  // d_norm_w [h] and d_head_w [vpad, h] accumulated (+=).
+  // d_norm_w [h] and d_head_w [vpad/T, h] accumulated (+=).
   double forward_backward(float* dx, float* d_norm_w, float* d_head_w, const float* x,
                           const int32_t* targets, int64_t n, const float* norm_w,
-                          const float* head_w, float loss_weight, const LlamaConfig& c);
+                          const float* head_w, float loss_weight, const LlamaConfig& c,
+                          const parallel::ModelComm& comm);
 
  private:
   std::vector<float> xn_, rstd_, dxn_, logits_, losses_;
-  void norm(const float* x, int64_t n, const float* norm_w, const LlamaConfig& c);
+  std::vector<float> row_max_, target_logit_;
+  std::vector<double> sum_exp_;
+  void norm(const float* x, int64_t n, const float* norm_w, const LlamaConfig& c, int64_t cols);
+  // losses_[r, r+m) from logits_ [m, cols]; with dscale != 0, logits_ becomes dlogits.
+  void chunk_loss(int64_t r, int64_t m, const int32_t* targets, bool grad, float dscale,
+                  const LlamaConfig& c, const parallel::ModelComm& comm);
+  double sum_losses(int64_t n) const;
 };
 
 }  // namespace mds::model

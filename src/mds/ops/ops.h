@@ -55,10 +55,15 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f);
 void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n, int64_t f);
 
-// ---- Embedding: x[n, h] = table[ids[i], :] ----------------------------------------------
-void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t n, int64_t h);
-// dtable[ids[i], :] += dx[i, :]  (deterministic: fixed summation order)
-void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h);
+// ---- Embedding: x[n, h] = table[ids[i] - vocab_begin, :] ------------------------------
+// table holds rows [vocab_begin, vocab_begin + rows) of the vocabulary (a tensor-parallel
+// rank's range; the whole table by default). Ids outside the range give zero rows in forward
+// and no gradient in backward, so the sum over ranks of their outputs is the full lookup.
+void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t n, int64_t h,
+                       int64_t vocab_begin = 0, int64_t rows = INT64_MAX);
+// dtable[ids[i] - vocab_begin, :] += dx[i, :]  (deterministic: fixed summation order)
+void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h,
+                        int64_t vocab_begin = 0, int64_t rows = INT64_MAX);
 
 // ---- Cross entropy over a padded vocabulary ----------------------------------------------
 // logits: [n, vpad]; only columns < vocab take part (padding columns are masked out of the
@@ -71,6 +76,26 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
 void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits,
                                     const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
                                     float dscale);
+
+// The same cross entropy in three passes for a vocabulary split across ranks (Megatron's
+// vocab-parallel cross entropy). This rank's logits [n, cols] are vocabulary columns
+// [col_begin, col_begin + cols); columns >= vocab are padding. Between the passes the caller
+// reduces over the ranks: row_max by max, then sum_exp and target_logit by sum.
+//   1. row_max[i] = max of the real local columns (-inf if none); target_logit[i] = the
+//      target's logit when this rank holds it, else 0.
+void cross_entropy_local_max(float* row_max, float* target_logit, const float* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab);
+//   2. sum_exp[i] = sum over real local columns of exp(logit - row_max[i]) (the global max);
+//      when exps is not null it receives those exponentials (0 on padding; may alias logits).
+void cross_entropy_local_sum_exp(double* sum_exp, float* exps, const float* logits,
+                                 const float* row_max, int64_t n, int64_t cols, int64_t col_begin,
+                                 int64_t vocab);
+//   3. losses[i] = log(sum_exp) + row_max - target_logit; when dlogits is not null it holds the
+//      exponentials of pass 2 and becomes (softmax - onehot) * dscale in place.
+void cross_entropy_finish(float* losses, float* dlogits, const float* row_max,
+                          const double* sum_exp, const float* target_logit, const int32_t* targets,
+                          int64_t n, int64_t cols, int64_t col_begin, float dscale);
 
 // ---- Elementwise and reductions ---------------------------------------------------------
 void add(float* y, const float* a, const float* b, int64_t n);  // y = a + b (y may alias)

@@ -21,6 +21,11 @@ AdamW::AdamW(const model::ParamTable& table, const AdamWOptions& opts)
 
 double AdamW::step(float* params, const float* grads, double lr) {
   const double norm = global_grad_norm(grads, table_.total());
+  step(params, grads, lr, norm);
+  return norm;
+}
+
+void AdamW::step(float* params, const float* grads, double lr, double norm) {
   const float scale = float(clip_coefficient(norm, o_.clip_grad));
   ++step_;
   for (const model::ParamInfo& p : table_.params()) {
@@ -29,7 +34,6 @@ double AdamW::step(float* params, const float* grads, double lr) {
                     float(o_.beta1), float(o_.beta2), float(o_.eps),
                     p.decay ? float(o_.weight_decay) : 0.0f, step_, scale);
   }
-  return norm;
 }
 
 }  // namespace mds::optim

@@ -24,6 +24,8 @@ class AdamW {
 
   // Clips by global norm (computed here, returned) and applies one step at learning rate lr.
   double step(float* params, const float* grads, double lr);
+  // The same with the global norm given: a sharded model's norm spans every rank's shard.
+  void step(float* params, const float* grads, double lr, double grad_norm);
   int64_t steps_taken() const { return step_; }
   std::vector<float>& exp_avg() { return m_; }
   std::vector<float>& exp_avg_sq() { return v_; }

@@ -1,8 +1,10 @@
 #include "mds/parallel/grad_sync.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "mds/core/error.h"
+#include "mds/ops/ops.h"
 
 namespace mds::parallel {
 
@@ -11,6 +13,17 @@ void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64
   if (group.size() == 1) return;
   for (int64_t first = 0; first < n; first += bucket_elems)
     group.all_reduce(grads + first, std::min(bucket_elems, n - first), dist::ReduceOp::avg);
+}
+
+double sharded_grad_norm(const model::ParamTable& table, const float* grads, int tp_rank,
+                         dist::Communicator& tp, dist::Communicator& pp) {
+  double sum = 0;
+  for (const model::ParamInfo& p : table.params())
+    if (p.split != model::TPSplit::replicated || tp_rank == 0)
+      sum += ops::sum_squares(grads + p.offset, p.numel);
+  if (tp.size() > 1) tp.all_reduce(&sum, 1, dist::ReduceOp::sum);
+  if (pp.size() > 1) pp.all_reduce(&sum, 1, dist::ReduceOp::sum);
+  return std::sqrt(sum);
 }
 
 }  // namespace mds::parallel

@@ -8,10 +8,18 @@
 #include <cstdint>
 
 #include "mds/dist/communicator.h"
+#include "mds/model/params.h"
 
 namespace mds::parallel {
 
 // grads [n] <- the average of grads over `group`, bucket by bucket (bucket_elems > 0).
 void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64_t bucket_elems);
+
+// The L2 norm of the whole model's gradient when the model is cut into tensor- and
+// pipeline-parallel shards (Megatron's clip_grads): each rank sums the squares of its shard,
+// counting a tensor replicated across TP ranks (the norms) on TP rank 0 only, and the sums
+// are added over the TP group and then the PP group. Every rank gets the same norm.
+double sharded_grad_norm(const model::ParamTable& table, const float* grads, int tp_rank,
+                         dist::Communicator& tp, dist::Communicator& pp);
 
 }  // namespace mds::parallel

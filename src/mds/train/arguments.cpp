@@ -134,12 +134,6 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
             "--attention-dropout 0");
   MDS_CHECK(!bf16 && !fp16,
             "--bf16/--fp16 need the CUDA backend; the CPU backend trains in fp32 (drop the flag)");
-  // Data parallelism (mpirun -np N) works; the model-parallel dimensions are on their way.
-  MDS_CHECK(a.tensor_parallel == 1 && a.pipeline_parallel == 1 && a.sequence_parallel == 1,
-            "tensor, pipeline and sequence parallelism are coming but not in this build yet "
-            "(data parallelism is: mpirun -np N mds train ...): use "
-            "--tensor-model-parallel-size 1 --pipeline-model-parallel-size 1 "
-            "--ds-sequence-parallel-size 1");
   MDS_CHECK(a.ddp_bucket_size > 0, "--ddp-bucket-size must be positive");
   MDS_CHECK(a.micro_batch_size > 0, "--micro-batch-size must be positive");
   // The data-parallel size is known once the world is (set_data_parallel); 0 stays "micro x D".

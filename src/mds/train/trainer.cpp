@@ -21,9 +21,11 @@
 #include "mds/optim/adamw.h"
 #include "mds/optim/lr_schedule.h"
 #include "mds/parallel/grad_sync.h"
+#include "mds/parallel/pipeline_schedule.h"
 #include "mds/train/datasets.h"
 #include "mds/train/metrics.h"
 #include "mds/train/micro_batch.h"
+#include "mds/train/parallel_context.h"
 
 namespace mds::train {
 namespace {
@@ -33,35 +35,12 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// This rank's place in the grid and its groups. Data parallelism (Megatron's pretraining
-// sampler, megatron/data/data_samplers.py): a step reads the global batch sequentially from
-// consumed_samples; each chunk of micro x D samples is split by DP rank, so this rank's k-th
-// micro-batch starts at (k x D + dp_rank) x micro.
-struct Parallel {
-  dist::Communicator& world;
-  dist::Topology topology;
-  dist::ProcessGroups groups;
-
-  Parallel(dist::Communicator& w, dist::ParallelSizes sizes)
-      : world(w), topology(sizes, w.rank()), groups(dist::make_groups(w, topology)) {}
-  int64_t dp_rank() const { return topology.coords().dp; }
-  int64_t dp_size() const { return topology.sizes().dp; }
-  int64_t micro_batch_offset(int64_t k, int64_t micro) const {
-    return (k * dp_size() + dp_rank()) * micro;
-  }
-  double comm_seconds(dist::Group g) {
-    return g == dist::Group::dp
-               ? groups.dp->stats().total_seconds() + groups.sdp->stats().total_seconds()
-               : groups.get(g).stats().total_seconds();
-  }
-};
-
 // Megatron's timers line after the log line: milliseconds per iteration over the interval.
 struct IntervalTimers {
   double forward_backward = 0, optimizer = 0;
   double comm_at_start[4] = {};  // tp, sp, pp, dp seconds when the interval began
 
-  std::string line(Parallel& par, int64_t iters) {
+  std::string line(ParallelContext& par, int64_t iters) {
     const dist::Group groups[4] = {dist::Group::tp, dist::Group::sp, dist::Group::pp,
                                    dist::Group::dp};
     const char* names[4] = {"tp-comm", "sp-comm", "pp-comm", "dp-comm"};
@@ -91,41 +70,25 @@ int first_failed_rank(dist::Communicator& world, bool failed) {
   return v == 0 ? -1 : world.size() - v;
 }
 
-// What each group of more than one rank moved per training iteration (this rank's payload
-// bytes, see communicator.h), to set beside the theoretical count: data parallelism
-// all-reduces every gradient once a step, 4 x parameters bytes.
-void print_comm_summary(Parallel& par, int64_t iterations, int64_t num_params) {
-  if (iterations <= 0) return;
-  for (dist::Group g :
-       {dist::Group::tp, dist::Group::sp, dist::Group::pp, dist::Group::dp, dist::Group::sdp}) {
-    const dist::Communicator& c = par.groups.get(g);
-    if (c.size() == 1) continue;
-    std::string kinds;
-    for (int k = 0; k < dist::kNumCommKinds; ++k)
-      if (c.stats().calls[k] > 0)
-        kinds += strfmt(", {} x{}", dist::comm_kind_name(dist::CommKind(k)),
-                        double(c.stats().calls[k]) / double(iterations));
-    std::printf("> %s group (%d ranks): %.0f bytes per iteration%s\n", dist::group_name(g),
-                c.size(), double(c.stats().total_bytes()) / double(iterations), kinds.c_str());
-  }
-  if (par.dp_size() > 1)
-    std::printf("> gradient all-reduce per iteration in theory: 4 x %lld parameters = %lld bytes\n",
-                (long long)num_params, 4 * (long long)num_params);
-}
-
 // Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
 struct PeerFailed {};
 
-void print_banner(const TrainArgs& a, const model::LlamaModel& m) {
+void print_banner(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par) {
   const model::LlamaConfig& c = m.config();
+  const dist::ParallelSizes& n = par.topology().sizes();
   std::printf(
       "> model: Llama, %lld layers, hidden %lld, ffn %lld, heads %lld (kv %lld), seq %lld, "
       "vocab %lld (padded %lld)\n",
       (long long)c.num_layers, (long long)c.hidden_size, (long long)c.ffn_hidden_size,
       (long long)c.num_attention_heads, (long long)c.kv_heads(), (long long)c.seq_length,
       (long long)c.vocab_size, (long long)c.padded_vocab_size);
-  std::printf("> parameters: %.2fM; fp32 on CPU, %d threads\n", m.table().total() / 1e6,
-              omp_get_max_threads());
+  std::printf(
+      "> parallel layout: %d processes = tensor %d x sequence %d x data %d x pipeline %d; rank 0 "
+      "holds layers %lld-%lld\n",
+      n.world(), n.tp, n.sp, n.dp, n.pp, (long long)m.shard().first_layer,
+      (long long)(m.shard().first_layer + m.shard().layers(c) - 1));
+  std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on CPU, %d threads\n",
+              model::ParamTable(c).total() / 1e6, m.table().total() / 1e6, omp_get_max_threads());
   std::printf(
       "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
       "(%lld tokens)\n",
@@ -133,22 +96,59 @@ void print_banner(const TrainArgs& a, const model::LlamaModel& m) {
       (long long)a.global_batch_size, (long long)(a.global_batch_size * c.seq_length));
 }
 
+// The model's activation slots and micro-batch shape on this rank.
+model::BatchShape local_shape(const TrainArgs& a, ParallelContext& par) {
+  const int64_t S = par.topology().sizes().sp, s = a.model.seq_length / S;
+  return {a.micro_batch_size, s, par.topology().coords().sp * s};
+}
+
+// One training step's forward and backward passes over this rank's micro-batches, in the
+// 1F1B order (parallel/pipeline_schedule.h). Returns the step's loss as every rank logs it.
+double train_step(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t consumed,
+                  const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
+  const int64_t M = a.num_micro_batches();
+  const dist::GridCoords& at = par.topology().coords();
+  const int64_t slots = parallel::pipeline_slots(at.pp, par.topology().sizes().pp, M);
+  const model::BatchShape shape = local_shape(a, par);
+  model.prepare(shape, int(slots));
+  double loss = 0;
+  parallel::StageWork work;
+  work.forward = [&](int64_t k, const float* input) {
+    par.read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
+                         a.micro_batch_size, mb);
+    const float* out = model.forward(int(k % slots), mb.tokens.data(), input);
+    if (par.last_stage())
+      loss += model.loss_and_grad(int(k % slots), mb.targets.data(), 1.0f / float(M)) / double(M);
+    return out;
+  };
+  work.backward = [&](int64_t k, const float* d_output) {
+    return model.backward(int(k % slots), d_output);
+  };
+  parallel::run_one_f_one_b(par.group(dist::Group::pp), M, shape.n() * a.model.hidden_size, work);
+  return par.reduce_loss(loss);
+}
+
 // Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards. Each DP rank
 // evaluates its share of every batch (as in training); equal shares, so the mean of the
 // ranks' means is the mean.
 double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
-                const TrainArgs& a, MicroBatch& mb, Parallel& par) {
+                const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
+  const model::BatchShape shape = local_shape(a, par);
+  model.prepare(shape, 1);
   double sum = 0;
   int64_t count = 0;
   for (int64_t it = 0; it < a.eval_iters; ++it, consumed += a.global_batch_size)
-    for (int64_t k = 0; k < a.num_micro_batches(); ++k, ++count) {
-      read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
-                       a.micro_batch_size, mb);
-      sum += model.forward_loss(mb.tokens.data(), mb.targets.data(), mb.b, mb.s);
-    }
-  double mean = sum / double(count);
-  par.groups.dp->all_reduce(&mean, 1, dist::ReduceOp::avg);
-  return mean;
+    parallel::run_forward_only(
+        par.group(dist::Group::pp), a.num_micro_batches(), shape.n() * a.model.hidden_size,
+        [&](int64_t k, const float* input) {
+          par.read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
+                               a.micro_batch_size, mb);
+          const float* out = model.forward(0, mb.tokens.data(), input);
+          if (par.last_stage()) sum += model.loss(0, mb.targets.data());
+          ++count;
+          return out;
+        });
+  return par.reduce_loss(sum / double(count));
 }
 
 optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
@@ -168,9 +168,18 @@ optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
 // norm epsilon come from its config.json. A checkpoint written by mds also restores the
 // iteration and consumed samples (so the data stream and LR schedule continue) unless
 // --finetune; the optimizer's moments start fresh (full resume comes with the resume work).
+// Every rank reads the whole model and keeps its slices: a checkpoint holds logical tensors,
+// so it loads under any parallel layout.
 ckpt::TrainState load_weights(const TrainArgs& a, model::LlamaModel& m) {
   const std::string dir = ckpt::resolve_load_dir(a.load);
-  ckpt::load_hf_checkpoint(dir, m.config(), m.table(), m.params().data());
+  if (m.shard().whole()) {
+    ckpt::load_hf_checkpoint(dir, m.config(), m.table(), m.params().data());
+  } else {
+    const model::ParamTable full_table(m.config());
+    std::vector<float> full(full_table.total());
+    ckpt::load_hf_checkpoint(dir, m.config(), full_table, full.data());
+    ParallelContext::take_slices(full_table, full.data(), m);
+  }
   std::optional<ckpt::TrainState> state = ckpt::read_train_state(dir);
   std::printf("> loaded weights from %s\n", dir.c_str());
   if (!state || a.finetune) return {};
@@ -188,8 +197,13 @@ void apply_checkpoint_config(TrainArgs& a) {
   a.model.norm_eps = float(hf.rms_norm_eps);
 }
 
-void save(const TrainArgs& a, const model::LlamaModel& m, int64_t iteration, int64_t consumed,
-          int32_t eod) {
+// Collective: the shards are gathered on world rank 0, which writes the whole model.
+void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, int64_t iteration,
+          int64_t consumed, int32_t eod) {
+  const bool whole = m.shard().whole();
+  const model::ParamTable full_table(m.config());
+  const std::vector<float> full = whole ? std::vector<float>{} : par.gather_model(m, full_table);
+  if (par.world().rank() != 0) return;
   ckpt::TrainState state;
   state.iteration = iteration;
   state.consumed_samples = consumed;
@@ -197,7 +211,8 @@ void save(const TrainArgs& a, const model::LlamaModel& m, int64_t iteration, int
   ckpt::HfSaveOptions options;
   options.bos_token_id = options.eos_token_id = eod;
   const std::string dir =
-      ckpt::save_checkpoint(a.save, state, m.config(), m.table(), m.params().data(), options);
+      ckpt::save_checkpoint(a.save, state, m.config(), whole ? m.table() : full_table,
+                            whole ? m.params().data() : full.data(), options);
   std::printf("> saved checkpoint at iteration %lld to %s\n", (long long)iteration, dir.c_str());
   std::fflush(stdout);
 }
@@ -219,10 +234,13 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       world.size(), int(a.tensor_parallel), int(a.pipeline_parallel), int(a.sequence_parallel),
       {mc.num_attention_heads, mc.kv_heads(), mc.ffn_hidden_size, mc.seq_length, mc.num_layers});
   set_data_parallel(a, sizes.dp);
+  // Every rank agrees the layout is valid before the world is split into its groups.
+  if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
+  ParallelContext par(world, sizes, a.model);
 
-  model::LlamaModel model(a.model);
+  model::LlamaModel model(a.model, par.shard(), par.model_comm());
   model.init_weights(a.seed);
-  print_banner(a, model);
+  print_banner(a, model, par);
   const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
   // Rank 0 builds the index maps; the others wait for its cache files and load them.
   DataOptions data_opts = data_options(a);
@@ -245,9 +263,8 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
 
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
   past_setup = true;
-  Parallel par(world, sizes);
 
-  const int64_t gbs = a.global_batch_size, nmb = a.num_micro_batches();
+  const int64_t gbs = a.global_batch_size;
   const double flops = flops_per_iteration(model.config(), gbs);
   MicroBatch mb;
   int64_t consumed = start.consumed_samples, iteration = start.iteration, valid_consumed = 0;
@@ -256,31 +273,26 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   double interval_loss = 0, interval_seconds = 0;
   IntervalTimers timers;
   int64_t interval_iters = 0;
+  const int tp_rank = par.topology().coords().tp;
 
   while (iteration < a.train_iters) {
     const auto start = Clock::now();
     model.zero_grads();
-    double loss = 0;
-    for (int64_t k = 0; k < nmb; ++k) {
-      read_micro_batch(*data.train, consumed + par.micro_batch_offset(k, a.micro_batch_size),
-                       a.micro_batch_size, mb);
-      loss += model.forward_backward(mb.tokens.data(), mb.targets.data(), mb.b, mb.s,
-                                     1.0f / float(nmb)) /
-              double(nmb);
-    }
+    const double loss = train_step(model, *data.train, consumed, a, mb, par);
     timers.forward_backward += seconds_since(start);
-    // Gradients and the logged loss are averaged over the sequence-data / data groups, so
-    // every rank takes the same optimizer step.
-    parallel::average_gradients(*par.groups.sdp, model.grads().data(),
+    // Gradients are averaged over the sequence-data group, so every rank of a shard takes the
+    // same optimizer step.
+    parallel::average_gradients(par.group(dist::Group::sdp), model.grads().data(),
                                 int64_t(model.grads().size()), a.ddp_bucket_size);
-    par.groups.dp->all_reduce(&loss, 1, dist::ReduceOp::avg);
     MDS_CHECK(std::isfinite(loss),
               "lm loss is {} at iteration {}: training diverged; lower --lr, raise "
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
               loss, iteration + 1);
     const auto optimizer_start = Clock::now();
     const double grad_norm =
-        optimizer.step(model.params().data(), model.grads().data(), schedule.lr());
+        parallel::sharded_grad_norm(model.table(), model.grads().data(), tp_rank,
+                                    par.group(dist::Group::tp), par.group(dist::Group::pp));
+    optimizer.step(model.params().data(), model.grads().data(), schedule.lr(), grad_norm);
     timers.optimizer += seconds_since(optimizer_start);
     schedule.step(gbs);
     consumed += gbs;
@@ -303,8 +315,9 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       log.grad_norm = grad_norm;
       log.seq_length = a.model.seq_length;
       log.samples_per_second = double(gbs) / per_iter;
-      log.tokens_per_gpu_per_second = log.samples_per_second * double(a.model.seq_length);
-      log.tflops = flops / per_iter / 1e12;
+      log.tokens_per_gpu_per_second =
+          log.samples_per_second * double(a.model.seq_length) / double(world.size());
+      log.tflops = flops / per_iter / 1e12 / double(world.size());
       std::printf("%s\n", format_log_line(log).c_str());
       std::printf("%s\n", timers.line(par, interval_iters).c_str());
       std::fflush(stdout);
@@ -319,15 +332,17 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
       std::printf("%s\n", format_validation_line(strfmt("iteration {}", iteration), vl).c_str());
     }
-    if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0 &&
-        world.rank() == 0) {
-      save(a, model, iteration, consumed, tokenizer->eod());
+    if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
+      save(a, model, par, iteration, consumed, tokenizer->eod());
       last_saved = iteration;
     }
   }
-  print_comm_summary(par, iteration - start.iteration, model.table().total());
-  if (!a.save.empty() && last_saved != iteration && world.rank() == 0)
-    save(a, model, iteration, consumed, tokenizer->eod());
+  std::fputs(par.comm_summary(iteration - start.iteration, a.num_micro_batches(),
+                              a.micro_batch_size, model)
+                 .c_str(),
+             stdout);
+  if (!a.save.empty() && last_saved != iteration)
+    save(a, model, par, iteration, consumed, tokenizer->eod());
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);

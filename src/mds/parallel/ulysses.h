@@ -1,0 +1,33 @@
+// DeepSpeed-Ulysses sequence parallelism (arXiv:2309.14509): each of the S ranks of a
+// sequence-parallel group holds s/S consecutive tokens of every sequence; around the attention
+// core an all-to-all trades that for the whole sequence and 1/S of the heads, and back.
+//
+// A buffer of rows (tokens) made of sections (q heads | k heads | v heads, each a number of
+// heads x head_dim, divisible by S):
+//   seq_to_heads:  [b, s/S, C]  ->  [b, s, C/S]   rank r keeps piece r of every section
+//   heads_to_seq:  [b, s, C/S]  ->  [b, s/S, C]   the inverse
+// Sequence-parallel rank j holds tokens [j s/S, (j+1) s/S). Each is the other's transpose, so
+// the backward of one is the other.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mds/dist/communicator.h"
+
+namespace mds::parallel {
+
+class UlyssesExchange {
+ public:
+  void seq_to_heads(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
+                    std::span<const int64_t> sections);
+  void heads_to_seq(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
+                    std::span<const int64_t> sections);
+
+ private:
+  std::vector<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all
+  int64_t prepare(int size, int64_t b, int64_t s_local, std::span<const int64_t> sections);
+};
+
+}  // namespace mds::parallel

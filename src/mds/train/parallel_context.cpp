@@ -1,0 +1,147 @@
+#include "mds/train/parallel_context.h"
+
+#include <algorithm>
+
+#include "mds/core/error.h"
+
+namespace mds::train {
+
+ParallelContext::ParallelContext(dist::Communicator& world, dist::ParallelSizes sizes,
+                                 const model::LlamaConfig& config)
+    : world_(world),
+      topology_(sizes, world.rank()),
+      groups_(dist::make_groups(world, topology_)),
+      shard_(model::ModelShard::of(config, topology_.coords().tp, sizes.tp, topology_.coords().pp,
+                                   sizes.pp)) {}
+
+int64_t ParallelContext::micro_batch_offset(int64_t k, int64_t micro) const {
+  return (k * topology_.sizes().dp + topology_.coords().dp) * micro;
+}
+
+void ParallelContext::read_micro_batch(const data::SampleDataset& dataset, int64_t first, int64_t b,
+                                       MicroBatch& local) {
+  if (!first_stage() && !last_stage()) {
+    local = MicroBatch{};
+    return;
+  }
+  const dist::GridCoords& at = topology_.coords();
+  const int64_t S = topology_.sizes().sp, s = dataset.seq_length(), s_local = s / S;
+  const int64_t n = b * s;
+  shared_.resize(2 * n);
+  if (at.tp == 0 && at.sp == 0) {
+    train::read_micro_batch(dataset, first, b, whole_);
+    std::copy_n(whole_.tokens.data(), n, shared_.data());
+    std::copy_n(whole_.targets.data(), n, shared_.data() + n);
+  }
+  if (S > 1 && at.tp == 0) groups_.sp->broadcast(shared_.data(), 2 * n, 0);
+  if (groups_.tp->size() > 1) groups_.tp->broadcast(shared_.data(), 2 * n, 0);
+  local.b = b;
+  local.s = s_local;
+  local.tokens.resize(b * s_local);
+  local.targets.resize(b * s_local);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t from = r * s + at.sp * s_local;
+    std::copy_n(shared_.data() + from, s_local, local.tokens.data() + r * s_local);
+    std::copy_n(shared_.data() + n + from, s_local, local.targets.data() + r * s_local);
+  }
+}
+
+double ParallelContext::reduce_loss(double last_stage_loss) {
+  double loss = last_stage_loss;
+  if (groups_.pp->size() > 1) groups_.pp->broadcast(&loss, 1, groups_.pp->size() - 1);
+  if (groups_.sp->size() > 1) groups_.sp->all_reduce(&loss, 1, dist::ReduceOp::avg);
+  if (groups_.dp->size() > 1) groups_.dp->all_reduce(&loss, 1, dist::ReduceOp::avg);
+  return loss;
+}
+
+std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
+                                                 const model::ParamTable& full_table) {
+  const dist::ParallelSizes& n = topology_.sizes();
+  const dist::GridCoords& at = topology_.coords();
+  const model::LlamaConfig& c = m.config();
+  if (world_.rank() != 0) {
+    if (at.dp == 0 && at.sp == 0)
+      world_.send(m.params().data(), int64_t(m.params().size()), 0, /*tag=*/7);
+    return {};
+  }
+  std::vector<float> full(full_table.total());
+  std::vector<float> remote;
+  for (int pp = 0; pp < n.pp; ++pp)
+    for (int tp = 0; tp < n.tp; ++tp) {
+      const model::ParamTable table(c, model::ModelShard::of(c, tp, n.tp, pp, n.pp));
+      const float* params = m.params().data();
+      if (tp != 0 || pp != 0) {
+        remote.resize(table.total());
+        world_.recv(remote.data(), table.total(), topology_.rank_of({tp, 0, 0, pp}), 7);
+        params = remote.data();
+      }
+      for (const model::ParamInfo& p : table.params())
+        model::copy_slice_to_full(p, params + p.offset, full.data() + full_table.at(p.name).offset);
+    }
+  return full;
+}
+
+void ParallelContext::take_slices(const model::ParamTable& full_table, const float* full,
+                                  model::LlamaModel& m) {
+  for (const model::ParamInfo& p : m.table().params())
+    model::copy_slice_from_full(p, full + full_table.at(p.name).offset,
+                                m.params().data() + p.offset);
+}
+
+double ParallelContext::comm_seconds(dist::Group g) {
+  return g == dist::Group::dp
+             ? groups_.dp->stats().total_seconds() + groups_.sdp->stats().total_seconds()
+             : groups_.get(g).stats().total_seconds();
+}
+
+std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
+                                          const model::LlamaModel& m) {
+  if (iterations <= 0) return "";
+  const model::LlamaConfig& c = m.config();
+  const dist::ParallelSizes& sz = topology_.sizes();
+  const int64_t M = micro_batches, L = m.shard().layers(c), h = c.hidden_size;
+  const int64_t n = micro * c.seq_length / sz.sp;  // this rank's tokens of a micro-batch
+  const model::BlockDims d = model::BlockDims::of(c, sz.tp, sz.sp);
+  const bool data = first_stage() || last_stage();
+  const int64_t data_bytes = data ? 8 * micro * c.seq_length : 0;  // tokens | targets, int32
+  // What one training iteration moves in this rank's groups (payload bytes, communicator.h).
+  auto theory = [&](dist::Group g) -> int64_t {
+    switch (g) {
+      case dist::Group::tp:  // 2 all-reduces of [n, h] per block forward, 2 in backward, the
+                             // embedding's, the head's input gradient and its 3 loss stats
+        return M * (4 * (4 * L * n * h + (first_stage() ? n * h : 0) +
+                         (last_stage() ? n * h + 4 * n : 0)) +
+                    data_bytes) +
+               8;            // the gradient norm
+      case dist::Group::sp:  // all-to-all of q|k|v and of the attention output, both ways
+        return M * (8 * L * n * (d.qkvd() + d.qd()) +
+                    (topology_.coords().tp == 0 ? data_bytes : 0)) +
+               8;            // the loss
+      case dist::Group::pp:  // an activation and a gradient per micro-batch and neighbour
+        return M * 8 * n * h * ((first_stage() ? 0 : 1) + (last_stage() ? 0 : 1)) + 8 + 8;
+      case dist::Group::dp:
+        return 8;  // the loss
+      case dist::Group::sdp:
+        return 4 * int64_t(m.table().total());  // every gradient once
+    }
+    return 0;
+  };
+  std::string out;
+  for (dist::Group g :
+       {dist::Group::tp, dist::Group::sp, dist::Group::pp, dist::Group::dp, dist::Group::sdp}) {
+    const dist::Communicator& comm = groups_.get(g);
+    if (comm.size() == 1) continue;
+    std::string kinds;
+    for (int k = 0; k < dist::kNumCommKinds; ++k)
+      if (comm.stats().calls[k] > 0)
+        kinds += strfmt(", {} x{}", dist::comm_kind_name(dist::CommKind(k)),
+                        double(comm.stats().calls[k]) / double(iterations));
+    out +=
+        strfmt("> {} group ({} ranks): {} bytes per iteration{}; in theory {}\n",
+               dist::group_name(g), comm.size(),
+               int64_t(double(comm.stats().total_bytes()) / double(iterations)), kinds, theory(g));
+  }
+  return out;
+}
+
+}  // namespace mds::train

@@ -1,0 +1,72 @@
+// This rank's place in the 4D grid and what training does with its groups: the model shard it
+// holds, its share of each micro-batch, the loss every rank logs, the whole model gathered for
+// a checkpoint and the bytes each group should move per iteration.
+//
+// Data (Megatron's pretraining sampler, megatron/data/data_samplers.py): a step reads the
+// global batch sequentially from consumed_samples; each chunk of micro x D samples is split by
+// DP rank, so this rank's k-th micro-batch starts at (k x D + dp_rank) x micro. Tensor- and
+// sequence-parallel peers share samples: the first rank of the TP x SP block reads them and
+// broadcasts (as Megatron's broadcast_data), and each SP rank keeps its s/S tokens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mds/data/sample_dataset.h"
+#include "mds/dist/topology.h"
+#include "mds/model/llama.h"
+#include "mds/parallel/model_comm.h"
+#include "mds/train/micro_batch.h"
+
+namespace mds::train {
+
+class ParallelContext {
+ public:
+  // Splits the world into the groups (collective over the world).
+  ParallelContext(dist::Communicator& world, dist::ParallelSizes sizes,
+                  const model::LlamaConfig& config);
+
+  dist::Communicator& world() { return world_; }
+  const dist::Topology& topology() const { return topology_; }
+  dist::Communicator& group(dist::Group g) { return groups_.get(g); }
+  const model::ModelShard& shard() const { return shard_; }
+  parallel::ModelComm model_comm() { return {groups_.tp.get(), groups_.sp.get()}; }
+  bool first_stage() const { return shard_.embedding; }
+  bool last_stage() const { return shard_.head; }
+
+  // The first sample of this rank's k-th micro-batch of a step, relative to consumed_samples.
+  int64_t micro_batch_offset(int64_t k, int64_t micro) const;
+  // Samples [first, first + b) cut to this rank's tokens (b x s/S), read once per TP x SP
+  // block. Only the first and last pipeline stages need them; others get an empty batch.
+  void read_micro_batch(const data::SampleDataset& dataset, int64_t first, int64_t b,
+                        MicroBatch& local);
+
+  // The loss every rank logs: the last stage's, broadcast over the pipeline, averaged over
+  // the sequence- and data-parallel ranks (equal token counts: the mean of means is the mean).
+  double reduce_loss(double last_stage_loss);
+
+  // World rank 0 gets the whole model (full_table's layout) from the TP x PP shards of
+  // data- and sequence-parallel rank 0; the other ranks send theirs and get an empty vector.
+  std::vector<float> gather_model(const model::LlamaModel& m, const model::ParamTable& full_table);
+  // This rank's slices of a whole model's parameters, into m.
+  static void take_slices(const model::ParamTable& full_table, const float* full,
+                          model::LlamaModel& m);
+
+  // Seconds spent in the communication of group g (dp counts the SxD gradient group too).
+  double comm_seconds(dist::Group g);
+  // "> tp group (2 ranks): N bytes per iteration, ..." for each group of more than one rank,
+  // and beside it what a training iteration (no evaluation) moves in theory.
+  std::string comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
+                           const model::LlamaModel& m);
+
+ private:
+  dist::Communicator& world_;
+  dist::Topology topology_;
+  dist::ProcessGroups groups_;
+  model::ModelShard shard_;
+  MicroBatch whole_;             // the block leader's read
+  std::vector<int32_t> shared_;  // tokens | targets, broadcast
+};
+
+}  // namespace mds::train
