@@ -99,5 +99,56 @@ TEST_F(CrossEntropy, TargetOutsideVocabularyIsAUserError) {
       UserError);
 }
 
+// The vocab-parallel passes over column slices, with the reductions between them done here by
+// hand (max, then sums), give the single-slice losses and gradients. Slices of 4 columns: the
+// last holds 1 real column and 3 padding columns.
+TEST_F(CrossEntropy, VocabParallelPassesMatchTheWholeVocabulary) {
+  constexpr int64_t kRanks = 4, kCols = kVpad / kRanks;
+  std::vector<std::vector<float>> slices(kRanks, std::vector<float>(kN * kCols));
+  for (int64_t r = 0; r < kRanks; ++r)
+    for (int64_t i = 0; i < kN; ++i)
+      for (int64_t j = 0; j < kCols; ++j)
+        slices[r][i * kCols + j] = logits[i * kVpad + r * kCols + j];
+  std::vector<float> row_max(kN, -1e30f), target_logit(kN, 0.0f);
+  std::vector<double> sum_exp(kN, 0.0);
+  for (int64_t r = 0; r < kRanks; ++r) {
+    std::vector<float> mx(kN), tl(kN);
+    ops::cross_entropy_local_max(mx.data(), tl.data(), slices[r].data(), targets.data(), kN, kCols,
+                                 r * kCols, kVocab);
+    for (int64_t i = 0; i < kN; ++i) {
+      row_max[i] = std::max(row_max[i], mx[i]);
+      target_logit[i] += tl[i];
+    }
+  }
+  for (int64_t r = 0; r < kRanks; ++r) {
+    std::vector<double> se(kN);
+    ops::cross_entropy_local_sum_exp(se.data(), slices[r].data(), slices[r].data(), row_max.data(),
+                                     kN, kCols, r * kCols, kVocab);
+    for (int64_t i = 0; i < kN; ++i) sum_exp[i] += se[i];
+  }
+  std::vector<float> whole_l(kN), whole_d(logits.size());
+  ops::cross_entropy_forward_backward(whole_l.data(), whole_d.data(), logits.data(), targets.data(),
+                                      kN, kVpad, kVocab, kDscale);
+  for (int64_t r = 0; r < kRanks; ++r) {
+    std::vector<float> l(kN);
+    ops::cross_entropy_finish(l.data(), slices[r].data(), row_max.data(), sum_exp.data(),
+                              target_logit.data(), targets.data(), kN, kCols, r * kCols, kDscale);
+    EXPECT_TRUE(test::all_close(l, test::to_double(whole_l), 1e-6, 1e-7));
+    std::vector<double> expected(kN * kCols);
+    for (int64_t i = 0; i < kN; ++i)
+      for (int64_t j = 0; j < kCols; ++j)
+        expected[i * kCols + j] = whole_d[i * kVpad + r * kCols + j];
+    EXPECT_TRUE(test::all_close(slices[r], expected, 1e-6, 1e-7)) << "slice " << r;
+  }
+}
+
+TEST_F(CrossEntropy, VocabParallelTargetOutsideVocabularyIsAUserError) {
+  targets[0] = -1;
+  std::vector<float> mx(kN), tl(kN);
+  EXPECT_THROW(ops::cross_entropy_local_max(mx.data(), tl.data(), logits.data(), targets.data(), kN,
+                                            kVpad, 0, kVocab),
+               UserError);
+}
+
 }  // namespace
 }  // namespace mds

@@ -51,5 +51,31 @@ TEST(Embedding, BackwardIdenticalBitsAcrossThreadCounts) {
   EXPECT_TRUE(test::same_bits(first, run()));
 }
 
+// A vocab-parallel rank holds rows [begin, begin + rows): ids outside give zero rows and no
+// gradient, and the ranks' outputs sum to the whole lookup.
+TEST(Embedding, VocabRangeSlicesSumToTheWholeLookup) {
+  const int64_t h = 9, rows = 4;  // 11 ids over 3 ranks of 4 rows (the last partly unused)
+  const std::vector<int32_t> ids = {3, 0, 10, 3, 7, 4};
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const auto table = test::randn(static_cast<size_t>(3 * rows * h), 5);
+  std::vector<float> whole(n * h), sum(n * h, 0.0f);
+  ops::embedding_forward(whole.data(), ids.data(), table.data(), n, h);
+  const auto dx = test::randn(static_cast<size_t>(n * h), 6);
+  std::vector<double> dwhole(3 * rows * h, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < h; ++j) dwhole[ids[i] * h + j] += dx[i * h + j];
+  for (int64_t r = 0; r < 3; ++r) {
+    std::vector<float> x(n * h, 7.0f), dtable(rows * h, 0.0f);
+    ops::embedding_forward(x.data(), ids.data(), table.data() + r * rows * h, n, h, r * rows, rows);
+    for (int64_t k = 0; k < n * h; ++k) sum[k] += x[k];
+    ops::embedding_backward(dtable.data(), dx.data(), ids.data(), n, h, r * rows, rows);
+    EXPECT_TRUE(test::all_close(
+        dtable,
+        std::vector<double>(dwhole.begin() + r * rows * h, dwhole.begin() + (r + 1) * rows * h),
+        1e-6, 1e-6));
+  }
+  EXPECT_TRUE(test::same_bits(sum, whole));
+}
+
 }  // namespace
 }  // namespace mds
