@@ -1,6 +1,7 @@
 // Cuts samples of seq_length+1 tokens into a micro-batch: tokens = sample[0..s), targets =
-// sample[1..s]. Megatron's pretraining sampler reads the global batch sequentially from
-// consumed_samples; the micro-batches of one step are consecutive slices of it.
+// sample[1..s]. Which samples a data-parallel rank's micro-batch holds is Megatron's
+// pretraining sampler's choice (train/sampler.h): read_micro_batch(dataset, consumed +
+// megatron_sample_offset(k, micro, D, rank), micro, mb).
 #pragma once
 
 #include <cstdint>
