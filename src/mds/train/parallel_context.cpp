@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "mds/core/error.h"
+#include "mds/train/sampler.h"
 
 namespace mds::train {
 
@@ -15,7 +16,7 @@ ParallelContext::ParallelContext(dist::Communicator& world, dist::ParallelSizes 
                                    sizes.pp)) {}
 
 int64_t ParallelContext::micro_batch_offset(int64_t k, int64_t micro) const {
-  return (k * topology_.sizes().dp + topology_.coords().dp) * micro;
+  return megatron_sample_offset(k, micro, topology_.sizes().dp, topology_.coords().dp);
 }
 
 void ParallelContext::read_micro_batch(const data::SampleDataset& dataset, int64_t first, int64_t b,

@@ -2,9 +2,8 @@
 // holds, its share of each micro-batch, the loss every rank logs, the whole model gathered for
 // a checkpoint and the bytes each group should move per iteration.
 //
-// Data (Megatron's pretraining sampler, megatron/data/data_samplers.py): a step reads the
-// global batch sequentially from consumed_samples; each chunk of micro x D samples is split by
-// DP rank, so this rank's k-th micro-batch starts at (k x D + dp_rank) x micro. Tensor- and
+// Data: each DP rank reads its micro-batches by Megatron's pretraining sampler (sampler.h).
+// Tensor- and
 // sequence-parallel peers share samples: the first rank of the TP x SP block reads them and
 // broadcasts (as Megatron's broadcast_data), and each SP rank keeps its s/S tokens.
 #pragma once
