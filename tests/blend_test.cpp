@@ -20,6 +20,7 @@
 #include "mds/data/index_cache.h"
 #include "mds/data/indexed_dataset.h"
 #include "mds/train/datasets.h"
+#include "proc_maps.h"
 
 namespace fs = std::filesystem;
 using namespace mds;
@@ -281,6 +282,30 @@ TEST(BuildDatasets, MegatronPerShardCountsAndCorpusTable) {
   EXPECT_NE(table.find("books"), std::string::npos) << table;
   EXPECT_NE(table.find("total"), std::string::npos) << table;
   EXPECT_NE(d.summary.json().find("\"books\""), std::string::npos);
+}
+
+TEST(BuildDatasets, StartupMapsNoShardAndASampleMapsOnlyItsOwn) {
+  // Memory must not grow with the shard count beyond the index maps: neither a cold start
+  // (building the maps) nor a cached one maps a shard; a sample maps the one shard it reads.
+  TempDir t;
+  const std::vector<std::string> shards = {t / "a", t / "b", t / "c"};
+  for (size_t i = 0; i < shards.size(); ++i) write_shard(shards[i], 40, int(i) + 1);
+  auto mapped = [&] {
+    std::vector<int> n;
+    for (const auto& s : shards) n.push_back(mappings_of(s + ".idx") + mappings_of(s + ".bin"));
+    return n;
+  };
+  for (int start = 0; start < 2; ++start) {
+    const train::Datasets d = train::build_datasets(blend_options(t, 100));
+    EXPECT_EQ(d.summary.index_built, start == 0 ? 6 : 0);
+    EXPECT_EQ(mapped(), (std::vector<int>{0, 0, 0})) << "start " << start;
+    int32_t out[17];
+    d.train->sample(0, out);
+    const int shard = out[0] / 1000;  // write_shard's ids encode the shard
+    std::vector<int> want = {0, 0, 0};
+    want[size_t(shard - 1)] = 2;  // its .idx and .bin
+    EXPECT_EQ(mapped(), want) << "start " << start;
+  }
 }
 
 TEST(IndexCache, SecondStartLoadsEverythingAndBuildsNothing) {

@@ -1,9 +1,11 @@
 // IndexedDatasetWriter/IndexedDataset: byte-identical to Megatron's builder (checked against
-// tests/reference/megatron_indexed_writer.py), round trip, and every corruption a UserError.
+// tests/reference/megatron_indexed_writer.py), round trip, every corruption a UserError on open,
+// and the files mapped lazily: on first use, once, from any number of threads.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,10 +13,12 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mds/core/error.h"
 #include "mds/data/indexed_dataset.h"
+#include "proc_maps.h"
 
 namespace fs = std::filesystem;
 using mds::data::IndexedDataset;
@@ -232,6 +236,88 @@ TEST_F(IndexedDatasetTest, MissingFilesAreUserErrors) {
   } catch (const mds::UserError& e) {
     EXPECT_NE(std::string(e.what()).find("half.bin"), std::string::npos) << e.what();
   }
+}
+
+// Opening validates without mapping: the .idx is mapped on the first index access, the .bin on
+// the first token read, each once.
+TEST_F(IndexedDatasetTest, OpensWithoutMappingAndMapsEachFileOnFirstUse) {
+  const auto docs = random_docs(30, 50257, 11);
+  write_mds(dir + "/d", docs, 50257, 50256);
+  const std::string idx = dir + "/d.idx", bin = dir + "/d.bin";
+  IndexedDataset ds(dir + "/d");
+  int64_t tokens = 0;
+  for (const auto& d : docs) tokens += d.empty() ? 0 : int64_t(d.size()) + 1;
+  EXPECT_EQ(ds.num_tokens(), tokens);
+  const std::vector<int32_t> sizes = ds.sizes();  // what building the index maps reads
+  EXPECT_EQ(mappings_of(idx), 0);
+  EXPECT_EQ(mappings_of(bin), 0);
+  EXPECT_EQ(ds.size(0), sizes[0]);
+  EXPECT_EQ(mappings_of(idx), 1);
+  EXPECT_EQ(mappings_of(bin), 0);
+  std::vector<int32_t> got(size_t(ds.size(0)));
+  ds.read(0, 0, ds.size(0), got.data());
+  EXPECT_EQ(got.back(), 50256);
+  for (int64_t i = 0; i < ds.num_sequences(); ++i) ds.read(i, 0, 1, got.data());
+  EXPECT_EQ(mappings_of(idx), 1);
+  EXPECT_EQ(mappings_of(bin), 1);
+}
+
+TEST_F(IndexedDatasetTest, ConcurrentFirstReadsMapOnceAndAgree) {
+  const auto docs = random_docs(200, 50257, 12);
+  write_mds(dir + "/c", docs, 50257, 50256);
+  std::vector<std::vector<int32_t>> want;
+  for (auto d : docs)
+    if (!d.empty()) {
+      d.push_back(50256);
+      want.push_back(d);
+    }
+  for (int round = 0; round < 5; ++round) {
+    const IndexedDataset ds(dir + "/c");
+    std::vector<std::vector<std::vector<int32_t>>> got(8);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < got.size(); ++t)
+      threads.emplace_back([&, t] {
+        for (int64_t i = 0; i < ds.num_sequences(); ++i) {
+          std::vector<int32_t> seq(size_t(ds.size(i)));
+          ds.read(i, 0, int64_t(seq.size()), seq.data());
+          got[t].push_back(std::move(seq));
+        }
+      });
+    for (auto& th : threads) th.join();
+    for (const auto& g : got) ASSERT_EQ(g, want);
+    EXPECT_EQ(mappings_of(dir + "/c.idx"), 1);
+    EXPECT_EQ(mappings_of(dir + "/c.bin"), 1);
+  }
+  EXPECT_EQ(mappings_of(dir + "/c.bin"), 0);  // unmapped with the last dataset
+}
+
+TEST_F(IndexedDatasetTest, FileRewrittenAfterOpeningIsAUserErrorNotWrongTokens) {
+  auto expect_changed = [](const std::string& file, const std::function<void()>& f) {
+    try {
+      f();
+      ADD_FAILURE() << "read " << file << " after it was rewritten";
+    } catch (const mds::UserError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(file), std::string::npos) << msg;
+      EXPECT_NE(msg.find("changed since it was opened"), std::string::npos) << msg;
+    }
+  };
+  int32_t one = 0;
+  // Re-preprocessed into a different size: the .idx is refused when first mapped.
+  write_mds(dir + "/r", random_docs(20, 50257, 13), 50257, 50256);
+  IndexedDataset ds(dir + "/r");
+  write_mds(dir + "/r", random_docs(30, 50257, 14), 50257, 50256);
+  expect_changed(dir + "/r.idx", [&] { ds.read(0, 0, 1, &one); });
+  expect_changed(dir + "/r.idx", [&] { ds.sizes(); });
+  // The same size, other bytes, a newer modification time: the .bin is refused.
+  write_mds(dir + "/s", random_docs(20, 50257, 15), 50257, 50256);
+  IndexedDataset same(dir + "/s");
+  EXPECT_GT(same.size(1), 0);  // the .idx is mapped, the .bin not yet
+  const std::string bin = dir + "/s.bin";
+  const auto mtime = fs::last_write_time(bin);
+  write_bytes(bin, std::string(fs::file_size(bin), '\x01'));
+  fs::last_write_time(bin, mtime + std::chrono::seconds(1));
+  expect_changed(bin, [&] { same.read(1, 0, 1, &one); });
 }
 
 }  // namespace

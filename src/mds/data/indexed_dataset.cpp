@@ -70,30 +70,51 @@ bool store_token(TokenDType t, int32_t v, uint8_t* dst) {
   }
 }
 
-// Maps a whole file read-only. Returns nullptr for an empty file (mmap cannot map 0 bytes).
-void* map_file(const std::string& path, size_t& bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  MDS_CHECK(fd >= 0, "{}: cannot open ({}); check the data path, or create it with mds preprocess",
-            path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    MDS_FAIL("{}: cannot stat ({})", path, std::strerror(err));
-  }
-  bytes = size_t(st.st_size);
-  void* map = nullptr;
-  if (bytes > 0) {
-    map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-      int err = errno;
+// A file opened read-only, closed on scope exit; missing or unreadable is a UserError naming it.
+struct File {
+  std::string path;
+  int fd = -1;
+  size_t bytes = 0;
+  int64_t mtime_ns = 0;
+
+  explicit File(std::string p) : path(std::move(p)) {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    MDS_CHECK(fd >= 0,
+              "{}: cannot open ({}); check the data path, or create it with mds preprocess", path,
+              std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
       ::close(fd);
-      MDS_FAIL("{}: cannot mmap ({})", path, std::strerror(err));
+      MDS_FAIL("{}: cannot stat ({})", path, std::strerror(err));
+    }
+    bytes = size_t(st.st_size);
+    mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  }
+  ~File() { ::close(fd); }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // n bytes at offset into dst; the caller has checked they lie inside the file.
+  void read_at(uint64_t offset, void* dst, size_t n) const {
+    auto* out = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t got = ::pread(fd, out, n, off_t(offset));
+      if (got < 0 && errno == EINTR) continue;
+      MDS_CHECK(got > 0, "{}: read failed at byte {} ({})", path, offset,
+                got < 0 ? std::strerror(errno) : "unexpected end of file");
+      out += got;
+      offset += uint64_t(got);
+      n -= size_t(got);
     }
   }
-  ::close(fd);
-  return map;
-}
+  template <typename T>
+  T load_at(uint64_t offset) const {
+    T v;
+    read_at(offset, &v, sizeof(T));
+    return v;
+  }
+};
 
 }  // namespace
 
@@ -218,91 +239,121 @@ void IndexedDatasetWriter::finalize() {
   finalized_ = true;
 }
 
+// ---- lazy mapping ----
+
+LazyFileMap::~LazyFileMap() {
+  if (map_) ::munmap(map_, bytes_);
+}
+
+void LazyFileMap::reset(std::string path, size_t bytes, int64_t mtime_ns) {
+  path_ = std::move(path);
+  bytes_ = bytes;
+  mtime_ns_ = mtime_ns;
+}
+
+namespace {
+
+// UserError unless f is still the file a dataset validated (same size and modification time).
+void check_unchanged(const File& f, size_t bytes, int64_t mtime_ns) {
+  MDS_CHECK(f.bytes == bytes && f.mtime_ns == mtime_ns,
+            "{}: changed since it was opened (modification time or size: {} bytes, now {}); do "
+            "not rewrite data a job is reading (restart the job)",
+            f.path, bytes, f.bytes);
+}
+
+}  // namespace
+
+const uint8_t* LazyFileMap::data() const {
+  std::call_once(once_, [this] {
+    const File f(path_);
+    check_unchanged(f, bytes_, mtime_ns_);
+    if (bytes_ == 0) return;  // mmap cannot map 0 bytes
+    void* map = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, f.fd, 0);
+    MDS_CHECK(map != MAP_FAILED, "{}: cannot mmap ({})", path_, std::strerror(errno));
+    map_ = map;
+  });
+  return static_cast<const uint8_t*>(map_);
+}
+
 // ---- reader ----
 
 IndexedDataset::IndexedDataset(const std::string& prefix) : prefix_(prefix) {
-  const std::string idx_path = prefix + ".idx", bin_path = prefix + ".bin";
   const std::string fix = "re-run mds preprocess to rebuild it";
-  idx_map_ = map_file(idx_path, idx_bytes_);
-  try {
-    const auto* p = static_cast<const uint8_t*>(idx_map_);
-    MDS_CHECK(idx_bytes_ >= kHeaderBytes, "{}: truncated header ({} bytes, need {}); {}", idx_path,
-              idx_bytes_, kHeaderBytes, fix);
-    MDS_CHECK(std::memcmp(p, kMagic, 9) == 0,
-              "{}: not a Megatron MMIDIDX index (wrong magic); {} (legacy TNTIDX files are not "
-              "supported)",
-              idx_path, fix);
-    const uint64_t version = load<uint64_t>(p + 9);
-    MDS_CHECK(version == 1, "{}: unsupported index version {} (only 1 is known); {}", idx_path,
-              version, fix);
-    const uint8_t code = p[17];
-    MDS_CHECK(known_dtype(code) && integer_dtype(TokenDType(code)),
-              "{}: unsupported token dtype code {} (need an integer type, codes 1-5 or 8); {}",
-              idx_path, int(code), fix);
-    dtype_ = TokenDType(code);
-    const uint64_t n_seq = load<uint64_t>(p + 18), n_doc = load<uint64_t>(p + 26);
-    // Compare in counts, not bytes, so a huge bogus count cannot overflow the arithmetic.
-    const uint64_t room = idx_bytes_ - kHeaderBytes;
-    MDS_CHECK(n_seq <= room / 12 && n_doc <= (room - n_seq * 12) / 8,
-              "{}: truncated (header says {} sequences and {} document boundaries, which need {} "
-              "bytes, but the file has {}); {}",
-              idx_path, n_seq, n_doc, kHeaderBytes + (n_seq * 12 + n_doc * 8), idx_bytes_, fix);
-    n_seq_ = int64_t(n_seq);
-    n_doc_ = int64_t(n_doc);
-    sizes_ = p + kHeaderBytes;
-    pointers_ = sizes_ + 4 * n_seq;
-    doc_idx_ = pointers_ + 8 * n_seq;
-    MDS_CHECK(n_doc_ == 0 || (doc_idx(n_doc_ - 1) >= 0 && doc_idx(n_doc_ - 1) <= n_seq_),
-              "{}: corrupt document index (last boundary {} but {} sequences); {}", idx_path,
-              n_doc_ ? doc_idx(n_doc_ - 1) : 0, n_seq_, fix);
-
-    bin_map_ = map_file(bin_path, bin_bytes_);
-    bin_ = static_cast<const uint8_t*>(bin_map_);
-    if (n_seq_ > 0) {
-      const int64_t last = n_seq_ - 1;
-      const int64_t end = pointer(last) + int64_t(size(last)) * int64_t(dtype_size(dtype_));
-      MDS_CHECK(pointer(last) >= 0 && size(last) >= 0 && end <= int64_t(bin_bytes_),
-                "{}: truncated ({} bytes, but the index {} says the last sequence ends at byte "
-                "{}); {}",
-                bin_path, bin_bytes_, idx_path, end, fix);
-    }
-  } catch (...) {
-    if (bin_map_) ::munmap(bin_map_, bin_bytes_);
-    if (idx_map_) ::munmap(idx_map_, idx_bytes_);
-    throw;
+  const File idx(prefix + ".idx");
+  const std::string& idx_path = idx.path;
+  MDS_CHECK(idx.bytes >= kHeaderBytes, "{}: truncated header ({} bytes, need {}); {}", idx_path,
+            idx.bytes, kHeaderBytes, fix);
+  uint8_t p[kHeaderBytes];
+  idx.read_at(0, p, kHeaderBytes);
+  MDS_CHECK(std::memcmp(p, kMagic, 9) == 0,
+            "{}: not a Megatron MMIDIDX index (wrong magic); {} (legacy TNTIDX files are not "
+            "supported)",
+            idx_path, fix);
+  const uint64_t version = load<uint64_t>(p + 9);
+  MDS_CHECK(version == 1, "{}: unsupported index version {} (only 1 is known); {}", idx_path,
+            version, fix);
+  const uint8_t code = p[17];
+  MDS_CHECK(known_dtype(code) && integer_dtype(TokenDType(code)),
+            "{}: unsupported token dtype code {} (need an integer type, codes 1-5 or 8); {}",
+            idx_path, int(code), fix);
+  dtype_ = TokenDType(code);
+  const uint64_t n_seq = load<uint64_t>(p + 18), n_doc = load<uint64_t>(p + 26);
+  // Compare in counts, not bytes, so a huge bogus count cannot overflow the arithmetic.
+  const uint64_t room = idx.bytes - kHeaderBytes;
+  MDS_CHECK(n_seq <= room / 12 && n_doc <= (room - n_seq * 12) / 8,
+            "{}: truncated (header says {} sequences and {} document boundaries, which need {} "
+            "bytes, but the file has {}); {}",
+            idx_path, n_seq, n_doc, kHeaderBytes + (n_seq * 12 + n_doc * 8), idx.bytes, fix);
+  n_seq_ = int64_t(n_seq);
+  n_doc_ = int64_t(n_doc);
+  const uint64_t sizes_at = kHeaderBytes, pointers_at = sizes_at + 4 * n_seq,
+                 doc_idx_at = pointers_at + 8 * n_seq;
+  if (n_doc_ > 0) {
+    const int64_t last = idx.load_at<int64_t>(doc_idx_at + 8 * (n_doc - 1));
+    MDS_CHECK(last >= 0 && last <= n_seq_,
+              "{}: corrupt document index (last boundary {} but {} sequences); {}", idx_path, last,
+              n_seq_, fix);
   }
-}
 
-IndexedDataset::~IndexedDataset() {
-  if (bin_map_) ::munmap(bin_map_, bin_bytes_);
-  if (idx_map_) ::munmap(idx_map_, idx_bytes_);
+  // The .bin must hold every byte the index points to; only its size is needed for that.
+  const File bin(prefix + ".bin");
+  if (n_seq_ > 0) {
+    const int64_t ptr = idx.load_at<int64_t>(pointers_at + 8 * (n_seq - 1));
+    const int32_t len = idx.load_at<int32_t>(sizes_at + 4 * (n_seq - 1));
+    const int64_t item = int64_t(dtype_size(dtype_));
+    MDS_CHECK(ptr >= 0 && len >= 0 && ptr <= int64_t(bin.bytes) &&
+                  int64_t(len) <= (int64_t(bin.bytes) - ptr) / item,
+              "{}: truncated ({} bytes, but the index {} says the last sequence ends at byte "
+              "{}); {}",
+              bin.path, bin.bytes, idx_path, ptr + int64_t(len) * item, fix);
+    n_tokens_ = ptr / item + len;
+  }
+  idx_.reset(idx.path, idx.bytes, idx.mtime_ns);
+  bin_.reset(bin.path, bin.bytes, bin.mtime_ns);
 }
 
 int32_t IndexedDataset::size(int64_t i) const {
   MDS_ASSERT(i >= 0 && i < n_seq_, "sequence {} out of range [0, {})", i, n_seq_);
-  return load<int32_t>(sizes_ + 4 * i);
+  return load<int32_t>(idx_.data() + kHeaderBytes + 4 * i);
 }
 
 int64_t IndexedDataset::pointer(int64_t i) const {
   MDS_ASSERT(i >= 0 && i < n_seq_, "sequence {} out of range [0, {})", i, n_seq_);
-  return load<int64_t>(pointers_ + 8 * i);
+  return load<int64_t>(idx_.data() + kHeaderBytes + 4 * n_seq_ + 8 * i);
 }
 
 int64_t IndexedDataset::doc_idx(int64_t i) const {
   MDS_ASSERT(i >= 0 && i < n_doc_, "document boundary {} out of range [0, {})", i, n_doc_);
-  return load<int64_t>(doc_idx_ + 8 * i);
+  return load<int64_t>(idx_.data() + kHeaderBytes + 12 * n_seq_ + 8 * i);
 }
 
 std::vector<int32_t> IndexedDataset::sizes() const {
   std::vector<int32_t> out(static_cast<size_t>(n_seq_));
-  if (n_seq_) std::memcpy(out.data(), sizes_, 4 * size_t(n_seq_));
+  if (n_seq_ == 0) return out;
+  const File idx(prefix_ + ".idx");
+  check_unchanged(idx, idx_.bytes(), idx_.mtime_ns());
+  idx.read_at(kHeaderBytes, out.data(), 4 * size_t(n_seq_));
   return out;
-}
-
-int64_t IndexedDataset::num_tokens() const {
-  int64_t total = 0;
-  for (int64_t i = 0; i < n_seq_; ++i) total += load<int32_t>(sizes_ + 4 * i);
-  return total;
 }
 
 namespace {
@@ -341,20 +392,21 @@ void IndexedDataset::read(int64_t i, int64_t offset, int64_t count, int32_t* out
   const int64_t item = int64_t(dtype_size(dtype_));
   const int64_t begin = pointer(i) + offset * item;
   if (count == 0) return;
-  MDS_CHECK(begin >= 0 && begin + count * item <= int64_t(bin_bytes_),
+  MDS_CHECK(begin >= 0 && begin + count * item <= int64_t(bin_.bytes()),
             "{}.bin: sequence {} points past the end of the file; re-run mds preprocess", prefix_,
             i);
-  convert_tokens(dtype_, bin_ + begin, count, out);
+  convert_tokens(dtype_, bin_.data() + begin, count, out);
 }
 
 int64_t IndexedDataset::max_token_id() const {
   int64_t best = -1;
   std::vector<int32_t> chunk(1 << 16);
   const int64_t item = int64_t(dtype_size(dtype_));
-  const int64_t total = int64_t(bin_bytes_) / item;
+  const int64_t total = int64_t(bin_.bytes()) / item;
+  const uint8_t* bin = total > 0 ? bin_.data() : nullptr;
   for (int64_t k = 0; k < total; k += int64_t(chunk.size())) {
     const int64_t n = std::min<int64_t>(int64_t(chunk.size()), total - k);
-    convert_tokens(dtype_, bin_ + k * item, n, chunk.data());
+    convert_tokens(dtype_, bin + k * item, n, chunk.data());
     for (int64_t j = 0; j < n; ++j) best = std::max<int64_t>(best, chunk[j]);
   }
   return best;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,12 +60,39 @@ class IndexedDatasetWriter {
   bool finalized_ = false;
 };
 
-// Read-only view of PREFIX.bin/.idx, both memory-mapped. Validates header and sizes on open
-// (missing file, wrong magic, bad version/dtype, truncated files: a UserError naming the file).
+// A whole file mapped read-only on the first data() call, safe to call from several threads at
+// once (std::call_once). Its size and modification time were taken when the dataset was opened;
+// the mapping checks them again, so a shard rewritten under a running job is an error rather
+// than tokens read through a stale index.
+class LazyFileMap {
+ public:
+  LazyFileMap() = default;
+  ~LazyFileMap();
+  LazyFileMap(const LazyFileMap&) = delete;
+  LazyFileMap& operator=(const LazyFileMap&) = delete;
+
+  void reset(std::string path, size_t bytes, int64_t mtime_ns);  // before the first data()
+  const uint8_t* data() const;                                   // nullptr for an empty file
+  size_t bytes() const { return bytes_; }
+  int64_t mtime_ns() const { return mtime_ns_; }
+
+ private:
+  std::string path_;
+  size_t bytes_ = 0;
+  int64_t mtime_ns_ = 0;
+  mutable std::once_flag once_;
+  mutable void* map_ = nullptr;
+};
+
+// Read-only view of PREFIX.bin/.idx. Opening validates both files but maps neither: it reads
+// the .idx header and the last entries of its arrays and the .bin's size (missing file, wrong
+// magic, bad version/dtype, counts that disagree with either file's size: a UserError naming
+// the file), so a bad shard in a list of thousands fails at startup, and the open costs a few
+// syscalls and no memory. The .idx is mapped on the first size/pointer/doc_idx access, the .bin
+// on the first token read; a blend maps only the shards its samples touch.
 class IndexedDataset {
  public:
   explicit IndexedDataset(const std::string& prefix);
-  ~IndexedDataset();
   IndexedDataset(const IndexedDataset&) = delete;
   IndexedDataset& operator=(const IndexedDataset&) = delete;
 
@@ -75,8 +103,13 @@ class IndexedDataset {
   int32_t size(int64_t i) const;                  // tokens in sequence i
   int64_t pointer(int64_t i) const;               // byte offset of sequence i in .bin
   int64_t doc_idx(int64_t i) const;               // i-th document boundary (a sequence index)
-  std::vector<int32_t> sizes() const;             // all sizes, copied (aligned)
-  int64_t num_tokens() const;
+  // All sizes, copied (aligned), read from the .idx without mapping it: what building the index
+  // maps needs.
+  std::vector<int32_t> sizes() const;
+  // Tokens up to the end of the last sequence (no mapping needed). Megatron's builder, mds
+  // preprocess and --merge write the pointers as the exclusive prefix sum of the sizes, so this
+  // is the sum of the sizes, known from the open alone: the startup table costs nothing per shard.
+  int64_t num_tokens() const { return n_tokens_; }
   // Copies tokens [offset, offset+count) of sequence i into out (converted to int32).
   void read(int64_t i, int64_t offset, int64_t count, int32_t* out) const;
   // Largest token id in the whole .bin (-1 if empty): one pass over the tokens, so training
@@ -86,14 +119,8 @@ class IndexedDataset {
  private:
   std::string prefix_;
   TokenDType dtype_{};
-  int64_t n_seq_ = 0, n_doc_ = 0;
-  const uint8_t* sizes_ = nullptr;     // int32[n_seq], unaligned
-  const uint8_t* pointers_ = nullptr;  // int64[n_seq], unaligned
-  const uint8_t* doc_idx_ = nullptr;   // int64[n_doc], unaligned
-  const uint8_t* bin_ = nullptr;
-  size_t idx_bytes_ = 0, bin_bytes_ = 0;
-  void* idx_map_ = nullptr;
-  void* bin_map_ = nullptr;
+  int64_t n_seq_ = 0, n_doc_ = 0, n_tokens_ = 0;
+  LazyFileMap idx_, bin_;
 };
 
 }  // namespace mds::data

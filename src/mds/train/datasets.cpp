@@ -86,7 +86,8 @@ Datasets build_datasets(const DataOptions& o) {
     row.name = s.corpus;
     row.weight += w;
     if (w == 0) continue;  // asked for no samples: not opened
-    // Opening maps the files; pages are read only when a sample touches them.
+    // Opening validates the shard and maps nothing: its files are mapped when a sample first
+    // reads it, so startup memory does not grow with the shard count beyond the index maps.
     auto shard = std::make_shared<const data::IndexedDataset>(s.prefix);
     const int64_t num_docs = shard->num_sequences();  // Megatron splits sequences
     ++row.shards;
