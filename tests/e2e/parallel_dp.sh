@@ -4,7 +4,8 @@
 # one process (relative 1e-5), the same validation loss, and saves the same weights (relative
 # 1e-4 in each tensor's L2 norm: an element whose gradient is round-off noise, here a rare
 # token's embedding, gets Adam's full-size step of either sign, so single elements may differ
-# by ~lr while the tensor agrees to 1e-6). Also: a global batch not divisible by micro x D is rejected, naming the flag.
+# by ~lr while the tensor agrees to 1e-6); lib/compare_runs.py compares. Also: a global batch
+# not divisible by micro x D is rejected, naming the flag.
 #   bash tests/e2e/parallel_dp.sh MDS_BINARY SOURCE_DIR
 source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
@@ -30,56 +31,14 @@ grep -q "x 4 data-parallel = global 8" "$TMP/four.log" || fail "not D=4: $(head 
 grep -q "x 2 data-parallel = global 8" "$TMP/two.log" || fail "not D=2: $(head -20 "$TMP/two.log")"
 [[ $(grep -c " iteration=" "$TMP/two.log") == 12 ]] || fail "rank 0 alone should log: $(cat "$TMP/two.log")"
 grep -q "^time (ms) | forward-backward: .* | dp-comm: " "$TMP/two.log" || fail "no timers line"
-# The gradient all-reduce moves exactly 4 bytes per parameter per step, in buckets of 10000.
-theory=$(sed -n 's/^> gradient all-reduce per iteration in theory: .* = \([0-9]*\) bytes$/\1/p' "$TMP/two.log")
+# The gradient all-reduce moves exactly 4 bytes per parameter per step (the summary's theory),
+# in buckets of 10000.
+theory=$(sed -n 's/^> sdp group (2 ranks): .*; in theory \([0-9]*\)$/\1/p' "$TMP/two.log")
 [[ -n $theory ]] || fail "no communication summary: $(tail "$TMP/two.log")"
-grep -q "^> sdp group (2 ranks): $theory bytes per iteration, all-reduce x$(((theory / 4 + 9999) / 10000))\$" \
+grep -q "^> sdp group (2 ranks): $theory bytes per iteration, all-reduce x$(((theory / 4 + 9999) / 10000)); in theory $theory\$" \
   "$TMP/two.log" || fail "gradient bytes differ from $theory: $(grep '^> sdp' "$TMP/two.log")"
 
-for N in two four; do
-$PY - "$TMP" "$N" <<'PY'
-import json, struct, sys
-import numpy as np
-d, other = sys.argv[1], sys.argv[2]
-def losses(name):
-    rows = [json.loads(l) for l in open(f"{d}/{name}.jsonl")]
-    return [r for r in rows if "lm_loss" in r]
-one, two = losses("one"), losses(other)
-assert len(one) == len(two) == 12, (len(one), len(two))
-worst = 0.0
-for a, b in zip(one, two):
-    assert a["consumed_samples"] == b["consumed_samples"]
-    rel = abs(a["lm_loss"] - b["lm_loss"]) / abs(a["lm_loss"])
-    worst = max(worst, rel)
-    assert rel < 1e-5, f"iteration {a['iteration']}: loss {a['lm_loss']} vs {b['lm_loss']}"
-def valid(name):
-    return [l for l in open(f"{d}/{name}.log") if "validation loss" in l]
-va, vb = valid("one"), valid(other)
-assert len(va) == len(vb) == 3, (va, vb)
-for x, y in zip(va, vb):
-    lx, ly = (float(l.split("lm loss value=")[1].split(" ")[0]) for l in (x, y))
-    assert abs(lx - ly) <= 1e-5 * abs(lx), (x, y)
-def tensors(name):
-    raw = open(f"{d}/{name}/iter_0000012/model.safetensors", "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    hdr = json.loads(raw[8:8 + n])
-    out = {}
-    for k, v in hdr.items():
-        if k == "__metadata__": continue
-        assert v["dtype"] == "F32", v
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(raw[8 + n + b:8 + n + e], dtype=np.float32)
-    return out
-ta, tb = tensors("one"), tensors(other)
-assert ta.keys() == tb.keys()
-wmax = 0.0
-for k in ta:
-    rel = float(np.linalg.norm(ta[k] - tb[k]) / max(np.linalg.norm(ta[k]), 1e-30))
-    wmax = max(wmax, rel)
-    assert rel < 1e-4, f"{k}: relative difference {rel}"
-print(f"{other} ranks vs 1 process: max relative loss difference {worst:.2e}, weights {wmax:.2e}")
-PY
-done
+for N in two four; do "$PY" "$SRC/tests/e2e/lib/compare_runs.py" "$TMP" one "$N"; done
 
 # A global batch that micro x D does not divide: rejected (exit 2), naming the flag.
 set +e
