@@ -6,7 +6,9 @@
 # one-process baseline (relative 1e-5), the same validation losses, and saves the same full
 # logical weights (relative 1e-4 in each tensor's L2 norm; see lib/compare_runs.py). The tiny
 # Llama has GQA (8 heads, 4 kv heads) and 4 layers, so that T4, T2xS2 and P4 all divide it.
-# Layouts that cannot work are rejected, naming the flag: exit 2, one error line from rank 0,
+# Every group's bytes per training iteration equal the count rank 0 derives from the model
+# (parallel_context.cpp), and a one-process checkpoint resumes as T2xS2xP2 exactly as on one
+# process. Layouts that cannot work are rejected, naming the flag: exit 2, one error line from rank 0,
 # no hang. Prints a parity table, one layout's communication summary and the total time.
 #   bash tests/e2e/parallel_4d.sh MDS_BINARY SOURCE_DIR
 # MDS_PARITY_ONLY="T2 P2 rejections" runs only those layouts (and the rejection checks), for
@@ -69,6 +71,18 @@ idle_groups() {
   echo "$idle"
 }
 
+# Prints the summary lines of LOG whose bytes per training iteration differ from the theory
+# rank 0 prints beside them, and fails when there are any.
+bytes_differ() {
+  local line bad=""
+  while read -r line; do
+    [[ $line =~ :\ ([0-9]+)\ bytes\ per\ iteration.*\;\ in\ theory\ ([0-9]+)$ &&
+       ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]] || bad+="bytes differ from theory: $line; "
+  done < <(grep -E '^> (tp|sp|pp|dp|sdp) group ' "$1")
+  echo "$bad"
+  [[ -z $bad ]]
+}
+
 # Runs one layout (T2xP2xD2: T=2, P=2, D=2, S=1) and compares it with the baseline. A failure
 # is reported and recorded, and the next layout runs: the table shows every layout's state.
 failed=()
@@ -102,6 +116,8 @@ run_layout() {
        [[ -n $idle ]]; then
     why="rank 0's$idle group moved no bytes: is the layout in use? $(
       grep '^> .* group' "$TMP/$name.log" | paste -sd ';')"
+  elif ! why=$(bytes_differ "$TMP/$name.log"); then
+    :
   fi
   local loss=- valid=- weights=-
   if [[ -n $line ]]; then
@@ -165,13 +181,33 @@ divisible by --ds-sequence-parallel-size (2)" \
     --num-layers 1 --pipeline-model-parallel-size 2
 fi
 
+# A checkpoint holds logical tensors, so it loads under any layout: the one-process checkpoint
+# of iteration 12, resumed for 2 more iterations as T2xS2xP2 and as one process (both with
+# fresh optimizer moments), gives the same losses and weights.
+if [[ -z ${MDS_PARITY_ONLY:-} ]]; then
+  RESUME=(--load "$TMP/one" --train-iters 14)
+  "$MDS" train "${TRAIN[@]}" "${RESUME[@]}" --save "$TMP/resume1" \
+    --log-json "$TMP/resume1.jsonl" > "$TMP/resume1.log" || fail "resume on one process failed"
+  timeout 300 "${MPIRUN[@]}" -np 8 "$MDS" train "${TRAIN[@]}" "${RESUME[@]}" \
+    --tensor-model-parallel-size 2 --ds-sequence-parallel-size 2 \
+    --pipeline-model-parallel-size 2 --save "$TMP/resume8" --log-json "$TMP/resume8.jsonl" \
+    > "$TMP/resume8.log" 2> "$TMP/resume8.err" || fail "resume as T2xS2xP2 failed: $(tail -3 "$TMP/resume8.err")"
+  grep -q "continuing at iteration 12" "$TMP/resume8.log" || fail "did not resume: $(head "$TMP/resume8.log")"
+  "$PY" "$COMPARE" "$TMP" resume1 resume8 --iteration 14 ||
+    fail "the one-process checkpoint resumed as T2xS2xP2 differs from resuming it on one process"
+  groups=$(grep -cE '^> (tp|sp|pp|sdp) group ' "$TMP/resume8.log" || true)
+  [[ $groups == 4 ]] || fail "want tp, sp, pp and sdp summaries: $(grep '^> .* group' "$TMP/resume8.log")"
+  bytes_differ "$TMP/resume8.log" > /dev/null || fail "$(bytes_differ "$TMP/resume8.log")"
+  echo "resumed the one-process checkpoint as T2xS2xP2: same losses and weights"
+fi
+
 echo
 echo "Parity with one process (relative differences: loss and validation loss, the worst"
 echo "iteration; weights, the worst tensor's L2 norm):"
 printf '%s\n' "${ROWS[@]}" | sed 's/ *$//'
 if [[ -e $TMP/$COMM_LAYOUT.log ]]; then
   echo
-  echo "Communication, $COMM_LAYOUT (rank 0's groups; bytes and calls per iteration):"
+  echo "Communication, $COMM_LAYOUT (rank 0's groups; bytes and calls per training iteration):"
   grep -E '^> (tp|sp|pp|dp|sdp) group ' "$TMP/$COMM_LAYOUT.log" ||
     echo "(no communication summary)"
 fi

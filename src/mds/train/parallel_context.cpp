@@ -132,15 +132,19 @@ std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batc
        {dist::Group::tp, dist::Group::sp, dist::Group::pp, dist::Group::dp, dist::Group::sdp}) {
     const dist::Communicator& comm = groups_.get(g);
     if (comm.size() == 1) continue;
+    dist::CommStats counted = comm.stats();
+    for (int k = 0; k < dist::kNumCommKinds; ++k) {
+      counted.calls[k] -= uncounted_[int(g)].calls[k];
+      counted.bytes[k] -= uncounted_[int(g)].bytes[k];
+    }
     std::string kinds;
     for (int k = 0; k < dist::kNumCommKinds; ++k)
-      if (comm.stats().calls[k] > 0)
+      if (counted.calls[k] > 0)
         kinds += strfmt(", {} x{}", dist::comm_kind_name(dist::CommKind(k)),
-                        double(comm.stats().calls[k]) / double(iterations));
-    out +=
-        strfmt("> {} group ({} ranks): {} bytes per iteration{}; in theory {}\n",
-               dist::group_name(g), comm.size(),
-               int64_t(double(comm.stats().total_bytes()) / double(iterations)), kinds, theory(g));
+                        double(counted.calls[k]) / double(iterations));
+    out += strfmt("> {} group ({} ranks): {} bytes per iteration{}; in theory {}\n",
+                  dist::group_name(g), comm.size(),
+                  int64_t(double(counted.total_bytes()) / double(iterations)), kinds, theory(g));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 // broadcasts (as Megatron's broadcast_data), and each SP rank keeps its s/S tokens.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -54,8 +55,24 @@ class ParallelContext {
 
   // Seconds spent in the communication of group g (dp counts the SxD gradient group too).
   double comm_seconds(dist::Group g);
-  // "> tp group (2 ranks): N bytes per iteration, ..." for each group of more than one rank,
-  // and beside it what a training iteration (no evaluation) moves in theory.
+  // Runs f (an evaluation) without counting its traffic in comm_summary.
+  template <typename F>
+  auto uncounted(F&& f) {
+    std::array<dist::CommStats, dist::kNumGroups> before;
+    for (int g = 0; g < dist::kNumGroups; ++g) before[g] = group(dist::Group(g)).stats();
+    auto result = f();
+    for (int g = 0; g < dist::kNumGroups; ++g) {
+      const dist::CommStats& now = group(dist::Group(g)).stats();
+      for (int k = 0; k < dist::kNumCommKinds; ++k) {
+        uncounted_[g].calls[k] += now.calls[k] - before[g].calls[k];
+        uncounted_[g].bytes[k] += now.bytes[k] - before[g].bytes[k];
+      }
+    }
+    return result;
+  }
+  // "> tp group (2 ranks): N bytes per iteration, ..." for each group of more than one rank
+  // (training traffic: evaluations run uncounted), and beside it what a training iteration
+  // moves in theory.
   std::string comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
                            const model::LlamaModel& m);
 
@@ -64,8 +81,9 @@ class ParallelContext {
   dist::Topology topology_;
   dist::ProcessGroups groups_;
   model::ModelShard shard_;
-  MicroBatch whole_;             // the block leader's read
-  std::vector<int32_t> shared_;  // tokens | targets, broadcast
+  std::array<dist::CommStats, dist::kNumGroups> uncounted_{};  // evaluation traffic
+  MicroBatch whole_;                                           // the block leader's read
+  std::vector<int32_t> shared_;                                // tokens | targets, broadcast
 };
 
 }  // namespace mds::train

@@ -130,9 +130,10 @@ double train_step(model::LlamaModel& model, const data::SampleDataset& dataset, 
 
 // Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards. Each DP rank
 // evaluates its share of every batch (as in training); equal shares, so the mean of the
-// ranks' means is the mean.
-double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
-                const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
+// ranks' means is the mean. evaluate leaves its traffic out of the per-iteration byte counts.
+double evaluate_counted(model::LlamaModel& model, const data::SampleDataset& dataset,
+                        int64_t& consumed, const TrainArgs& a, MicroBatch& mb,
+                        ParallelContext& par) {
   const model::BatchShape shape = local_shape(a, par);
   model.prepare(shape, 1);
   double sum = 0;
@@ -149,6 +150,11 @@ double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, in
           return out;
         });
   return par.reduce_loss(sum / double(count));
+}
+
+double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
+                const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
+  return par.uncounted([&] { return evaluate_counted(model, dataset, consumed, a, mb, par); });
 }
 
 optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
