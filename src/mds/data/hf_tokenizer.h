@@ -3,17 +3,20 @@
 // GPT-2-style models and Llama-2/Mistral-style SentencePiece BPE (HF export) use them:
 //
 //   added tokens  every added_tokens entry found in the raw text becomes its id (leftmost, then
-//                 longest match), before anything else; the text between them is encoded alone
-//   normalizer    null, Sequence, Prepend, Replace (String pattern)
+//                 longest match), before anything else; the text between them is encoded alone.
+//                 Those marked "normalized" (GPT-NeoX's runs of spaces) are found instead, by
+//                 their normalized content, in each such stretch after the normalizer has run.
+//   normalizer    null, Sequence, Prepend, Replace (String pattern), NFC, NFD, NFKC, NFKD
+//                 (ICU, see unicode_normalize.h; as Qwen2/3, GPT-NeoX and Pythia files use)
 //   pre_tokenizer null, Sequence, Split (Regex, behavior Isolated), ByteLevel (add_prefix_space,
 //                 use_regex: the GPT-2 pattern), Metaspace (prepend_scheme; split false)
 //   model         BPE: merges as "a b" or ["a", "b"]; ignore_merges; byte_fallback (<0xXX>);
 //                 unk_token and fuse_unk. Merges apply lowest rank first, leftmost on ties.
 //   post_processor null, ByteLevel, TemplateProcessing (its "single" template: e.g. BOS), Sequence
 //
-// Anything else (NFC/NFKC normalizers, Metaspace split, WordPiece/Unigram models, ...) is a
-// UserError naming the unsupported part, never a silent difference. Regexes run on PCRE2 (UTF,
-// UCP).
+// Anything else (Precompiled/Lowercase normalizers, Metaspace split, WordPiece/Unigram models,
+// lstrip/rstrip added tokens, ...) is a UserError naming the file and the unsupported part,
+// never a silent difference. Regexes run on PCRE2 (UTF, UCP).
 //
 // Megatron-DeepSpeed's _HFTokenizer semantics: encode() = HF encode(text) with its default of
 // adding the post-processor's special tokens; eod() = the eos token of tokenizer_config.json beside
