@@ -51,6 +51,17 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride);
 
+// ---- Attention of new queries against a KV cache (inference) ---------------------------
+// The m queries of positions pos0 .. pos0+m-1 of one sequence against the cached keys and
+// values of positions 0 .. pos0+m-1 (the new tokens' own K/V already written at pos0..):
+// query i attends to keys 0 .. pos0+i (causal). q: [m, nq, hd] rows q_stride apart; k, v:
+// [pos0+m, nkv, hd] rows kv_stride apart (query head j uses kv head j / (nq/nkv)); out:
+// [m, nq, hd] rows out_stride apart. Scale 1/sqrt(hd). m = 1 is one decoding step.
+// Deterministic: each (query, kv head) is one task, bit-identical for any thread count.
+void attention_decode(float* out, const float* q, const float* k, const float* v, int64_t m,
+                      int64_t pos0, int64_t nq, int64_t nkv, int64_t hd, int64_t q_stride,
+                      int64_t kv_stride, int64_t out_stride);
+
 // ---- SwiGLU: gu [n, 2f] = [gate | up] -> h [n, f] = silu(gate) * up ---------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f);
 void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n, int64_t f);
