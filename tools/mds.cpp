@@ -17,6 +17,8 @@ void usage(std::FILE* out) {
                "  train        pre-train a Llama model (Megatron-DeepSpeed flags)\n"
                "  preprocess   tokenize JSONL into Megatron .bin/.idx\n"
                "  inspect-data statistics, documents and blend tables of .bin/.idx data\n"
+               "  launch       run a command on every rank (mpirun/mpiexec/srun, PBS/Slurm)\n"
+               "  info         devices, backend, MPI, BLAS, peak FLOP/s and build\n"
                "  generate     continue a prompt with a trained model (KV-cached sampling)\n"
                "  eval         loss and perplexity of a trained model on a text or dataset\n"
                "run 'mds <command> --help' for the flags of a command\n");
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") return mds::tools::train_main(argc - 1, argv + 1);
     if (cmd == "preprocess") return mds::tools::preprocess_main(argc - 1, argv + 1);
     if (cmd == "inspect-data") return mds::tools::inspect_data_main(argc - 1, argv + 1);
+    if (cmd == "launch") return mds::tools::launch_main(argc - 1, argv + 1);
+    if (cmd == "info") return mds::tools::info_main(argc - 1, argv + 1);
     if (cmd == "generate") return mds::tools::generate_main(argc - 1, argv + 1);
     if (cmd == "eval") return mds::tools::eval_main(argc - 1, argv + 1);
     std::fprintf(stderr, "mds: unknown command '%s'\n", cmd.c_str());
