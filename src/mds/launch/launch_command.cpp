@@ -161,6 +161,13 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
   const std::string n = std::to_string(p.np), k = std::to_string(p.ranks_per_host),
                     t = std::to_string(p.threads_per_rank);
 
+  // VAR=VALUE, as OpenMPI's -x, PALS's --env and srun's --export take them.
+  auto assign = [](const std::pair<std::string, std::string>& kv) {
+    std::string s = kv.first;
+    s += '=';
+    s += kv.second;
+    return s;
+  };
   plan.rank_env.push_back({"OMP_NUM_THREADS", t});
   plan.rank_env.push_back({"MDS_BACKEND", backend_name(plan.backend)});
   if (std::string dev = env_get(in.env, "MDS_DEVICE"); !dev.empty())
@@ -169,6 +176,7 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
   // The hosts the ranks use, for a host file (or srun's --nodelist).
   const bool local = in.hosts.source == HostSource::local;
   std::vector<std::string> used;
+  used.reserve(size_t(p.nodes));
   for (int i = 0; i < p.nodes; ++i) used.push_back(in.hosts.hosts[size_t(i)].name);
   auto write_hostfile = [&](auto line) {
     for (const std::string& h : used) plan.hostfile_text += line(h) + "\n";
@@ -189,7 +197,7 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
       a.insert(a.end(), {"--bind-to", bind ? "core" : "none"});
       // A rank's T threads get T cores; without PE=T, --bind-to core pins them all to one.
       if (bind && p.threads_per_rank > 1) a.insert(a.end(), {"--map-by", "slot:PE=" + t});
-      for (const auto& [var, value] : plan.rank_env) a.insert(a.end(), {"-x", var + "=" + value});
+      for (const auto& kv : plan.rank_env) a.insert(a.end(), {"-x", assign(kv)});
       break;
     case MpiFlavor::mpich:
       // MPICH's Hydra: mpiexec -n N -ppn K -f F -genv VAR VALUE -bind-to core:T
@@ -213,8 +221,7 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
         a.insert(a.end(), {"--cpu-bind", "depth", "--depth", t});
       else
         a.insert(a.end(), {"--cpu-bind", "none"});
-      for (const auto& [var, value] : plan.rank_env)
-        a.insert(a.end(), {"--env", var + "=" + value});
+      for (const auto& kv : plan.rank_env) a.insert(a.end(), {"--env", assign(kv)});
       break;
     case MpiFlavor::srun: {
       // srun -N nodes -n N --ntasks-per-node K --cpus-per-task T --cpu-bind=cores
@@ -229,7 +236,7 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
         a.push_back("--nodelist=" + list);
       }
       std::string exports = "--export=ALL";
-      for (const auto& [var, value] : plan.rank_env) exports += "," + var + "=" + value;
+      for (const auto& kv : plan.rank_env) exports += "," + assign(kv);
       a.push_back(exports);
       break;
     }

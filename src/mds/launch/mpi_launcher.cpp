@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <utility>
 
 #include "mds/core/error.h"
 
@@ -54,7 +55,9 @@ std::string find_on_path(const std::string& name, const Env& env) {
     if (colon == std::string::npos) colon = path.size();
     std::string dir = path.substr(start, colon - start);
     if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + name;
+    std::string candidate = std::move(dir);
+    candidate += '/';
+    candidate += name;
     if (is_executable(candidate)) return candidate;
     start = colon + 1;
   }
