@@ -28,37 +28,42 @@ void sampling_distribution(std::vector<double>& probs, std::span<const float> lo
                            const SamplingOptions& o) {
   MDS_ASSERT(o.temperature > 0 && !logits.empty(), "sampling needs temperature > 0");
   const size_t n = logits.size();
-  // Token ids from most to least likely (ties: lower id first). Only the first k need ordering
-  // under top-k; top-p needs the order of the whole kept set.
-  std::vector<int32_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
+  // Most likely first; ties: the lower id first.
   auto before = [&](int32_t a, int32_t b) {
-    return logits[size_t(a)] > logits[size_t(b)] ||
-           (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    const float la = logits[size_t(a)], lb = logits[size_t(b)];
+    return la > lb || (la == lb && a < b);
   };
+  std::vector<int32_t> order(n);  // the candidates are order[0, keep)
+  std::iota(order.begin(), order.end(), 0);
   size_t keep = n;
   if (o.top_k > 0 && size_t(o.top_k) < n) {
     keep = size_t(o.top_k);
-    std::partial_sort(order.begin(), order.begin() + ptrdiff_t(keep), order.end(), before);
-  } else {
-    std::sort(order.begin(), order.end(), before);
+    std::nth_element(order.begin(), order.begin() + ptrdiff_t(keep - 1), order.end(), before);
   }
   const double inv_t = 1.0 / o.temperature;
-  const double top = double(logits[size_t(order[0])]) * inv_t;
+  const float top = *std::max_element(logits.begin(), logits.end());
   probs.assign(n, 0.0);
   double sum = 0;
   for (size_t r = 0; r < keep; ++r) {
-    const int32_t v = order[r];
-    sum += probs[size_t(v)] = std::exp(double(logits[size_t(v)]) * inv_t - top);
+    const size_t v = size_t(order[r]);
+    sum += probs[v] = std::exp((double(logits[v]) - double(top)) * inv_t);
   }
   if (o.top_p < 1.0) {
     // The smallest prefix of the ranking whose probability reaches top_p (at least one token).
+    // The ranking is sorted only as far as needed, in growing blocks: a trained model's nucleus
+    // is usually a few tokens of a large vocabulary.
     double cum = 0;
-    size_t r = 0;
-    while (r < keep) {
-      cum += probs[size_t(order[r])] / sum;
-      ++r;
-      if (cum >= o.top_p) break;
+    size_t r = 0, sorted = 0;
+    bool reached = false;
+    while (!reached && r < keep) {
+      if (r == sorted) {
+        const size_t next = std::min(keep, std::max<size_t>(2 * sorted, 64));
+        std::partial_sort(order.begin() + ptrdiff_t(sorted), order.begin() + ptrdiff_t(next),
+                          order.begin() + ptrdiff_t(keep), before);
+        sorted = next;
+      }
+      cum += probs[size_t(order[r++])] / sum;
+      reached = cum >= o.top_p;
     }
     for (size_t d = r; d < keep; ++d) probs[size_t(order[d])] = 0.0;
     keep = r;

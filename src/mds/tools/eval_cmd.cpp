@@ -2,6 +2,7 @@
 // infer/evaluate.h (consecutive non-overlapping windows of --seq-length + 1 tokens). Prints one
 // line on stdout:  windows=W tokens=T loss=L ppl=P
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -50,6 +51,7 @@ int eval_main(int argc, char** argv) {
             "--seq-length {} must be in [1, {}] (the model's max_position_embeddings)", seq_length,
             cm.config.max_position_embeddings);
   std::unique_ptr<infer::TokenStream> stream;
+  std::string source;  // for the log line
   if (!text_file.empty()) {
     const infer::ResolvedTokenizer rt = infer::checkpoint_tokenizer(cm, tok);
     MDS_CHECK(rt.tokenizer,
@@ -61,11 +63,10 @@ int eval_main(int argc, char** argv) {
     std::ostringstream text;
     text << in.rdbuf();
     stream = std::make_unique<infer::VectorTokenStream>(rt.tokenizer->encode(text.str()));
-    std::fprintf(stderr, "> %s: %lld tokens (%s)\n", text_file.c_str(), (long long)stream->size(),
-                 rt.source.c_str());
+    source = text_file + " (" + rt.source + ")";
   } else {
     stream = std::make_unique<infer::DatasetTokenStream>(data_path);
-    std::fprintf(stderr, "> %s: %lld tokens\n", data_path.c_str(), (long long)stream->size());
+    source = data_path;
   }
   MDS_CHECK(stream->size() >= seq_length + 1,
             "{} has {} tokens, fewer than one window of --seq-length + 1 = {}",
@@ -73,9 +74,18 @@ int eval_main(int argc, char** argv) {
 
   model::LlamaModel m(cm.config);
   ckpt::load_hf_checkpoint(cm.dir, cm.config, m.table(), m.params().data());
+  const auto start = std::chrono::steady_clock::now();
   const infer::EvalResult r = infer::evaluate(m, *stream, seq_length, micro_batch);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("windows=%lld tokens=%lld loss=%.6f ppl=%.4f\n", (long long)r.windows,
               (long long)r.tokens, r.loss, std::exp(r.loss));
+  std::fflush(stdout);
+  // Provenance and timing go to stderr once nothing can fail: stdout is the result line alone.
+  std::fprintf(stderr, "> %s: %lld tokens, %lld dropped; model %s; %.2f s (%.0f tokens/s)\n",
+               source.c_str(), (long long)stream->size(),
+               (long long)(stream->size() - r.windows * (seq_length + 1)), cm.dir.c_str(), seconds,
+               seconds > 0 ? double(r.tokens) / seconds : 0.0);
   return 0;
 }
 

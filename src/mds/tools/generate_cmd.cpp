@@ -86,13 +86,14 @@ int generate_main(int argc, char** argv) {
   if (!ignore_eos) o.stop_token = infer::stop_token(cm, &tokenizer);
   o.vocab_limit = tokenizer.vocab_size();  // only ids the tokenizer can write out
 
+  const int64_t capacity = std::min(c.max_position_embeddings,
+                                    int64_t(ids.size()) + std::max<int64_t>(o.max_new_tokens, 1));
+  infer::Decoder decoder(c, infer::load_weights(cm), capacity);
+  // Provenance and timings go to stderr, once nothing can fail: stdout is the text alone.
   std::fprintf(stderr, "> model %s: %lld layers, hidden %lld, vocab %lld, context %lld\n",
                cm.dir.c_str(), (long long)c.num_layers, (long long)c.hidden_size,
                (long long)c.vocab_size, (long long)c.max_position_embeddings);
   std::fprintf(stderr, "> tokenizer: %s\n", rt.source.c_str());
-  const int64_t capacity = std::min(c.max_position_embeddings,
-                                    int64_t(ids.size()) + std::max<int64_t>(o.max_new_tokens, 1));
-  infer::Decoder decoder(c, infer::load_weights(cm), capacity);
   const infer::Generation g = infer::generate(decoder, ids, o);
 
   std::vector<int32_t> all = ids;
@@ -101,12 +102,12 @@ int generate_main(int argc, char** argv) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-  const double steps = double(std::max<size_t>(g.tokens.size(), 1) - 1);
   std::fprintf(stderr,
                "> prompt %zu tokens in %.3f s; generated %zu tokens in %.3f s (%.1f tokens/s); "
                "stopped by %s\n",
                ids.size(), g.prefill_seconds, g.tokens.size(), g.decode_seconds,
-               g.decode_seconds > 0 ? steps / g.decode_seconds : 0.0, stop_name(g.stop));
+               g.decode_seconds > 0 ? double(g.tokens.size()) / g.decode_seconds : 0.0,
+               stop_name(g.stop));
   return 0;
 }
 
