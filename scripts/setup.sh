@@ -8,6 +8,7 @@ packages=(
   g++ cmake make pkg-config ccache git
   libopenblas-dev libopenblas-openmp-dev libopenmpi-dev openmpi-bin
   nlohmann-json3-dev libcli11-dev libpcre2-dev libsentencepiece-dev zlib1g-dev libicu-dev
+  libcairo2-dev fonts-dejavu-core python3-pil
   libgtest-dev libgmock-dev python3-numpy python3-torch python3-sentencepiece sentencepiece
   nodejs npm
 )

@@ -1,5 +1,6 @@
-// The log line, JSON line and validation line match Megatron-DeepSpeed's format exactly;
-// the FLOPs formula matches Megatron's for a known configuration.
+// The log line, JSON line and validation line match Megatron-DeepSpeed's format exactly (plus
+// our MFU and ETA fields at the end); the FLOPs formula matches Megatron's for a known
+// configuration.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +40,30 @@ TEST(Metrics, LogLineMatchesMegatronDeepSpeedFormat) {
             " TFLOPs=0.12 |");
 }
 
+TEST(Metrics, LogLineEndsWithMfuAndEtaWhenKnown) {
+  IterationLog l = sample_log();
+  l.mfu = 3.14159;
+  l.eta_seconds = 3725.4;  // 1 h 2 min 5.4 s
+  const std::string line = format_log_line(l);
+  EXPECT_EQ(line.substr(line.find(" TFLOPs=")), " TFLOPs=0.12 | MFU=3.14% | ETA=1:02:05 |");
+  l.mfu = -1;  // unknown peak: the field is left out, the rest stays
+  EXPECT_EQ(format_log_line(l).substr(line.find(" TFLOPs=")), " TFLOPs=0.12 | ETA=1:02:05 |");
+}
+
+TEST(Metrics, DurationIsHoursMinutesSeconds) {
+  EXPECT_EQ(format_duration(0), "0:00:00");
+  EXPECT_EQ(format_duration(59.4), "0:00:59");
+  EXPECT_EQ(format_duration(59.6), "0:01:00");
+  EXPECT_EQ(format_duration(3600 * 27 + 61), "27:01:01");
+  EXPECT_EQ(format_duration(-5), "0:00:00");
+}
+
+TEST(Metrics, MfuIsAchievedOverPeakInPercent) {
+  EXPECT_DOUBLE_EQ(mfu_percent(0.5, 2e12), 25.0);      // 0.5 TFLOP/s of a 2 TFLOP/s device
+  EXPECT_DOUBLE_EQ(mfu_percent(494.5, 989e12), 50.0);  // half an H100's bf16 peak
+  EXPECT_EQ(mfu_percent(1.0, 0), -1);                  // peak unknown
+}
+
 TEST(Metrics, JsonLineCarriesTheSameNumbers) {
   const auto j = nlohmann::json::parse(format_log_json(sample_log()));
   EXPECT_EQ(j["iteration"], 10);
@@ -46,6 +71,15 @@ TEST(Metrics, JsonLineCarriesTheSameNumbers) {
   EXPECT_DOUBLE_EQ(j["lm_loss"].get<double>(), 7.1234564);
   EXPECT_DOUBLE_EQ(j["learning_rate"].get<double>(), 3e-4);
   EXPECT_DOUBLE_EQ(j["TFLOPs"].get<double>(), 0.1234);
+  EXPECT_TRUE(j["MFU"].is_null());  // unknown: null, never a made-up number
+  EXPECT_TRUE(j["ETA"].is_null());
+  IterationLog l = sample_log();
+  l.mfu = 12.5;
+  l.eta_seconds = 65;
+  const auto k = nlohmann::json::parse(format_log_json(l));
+  EXPECT_DOUBLE_EQ(k["MFU"].get<double>(), 12.5);
+  EXPECT_EQ(k["ETA"], "0:01:05");
+  EXPECT_DOUBLE_EQ(k["eta_seconds"].get<double>(), 65.0);
 }
 
 TEST(Metrics, ValidationLine) {

@@ -38,6 +38,17 @@ void BlockActs::resize(const BlockDims& d, const BatchShape& shape) {
   act.resize(n * d.f);
 }
 
+namespace {
+template <typename... V>
+int64_t capacity_bytes(const V&... v) {
+  return int64_t(((v.capacity() * sizeof(float)) + ...));
+}
+}  // namespace
+
+int64_t BlockActs::allocated_bytes() const {
+  return capacity_bytes(norm1, rstd1, qkv, core_out, attn, lse, mid, norm2, rstd2, gate_up, act);
+}
+
 void BlockScratch::resize(const BlockDims& d, const BatchShape& shape) {
   const int64_t n = shape.n(), split = d.sp > 1 ? n : 0;
   qkv_local.resize(split * d.qkvd());
@@ -48,6 +59,10 @@ void BlockScratch::resize(const BlockDims& d, const BatchShape& shape) {
   d_core_out.resize(split * d.qd());
   d_gate_up.resize(n * 2 * d.f);
   d_act.resize(n * d.f);
+}
+
+int64_t BlockScratch::allocated_bytes() const {
+  return capacity_bytes(qkv_local, d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act);
 }
 
 RopeTables::RopeTables(const LlamaConfig& c) {

@@ -67,6 +67,7 @@ struct BlockActs {
   std::vector<float> attn;      // attention output on this rank's tokens, o_proj's input
   std::vector<float> lse, mid, norm2, rstd2, gate_up, act;
   void resize(const BlockDims& d, const BatchShape& shape);
+  int64_t allocated_bytes() const;  // every buffer above
 };
 
 // Scratch shared by all blocks (one block runs at a time).
@@ -74,6 +75,7 @@ struct BlockScratch {
   std::vector<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
   std::vector<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
   void resize(const BlockDims& d, const BatchShape& shape);
+  int64_t allocated_bytes() const;  // every buffer above
 };
 
 // Rotary tables [max_pos, hd/2], built once per model.

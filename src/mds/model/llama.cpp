@@ -54,12 +54,32 @@ void LlamaModel::prepare(const BatchShape& shape, int slots) {
   const int64_t nh = shape.n() * cfg_.hidden_size;
   while (int(slots_.size()) < slots) {
     Slot& s = slots_.emplace_back();
+    if (shard_.embedding) s.tokens.resize(shape.n());
     s.resid.assign(layers_ + 1, std::vector<float>(nh));
     s.acts.resize(layers_);
     for (BlockActs& a : s.acts) a.resize(env_.dims, shape);
+    if (shard_.head) s.d_out.resize(nh);
   }
   scratch_.resize(env_.dims, shape);
   d_resid_.resize(nh);
+  if (shard_.head) head_.prepare(shape.n(), cfg_, comm_.tp_size());
+  if (comm_.sp_size() > 1) ulysses_.reserve(shape.n() * env_.dims.qkvd());
+}
+
+LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
+  auto bytes = [](const auto& v) { return int64_t(v.capacity() * sizeof(v[0])); };
+  AllocatedBytes m;
+  m.params = bytes(params_);
+  m.grads = bytes(grads_);
+  for (const Slot& s : slots_) {
+    m.activations += bytes(s.tokens) + bytes(s.d_out);
+    for (const auto& r : s.resid) m.activations += bytes(r);
+    for (const BlockActs& a : s.acts) m.activations += a.allocated_bytes();
+  }
+  m.head = head_.allocated_bytes();
+  m.scratch = scratch_.allocated_bytes() + bytes(d_resid_) + bytes(rope_.cos) + bytes(rope_.sin) +
+              ulysses_.allocated_bytes();
+  return m;
 }
 
 const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* input) {

@@ -42,8 +42,18 @@ class LlamaModel {
   void zero_grads();
 
   // ---- As a pipeline stage -----------------------------------------------------------------
-  // The shape of the micro-batches to come and how many may be in flight.
+  // The shape of the micro-batches to come and how many may be in flight. Allocates every
+  // activation and scratch buffer a step uses, so allocated_bytes() is then the step's memory.
   void prepare(const BatchShape& shape, int slots);
+
+  // Bytes this shard holds, by purpose (train/memory_report.h computes the same from shapes).
+  struct AllocatedBytes {
+    int64_t params = 0, grads = 0;
+    int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs, d_out
+    int64_t head = 0;         // the LM head's buffers (logits chunk)
+    int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE
+  };
+  AllocatedBytes allocated_bytes() const;
   // Forward through this stage: the first stage embeds tokens [n], the others take the
   // previous stage's output [n, h]. Returns this stage's output [n, h] (valid until the slot
   // is reused).

@@ -45,6 +45,24 @@ void LMHead::chunk_loss(int64_t r, int64_t m, const int32_t* targets, bool grad,
                             dscale);
 }
 
+void LMHead::prepare(int64_t n, const LlamaConfig& c, int64_t tp_size) {
+  const int64_t h = c.hidden_size, m = std::min(n, kChunk);
+  xn_.resize(n * h);
+  dxn_.resize(n * h);
+  rstd_.resize(n);
+  losses_.resize(n);
+  logits_.resize(m * (c.padded_vocab_size / tp_size));
+  row_max_.resize(m);
+  target_logit_.resize(m);
+  sum_exp_.resize(m);
+}
+
+int64_t LMHead::allocated_bytes() const {
+  auto bytes = [](const auto& v) { return int64_t(v.capacity() * sizeof(v[0])); };
+  return bytes(xn_) + bytes(rstd_) + bytes(dxn_) + bytes(logits_) + bytes(losses_) +
+         bytes(row_max_) + bytes(target_logit_) + bytes(sum_exp_);
+}
+
 double LMHead::sum_losses(int64_t n) const {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += losses_[i];

@@ -24,6 +24,13 @@ class LMHead {
   // Rows of logits computed at once: bounds the scratch to chunk x vpad/T floats.
   static constexpr int64_t kChunk = 256;
 
+  // Allocates the buffers for micro-batches of n tokens up front (the calls below would
+  // otherwise on first use), so that a shard's memory is all taken before the first step.
+  void prepare(int64_t n, const LlamaConfig& c, int64_t tp_size);
+  // Bytes held: xn, dxn [n, h]; rstd, losses [n]; the logits chunk [chunk, vpad/T] and its row
+  // statistics (float max, float target logit, double sum of exponentials) [chunk].
+  int64_t allocated_bytes() const;
+
   // Sum of the per-token losses over the n tokens (no gradients).
   double forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
                  const float* head_w, const LlamaConfig& c, const parallel::ModelComm& comm);

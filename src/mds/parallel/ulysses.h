@@ -24,6 +24,14 @@ class UlyssesExchange {
                     std::span<const int64_t> sections);
   void heads_to_seq(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);
+  // Staging for exchanges of up to `floats` elements, allocated now rather than on first use.
+  void reserve(int64_t floats) {
+    send_.reserve(floats);
+    recv_.reserve(floats);
+  }
+  int64_t allocated_bytes() const {
+    return int64_t((send_.capacity() + recv_.capacity()) * sizeof(float));
+  }
 
  private:
   std::vector<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all

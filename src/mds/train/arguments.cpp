@@ -107,6 +107,24 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   app.add_option("--load", a.load, "checkpoint or Hugging Face model directory")->group(g);
   app.add_flag("--finetune", a.finetune, "with --load: take the weights, start at iteration 0")
       ->group(g);
+  app.add_option("--tensorboard-dir", a.tensorboard_dir,
+                 "write TensorBoard event files here (rank 0)")
+      ->group(g);
+  app.add_option("--tensorboard-log-interval", a.tensorboard_log_interval,
+                 "iterations between training scalars in TensorBoard")
+      ->group(g);
+  for (const char* name : {"--log-timers-to-tensorboard", "--log-validation-ppl-to-tensorboard",
+                           "--log-learning-rate-to-tensorboard", "--log-loss-scale-to-tensorboard"})
+    app.add_flag(std::string(name))
+        ->description("accepted: with --tensorboard-dir, mds always writes these")
+        ->group(g);
+  app.add_option("--plot", a.plot,
+                 "loss-curve PNG at the end (default: beside --log-json, else in "
+                 "--tensorboard-dir, else in --save)")
+      ->group(g);
+  app.add_option("--peak-tflops", a.peak_tflops,
+                 "peak TFLOP/s of one device for MFU (default: the device table, see mds info)")
+      ->group(g);
 
   g = "Parallelism";
   app.add_option("--tensor-model-parallel-size", a.tensor_parallel)->group(g);
@@ -147,6 +165,8 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(a.eval_interval > 0, "--eval-interval must be positive");
   MDS_CHECK(a.eval_iters >= 0, "--eval-iters must be non-negative");
   MDS_CHECK(a.save_interval >= 0, "--save-interval must be non-negative");
+  MDS_CHECK(a.tensorboard_log_interval > 0, "--tensorboard-log-interval must be positive");
+  MDS_CHECK(a.peak_tflops >= 0, "--peak-tflops must be positive (TFLOP/s of one device)");
   MDS_CHECK(a.data_path.empty() != a.data_file_list.empty(),
             "give exactly one of --data-path (PREFIX, or w1 PREFIX1 w2 PREFIX2 ...) and "
             "--data-file-list FILE");

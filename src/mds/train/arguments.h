@@ -43,7 +43,11 @@ struct TrainArgs {
   int64_t eval_iters = 100;
   std::string save, load;
   int64_t save_interval = 0;
-  bool finetune = false;  // --load weights only: restart at iteration 0
+  bool finetune = false;                 // --load weights only: restart at iteration 0
+  std::string tensorboard_dir;           // event files of rank 0; "" none
+  int64_t tensorboard_log_interval = 1;  // iterations between training scalars
+  std::string plot;                      // the loss-curve PNG; "" beside the logs (trainer.cpp)
+  double peak_tflops = 0;                // > 0: one device's peak for MFU, instead of the table
 
   // Parallel layout. data_parallel = world / (T x P x S), set by set_data_parallel.
   int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;

@@ -1,5 +1,6 @@
 #include "mds/train/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,8 @@ std::string format_log_line(const IterationLog& l) {
   s += printf_string(" samples_per_second=%.3f |", l.samples_per_second);
   s += printf_string(" tokens_per_gpu_per_second_tgs=%.3f |", l.tokens_per_gpu_per_second);
   s += printf_string(" TFLOPs=%.2f |", l.tflops);
+  if (l.mfu >= 0) s += printf_string(" MFU=%.2f%% |", l.mfu);
+  if (l.eta_seconds >= 0) s += " ETA=" + format_duration(l.eta_seconds) + " |";
   return s;
 }
 
@@ -52,6 +55,10 @@ std::string format_log_json(const IterationLog& l) {
   j["samples_per_second"] = l.samples_per_second;
   j["tokens_per_gpu_per_second_tgs"] = l.tokens_per_gpu_per_second;
   j["TFLOPs"] = l.tflops;
+  j["MFU"] = l.mfu >= 0 ? nlohmann::json(l.mfu) : nlohmann::json(nullptr);
+  j["ETA"] =
+      l.eta_seconds >= 0 ? nlohmann::json(format_duration(l.eta_seconds)) : nlohmann::json(nullptr);
+  j["eta_seconds"] = l.eta_seconds >= 0 ? nlohmann::json(l.eta_seconds) : nlohmann::json(nullptr);
   return j.dump();
 }
 
@@ -59,6 +66,15 @@ std::string format_validation_line(const std::string& where, double loss) {
   const double ppl = std::exp(std::min(20.0, loss));
   return printf_string(" validation loss at %s | lm loss value=%.6f | lm loss PPL=%.6f |",
                        where.c_str(), loss, ppl);
+}
+
+std::string format_duration(double seconds) {
+  const long long t = std::llround(std::max(0.0, seconds));
+  return printf_string("%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+}
+
+double mfu_percent(double tflops_per_device, double peak_flops) {
+  return peak_flops > 0 ? tflops_per_device * 1e12 / peak_flops * 100.0 : -1.0;
 }
 
 double flops_per_iteration(const model::LlamaConfig& c, int64_t global_batch_size) {

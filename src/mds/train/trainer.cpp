@@ -17,15 +17,18 @@
 #include "mds/data/indexed_dataset.h"
 #include "mds/dist/mpi_communicator.h"
 #include "mds/dist/topology.h"
+#include "mds/launch/devices.h"
 #include "mds/model/llama.h"
 #include "mds/optim/adamw.h"
 #include "mds/optim/lr_schedule.h"
 #include "mds/parallel/grad_sync.h"
 #include "mds/parallel/pipeline_schedule.h"
 #include "mds/train/datasets.h"
+#include "mds/train/memory_report.h"
 #include "mds/train/metrics.h"
 #include "mds/train/micro_batch.h"
 #include "mds/train/parallel_context.h"
+#include "mds/train/run_report.h"
 
 namespace mds::train {
 namespace {
@@ -73,7 +76,20 @@ int first_failed_rank(dist::Communicator& world, bool failed) {
 // Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
 struct PeerFailed {};
 
-void print_banner(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par) {
+// The model's activation slots and micro-batch shape on this rank.
+model::BatchShape local_shape(const TrainArgs& a, ParallelContext& par) {
+  const int64_t S = par.topology().sizes().sp, s = a.model.seq_length / S;
+  return {a.micro_batch_size, s, par.topology().coords().sp * s};
+}
+
+// Micro-batches in flight on this rank's pipeline stage (the 1F1B schedule's slots).
+int64_t activation_slots(const TrainArgs& a, ParallelContext& par) {
+  return parallel::pipeline_slots(par.topology().coords().pp, par.topology().sizes().pp,
+                                  a.num_micro_batches());
+}
+
+void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimizer,
+                  ParallelContext& par, double peak_flops) {
   const model::LlamaConfig& c = m.config();
   const dist::ParallelSizes& n = par.topology().sizes();
   std::printf(
@@ -94,12 +110,23 @@ void print_banner(const TrainArgs& a, const model::LlamaModel& m, ParallelContex
       "(%lld tokens)\n",
       (long long)a.micro_batch_size, (long long)a.num_micro_batches(), (long long)a.data_parallel,
       (long long)a.global_batch_size, (long long)(a.global_batch_size * c.seq_length));
-}
-
-// The model's activation slots and micro-batch shape on this rank.
-model::BatchShape local_shape(const TrainArgs& a, ParallelContext& par) {
-  const int64_t S = par.topology().sizes().sp, s = a.model.seq_length / S;
-  return {a.micro_batch_size, s, par.topology().coords().sp * s};
+  // Memory per rank of every stage from the shapes; rank 0's own buffers, allocated now
+  // (prepare() takes every activation buffer a step uses), checked against its row.
+  const std::vector<StageMemory> stages =
+      memory_per_stage(c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches());
+  std::fputs(format_memory_table(stages).c_str(), stdout);
+  m.prepare(local_shape(a, par), int(activation_slots(a, par)));
+  const int64_t adam_bytes =
+      int64_t((optimizer.exp_avg().capacity() + optimizer.exp_avg_sq().capacity()) * sizeof(float));
+  const MemoryReport mine = measured_memory(m, adam_bytes);
+  const int64_t want = stages[size_t(par.topology().coords().pp)].memory.total();
+  std::printf("> rank 0 allocated %.1f MiB after prepare(), %s\n", double(mine.total()) / 1048576.0,
+              mine.total() == want ? "as its row says" : "NOT as its row says (a bug)");
+  if (peak_flops > 0)
+    std::printf("> MFU: achieved FLOP/s per rank over a peak of %.3f TFLOP/s per device\n",
+                peak_flops / 1e12);
+  else
+    std::printf("> MFU: not reported (peak FLOP/s of this device unknown: pass --peak-tflops)\n");
 }
 
 // One training step's forward and backward passes over this rank's micro-batches, in the
@@ -107,8 +134,7 @@ model::BatchShape local_shape(const TrainArgs& a, ParallelContext& par) {
 double train_step(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t consumed,
                   const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
   const int64_t M = a.num_micro_batches();
-  const dist::GridCoords& at = par.topology().coords();
-  const int64_t slots = parallel::pipeline_slots(at.pp, par.topology().sizes().pp, M);
+  const int64_t slots = activation_slots(a, par);
   const model::BatchShape shape = local_shape(a, par);
   model.prepare(shape, int(slots));
   double loss = 0;
@@ -246,7 +272,10 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
 
   model::LlamaModel model(a.model, par.shard(), par.model_comm());
   model.init_weights(a.seed);
-  print_banner(a, model, par);
+  optim::AdamW optimizer(model.table(), a.adam);
+  const double peak =
+      launch::peak_flops(launch::detect_devices(), omp_get_max_threads(), a.peak_tflops);
+  print_banner(a, model, optimizer, par, peak);
   const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
   // Rank 0 builds the index maps; the others wait for its cache files and load them.
   DataOptions data_opts = data_options(a);
@@ -255,17 +284,9 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   Datasets data = build_datasets(data_opts);
   std::fputs(data.summary.table().c_str(), stdout);
 
-  optim::AdamW optimizer(model.table(), a.adam);
   optim::LRSchedule schedule(schedule_options(a));
-  std::FILE* json_log = nullptr;
-  if (!a.log_json.empty() && world.rank() == 0) {
-    const auto parent = std::filesystem::path(a.log_json).parent_path();
-    std::error_code ec;
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    json_log = std::fopen(a.log_json.c_str(), "w");
-    MDS_CHECK(json_log, "cannot write --log-json {}: check the path is writable", a.log_json);
-    std::fprintf(json_log, "%s\n", data.summary.json().c_str());  // first line: the data table
-  }
+  RunReport report(a, world.rank() == 0, peak, world.size(), start.iteration);
+  report.json_line(data.summary.json());  // first line: the data table
 
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
   past_setup = true;
@@ -281,6 +302,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   int64_t interval_iters = 0;
   const int tp_rank = par.topology().coords().tp;
 
+  report.start();
   while (iteration < a.train_iters) {
     const auto start = Clock::now();
     model.zero_grads();
@@ -303,9 +325,11 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     schedule.step(gbs);
     consumed += gbs;
     ++iteration;
+    const double seconds = seconds_since(start);
     interval_loss += loss;
-    interval_seconds += seconds_since(start);
+    interval_seconds += seconds;
     ++interval_iters;
+    report.iteration(iteration, consumed, loss, schedule.lr(), grad_norm, seconds);
 
     if (iteration % a.log_interval == 0 || iteration == a.train_iters) {
       IterationLog log;
@@ -324,19 +348,15 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       log.tokens_per_gpu_per_second =
           log.samples_per_second * double(a.model.seq_length) / double(world.size());
       log.tflops = flops / per_iter / 1e12 / double(world.size());
-      std::printf("%s\n", format_log_line(log).c_str());
+      report.log(log);
       std::printf("%s\n", timers.line(par, interval_iters).c_str());
       std::fflush(stdout);
-      if (json_log) {
-        std::fprintf(json_log, "%s\n", format_log_json(log).c_str());
-        std::fflush(json_log);
-      }
       interval_loss = interval_seconds = 0;
       interval_iters = 0;
     }
     if (data.valid && a.eval_iters > 0 && iteration % a.eval_interval == 0) {
       const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
-      std::printf("%s\n", format_validation_line(strfmt("iteration {}", iteration), vl).c_str());
+      report.evaluation("validation", strfmt("iteration {}", iteration), iteration, consumed, vl);
     }
     if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
       save(a, model, par, iteration, consumed, tokenizer->eod());
@@ -352,14 +372,14 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
-    std::printf("%s\n", format_validation_line("the end of training for val data", vl).c_str());
+    report.evaluation("validation", "the end of training for val data", iteration, consumed, vl);
   }
   if (data.test && a.eval_iters > 0) {
     int64_t test_consumed = 0;
     const double tl = evaluate(model, *data.test, test_consumed, a, mb, par);
-    std::printf("%s\n", format_validation_line("the end of training for test data", tl).c_str());
+    report.evaluation("test", "the end of training for test data", iteration, consumed, tl);
   }
-  if (json_log) std::fclose(json_log);
+  report.finish(iteration, flops);
   world.barrier();  // checkpoints written by rank 0 are complete when any rank returns
   return 0;
 }

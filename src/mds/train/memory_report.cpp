@@ -1,0 +1,101 @@
+#include "mds/train/memory_report.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "mds/core/error.h"
+#include "mds/model/lm_head.h"
+#include "mds/parallel/pipeline_schedule.h"
+
+namespace mds::train {
+
+MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
+                             int64_t sp, const model::BatchShape& shape, int64_t slots) {
+  constexpr int64_t F = sizeof(float);
+  const int64_t T = shard.tp_size, S = sp, n = shape.n(), h = c.hidden_size, hd = c.head_dim();
+  const int64_t qd = c.num_attention_heads / T * hd, kvd = c.kv_heads() / T * hd;
+  const int64_t qkvd = qd + 2 * kvd, f = c.ffn_hidden_size / T, nq = c.num_attention_heads / T;
+  const int64_t L = shard.layers(c);
+  const int64_t split = S > 1 ? n : 0;  // buffers only the Ulysses layout needs
+
+  MemoryReport r;
+  r.params = r.grads = model::ParamTable(c, shard).total() * F;
+  r.optimizer = 2 * r.params;
+
+  // BlockActs: norm1, rstd1, qkv, core_out (S > 1), attn, lse, mid, norm2, rstd2, gate_up, act.
+  const int64_t block_acts =
+      n * h + n + n * qkvd + split * qd + n * qd + n * nq + n * h + n * h + n + n * 2 * f + n * f;
+  int64_t slot = (L + 1) * n * h + L * block_acts;
+  if (shard.head) slot += n * h;  // d_out
+  r.activations = slots * (slot * F + (shard.embedding ? n * int64_t(sizeof(int32_t)) : 0));
+
+  if (shard.head) {
+    const int64_t m = std::min(n, model::LMHead::kChunk), cols = c.padded_vocab_size / T;
+    r.head = (2 * n * h + 2 * n + m * cols + 2 * m) * F + m * int64_t(sizeof(double));
+  }
+
+  // BlockScratch: qkv_local, d_qkv_core, d_core_out (S > 1); d_norm, d_qkv, d_attn, d_gate_up,
+  // d_act. Then d_resid, the Ulysses send/recv staging and the cos/sin tables.
+  const int64_t block_scratch =
+      split * qkvd + split * qkvd + split * qd + n * h + n * qkvd + n * qd + n * 2 * f + n * f;
+  const int64_t ulysses = S > 1 ? 2 * n * qkvd : 0;
+  const int64_t rope = 2 * c.max_position_embeddings * (hd / 2);
+  r.scratch = (block_scratch + n * h + ulysses + rope) * F;
+  return r;
+}
+
+MemoryReport measured_memory(const model::LlamaModel& m, int64_t optimizer_bytes) {
+  const model::LlamaModel::AllocatedBytes a = m.allocated_bytes();
+  MemoryReport r;
+  r.params = a.params;
+  r.grads = a.grads;
+  r.optimizer = optimizer_bytes;
+  r.activations = a.activations;
+  r.head = a.head;
+  r.scratch = a.scratch;
+  return r;
+}
+
+std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t tp, int64_t sp,
+                                          int64_t pp, int64_t micro, int64_t micro_batches) {
+  std::vector<StageMemory> out;
+  const model::BatchShape shape{micro, c.seq_length / sp, 0};
+  for (int64_t p = 0; p < pp; ++p) {
+    StageMemory s;
+    const model::ModelShard shard = model::ModelShard::of(c, 0, tp, p, pp);
+    s.stage = p;
+    s.first_layer = shard.first_layer;
+    s.layers = shard.layers(c);
+    s.parameters = model::ParamTable(c, shard).total();
+    s.slots = parallel::pipeline_slots(p, pp, micro_batches);
+    s.memory = estimate_memory(c, shard, sp, shape, s.slots);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string format_memory_table(const std::vector<StageMemory>& stages) {
+  auto mib = [](int64_t bytes) { return double(bytes) / (1024.0 * 1024.0); };
+  std::string s =
+      "> memory per rank in MiB (fp32; the ranks of a stage hold the same):\n"
+      ">   stage  layers  parameters   params    grads  adam m+v  activations  slots     head  "
+      "scratch     total\n";
+  char buf[256];
+  for (const StageMemory& st : stages) {
+    const MemoryReport& m = st.memory;
+    const int64_t last = st.first_layer + st.layers - 1;
+    const std::string layers = st.layers == 0   ? "-"
+                               : st.layers == 1 ? std::to_string(st.first_layer)
+                                                : strfmt("{}-{}", st.first_layer, last);
+    std::snprintf(
+        buf, sizeof buf,
+        ">   %5lld  %6s  %9.2fM  %7.1f  %7.1f  %8.1f  %11.1f  %5lld  %7.1f  %7.1f  %8.1f\n",
+        (long long)st.stage, layers.c_str(), double(st.parameters) / 1e6, mib(m.params),
+        mib(m.grads), mib(m.optimizer), mib(m.activations), (long long)st.slots, mib(m.head),
+        mib(m.scratch), mib(m.total()));
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace mds::train
