@@ -11,9 +11,9 @@ namespace mds::train {
 std::string format_summary(const RunSummary& s) {
   char buf[512];
   std::string out;
-  std::snprintf(buf, sizeof buf, "> run summary: iterations %lld-%lld (%lld), %lld tokens\n",
-                (long long)(s.first_iteration + 1), (long long)s.last_iteration,
-                (long long)(s.last_iteration - s.first_iteration), (long long)s.tokens);
+  const long long first = s.first_iteration + 1, last = s.last_iteration;
+  std::snprintf(buf, sizeof buf, "> run summary: iterations %lld-%lld (%lld), %lld tokens\n", first,
+                last, last - first + 1, (long long)s.tokens);
   out += buf;
   std::snprintf(buf, sizeof buf,
                 ">   time %s (%.1f s in training iterations), %.1f tokens/s, %.3f TFLOP/s per "
