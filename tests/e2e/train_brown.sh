@@ -39,6 +39,9 @@ lines = [l for l in open(sys.argv[3]) if l.startswith(" iteration=")]
 for line, r in zip(lines, a):
     assert f"lm loss={r['lm_loss']:.6f} |" in line, (line, r)
     assert f"consumed_samples={r['consumed_samples']:12d} |" in line
+    # Our two fields end the line: MFU (absent when the device's peak is unknown) and ETA.
+    tail = (f" MFU={r['MFU']:.2f}% |" if r["MFU"] is not None else "") + f" ETA={r['ETA']} |"
+    assert line.rstrip("\n").endswith(f" TFLOPs={r['TFLOPs']:.2f} |" + tail), (line, r)
 assert a[-1]["consumed_tokens"] == 30 * 4 * 64
 print(f"loss {first:.4f} -> {last:.4f}; deterministic over {len(a)} iterations")
 PY

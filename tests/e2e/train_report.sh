@@ -197,4 +197,5 @@ expect_error() {  # expected-substring, then the mds arguments
 }
 expect_error "--tensorboard-dir" train "${TRAIN[@]}" --train-iters 4 --tensorboard-dir /proc/mds-no
 expect_error "--peak-tflops" train "${TRAIN[@]}" --train-iters 4 --peak-tflops -3
+expect_error "--plot" train "${TRAIN[@]}" --train-iters 4 --plot /proc/mds-no/loss.png
 echo "PASS"

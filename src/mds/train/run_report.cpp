@@ -1,5 +1,7 @@
 #include "mds/train/run_report.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -46,24 +48,27 @@ RunReport::RunReport(const TrainArgs& a, bool rank0, double peak_flops, int worl
     const auto parent = std::filesystem::path(a.log_json).parent_path();
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    json_ = std::fopen(a.log_json.c_str(), "w");
+    json_.reset(std::fopen(a.log_json.c_str(), "w"));
     MDS_CHECK(json_, "cannot write --log-json {}: check the path is writable", a.log_json);
   }
   if (!a.tensorboard_dir.empty()) {
     tb_ = std::make_unique<TensorBoardWriter>(a.tensorboard_dir);
     std::printf("> TensorBoard events: %s\n", tb_->path().c_str());
   }
+  if (!plot_.empty()) {  // a PNG that cannot be written is found now, not after the run
+    const auto dir = std::filesystem::absolute(plot_).parent_path();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    MDS_CHECK(::access(dir.c_str(), W_OK) == 0,
+              "cannot write the loss plot {}: its folder is not writable (set --plot FILE)", plot_);
+  }
   loop_start_ = now_seconds();
-}
-
-RunReport::~RunReport() {
-  if (json_) std::fclose(json_);
 }
 
 void RunReport::json_line(const std::string& line) {
   if (!json_) return;
-  std::fprintf(json_, "%s\n", line.c_str());
-  std::fflush(json_);
+  std::fprintf(json_.get(), "%s\n", line.c_str());
+  std::fflush(json_.get());
 }
 
 void RunReport::start() {
@@ -156,8 +161,12 @@ RunSummary RunReport::finish(int64_t iteration, double flops_per_iteration) {
   json_line(summary_json(s));
   std::fputs(terminal_plot(history_).c_str(), stdout);
   if (!plot_.empty() && !history_.train.empty()) {
-    write_loss_png(plot_, history_);
-    std::printf("> loss curve: %s\n", plot_.c_str());
+    try {  // the run is done and saved: a failed plot is a warning, not a failed run
+      write_loss_png(plot_, history_);
+      std::printf("> loss curve: %s\n", plot_.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mds train: warning: %s\n", e.what());
+    }
   }
   std::fflush(stdout);
   return s;

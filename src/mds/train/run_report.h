@@ -34,7 +34,6 @@ class RunReport {
   // peak_flops: one device's, for MFU (0: unknown). start_iteration: where this run begins.
   RunReport(const TrainArgs& a, bool rank0, double peak_flops, int world_size,
             int64_t start_iteration);
-  ~RunReport();
   RunReport(const RunReport&) = delete;
   RunReport& operator=(const RunReport&) = delete;
 
@@ -64,7 +63,10 @@ class RunReport {
   int world_size_;
   int64_t seq_, gbs_, train_iters_, tb_interval_, start_iteration_;
   std::string plot_;
-  std::FILE* json_ = nullptr;
+  struct CloseFile {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, CloseFile> json_;
   std::unique_ptr<TensorBoardWriter> tb_;
   double loop_start_ = 0, train_seconds_ = 0;
   double last_logged_loss_ = -1, last_valid_loss_ = -1;
