@@ -52,9 +52,20 @@ set -e
 # Rank 0 alone writes checkpoints; when it fails, MPI_Abort ends its waiting peer (exit 2).
 set +e
 timeout 120 "${MPIRUN[@]}" -np 2 "$MDS" train "${TRAIN[@]}" --train-iters 2 --lr-warmup-iters 0 \
-  --eval-iters 0 --save /proc/mds-no-such-dir > /dev/null 2> "$TMP/err"
+  --eval-iters 0 --save /proc/mds-no-such-dir --plot "$TMP/plot.png" > /dev/null 2> "$TMP/err"
 rc=$?
 set -e
 [[ $rc == 2 ]] || fail "exit $rc (want 2: MPI_Abort, not a hang) for an unwritable --save: $(cat "$TMP/err")"
 grep -q "mds train: error on rank 0: .*--save" "$TMP/err" || fail "no error line: $(cat "$TMP/err")"
+
+# A setup error on rank 0 alone (its loss-plot folder, which only rank 0 writes): one line, every
+# rank exits 2, no hang.
+set +e
+timeout 120 "${MPIRUN[@]}" -np 2 "$MDS" train "${TRAIN[@]}" --train-iters 2 --lr-warmup-iters 0 \
+  --plot /proc/mds-no-such-dir/loss.png > /dev/null 2> "$TMP/err"
+rc=$?
+set -e
+[[ $rc == 2 ]] || fail "exit $rc (want 2, not a hang) for a rank-0 setup error: $(cat "$TMP/err")"
+[[ $(grep -c "mds train: error: cannot write the loss plot" "$TMP/err") == 1 ]] ||
+  fail "want one error line: $(cat "$TMP/err")"
 echo "PASS"

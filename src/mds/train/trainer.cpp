@@ -394,6 +394,7 @@ int run_training(TrainArgs a) {
     world.reset();  // MPI_Finalize on every rank
     return rc;
   } catch (const PeerFailed&) {
+    world->barrier();  // where the failed ranks wait after reporting
     world.reset();
     return 2;
   } catch (const std::exception& e) {
