@@ -1,0 +1,58 @@
+// Helpers shared by the CUDA kernels: grid sizing, the post-launch check and block-wide
+// reductions. The reductions combine in a fixed tree (warp shuffles, then one warp over the
+// warp results), so for a fixed block size the result never depends on timing.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "mds/core/cuda_check.h"
+
+namespace mds::ops::cuda {
+
+inline unsigned blocks_for(int64_t work, int threads) {
+  int64_t b = (work + threads - 1) / threads;
+  if (b < 1) b = 1;
+  if (b > (int64_t{1} << 30)) b = int64_t{1} << 30;  // kernels loop with a grid stride
+  return static_cast<unsigned>(b);
+}
+
+// After every launch: an invalid configuration is reported here, not at the next sync.
+#define MDS_CUDA_LAUNCH_CHECK() MDS_CUDA_CHECK(cudaGetLastError())
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+// `scratch` is 32 elements of shared memory; the call synchronises the block twice.
+template <typename T>
+__device__ T block_sum(T v, T* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : T(0);
+  return warp_sum(v);
+}
+
+__device__ inline float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+}  // namespace mds::ops::cuda

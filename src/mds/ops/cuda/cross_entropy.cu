@@ -1,0 +1,164 @@
+// Cross entropy over a padded, possibly vocab-parallel vocabulary on the GPU, matching
+// ops/cpu/cross_entropy.cpp: one block per row for each of Megatron's three passes (local max,
+// local sum of exponentials, finish), and the single-device forms built from the same passes
+// with the whole row as the local slice. The sum of exponentials is accumulated per thread in
+// float over a strided slice and combined in double (the CPU sums float blocks of 1024 in double:
+// same accuracy class, not the same bits).
+//
+// Targets come from user data: one outside [0, vocab) raises a device flag that the host reads
+// back (a stream synchronisation) to throw mds::UserError as the CPU does. The trainer will
+// check targets once on the host instead, where the batch is built; then this sync goes away.
+#include <limits>
+
+#include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/ops_cuda.h"
+
+namespace mds::ops::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__host__ __device__ inline int64_t real_columns(int64_t cols, int64_t col_begin, int64_t vocab) {
+  const int64_t r = vocab - col_begin;
+  return r < 0 ? 0 : (r > cols ? cols : r);
+}
+
+// *bad = min(*bad, i) for every position i whose target is outside [0, vocab) (0 when none).
+__global__ void check_targets_kernel(int32_t* bad, const int32_t* targets, int64_t n,
+                                     int64_t vocab) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (targets[i] < 0 || targets[i] >= vocab) atomicMin(bad, static_cast<int32_t>(i));
+}
+
+void check_targets(const int32_t* targets, int64_t n, int64_t vocab, cudaStream_t stream) {
+  if (n == 0) return;
+  MDS_ASSERT(n < std::numeric_limits<int32_t>::max(), "too many tokens: {}", n);
+  DeviceBuffer<int32_t> bad(1);
+  const int32_t none = std::numeric_limits<int32_t>::max();
+  MDS_CUDA_CHECK(cudaMemcpyAsync(bad.data(), &none, sizeof none, cudaMemcpyHostToDevice, stream));
+  check_targets_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(bad.data(), targets, n,
+                                                                         vocab);
+  MDS_CUDA_LAUNCH_CHECK();
+  int32_t first = none, target = 0;
+  MDS_CUDA_CHECK(cudaMemcpyAsync(&first, bad.data(), sizeof first, cudaMemcpyDeviceToHost, stream));
+  MDS_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (first == none) return;
+  MDS_CUDA_CHECK(cudaMemcpy(&target, targets + first, sizeof target, cudaMemcpyDeviceToHost));
+  MDS_FAIL("target token id {} (position {}) is outside the model vocabulary [0, {}): the data "
+           "was tokenized with a different tokenizer; check --vocab-size and the tokenizer",
+           target, first, vocab);
+}
+
+__global__ void local_max_kernel(float* row_max, float* target_logit, const float* logits,
+                                 const int32_t* targets, int64_t cols, int64_t col_begin,
+                                 int64_t real) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const float* x = logits + row * cols;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < real; j += blockDim.x) mx = fmaxf(mx, x[j]);
+  mx = block_max(mx, scratch);
+  if (threadIdx.x == 0) {
+    row_max[row] = mx;
+    const int64_t t = targets[row] - col_begin;
+    target_logit[row] = t >= 0 && t < cols ? x[t] : 0.0f;
+  }
+}
+
+__global__ void local_sum_exp_kernel(double* sum_exp, float* exps, const float* logits,
+                                     const float* row_max, int64_t cols, int64_t real) {
+  __shared__ double scratch[32];
+  const int64_t row = blockIdx.x;
+  const float* x = logits + row * cols;
+  float* e = exps ? exps + row * cols : nullptr;
+  const float mx = row_max[row];
+  float acc = 0.0f;
+  for (int64_t j = threadIdx.x; j < real; j += blockDim.x) {
+    const float ej = expf(x[j] - mx);
+    acc += ej;
+    if (e) e[j] = ej;
+  }
+  if (e)
+    for (int64_t j = real + threadIdx.x; j < cols; j += blockDim.x) e[j] = 0.0f;
+  const double total = block_sum(static_cast<double>(acc), scratch);
+  if (threadIdx.x == 0) sum_exp[row] = total;
+}
+
+__global__ void finish_kernel(float* losses, float* dlogits, const float* row_max,
+                              const double* sum_exp, const float* target_logit,
+                              const int32_t* targets, int64_t cols, int64_t col_begin,
+                              float dscale) {
+  const int64_t row = blockIdx.x;
+  if (threadIdx.x == 0)
+    losses[row] = static_cast<float>(log(sum_exp[row]) + row_max[row] - target_logit[row]);
+  if (!dlogits) return;
+  float* dx = dlogits + row * cols;
+  const float scale = static_cast<float>(dscale / sum_exp[row]);
+  const int64_t t = targets[row] - col_begin;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+    dx[j] = j == t ? dx[j] * scale - dscale : dx[j] * scale;
+}
+
+}  // namespace
+
+void cross_entropy_local_max(float* row_max, float* target_logit, const float* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab, cudaStream_t stream) {
+  check_targets(targets, n, vocab, stream);
+  if (n == 0) return;
+  local_max_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      row_max, target_logit, logits, targets, cols, col_begin, real_columns(cols, col_begin, vocab));
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+void cross_entropy_local_sum_exp(double* sum_exp, float* exps, const float* logits,
+                                 const float* row_max, int64_t n, int64_t cols, int64_t col_begin,
+                                 int64_t vocab, cudaStream_t stream) {
+  if (n == 0) return;
+  local_sum_exp_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      sum_exp, exps, logits, row_max, cols, real_columns(cols, col_begin, vocab));
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+void cross_entropy_finish(float* losses, float* dlogits, const float* row_max,
+                          const double* sum_exp, const float* target_logit, const int32_t* targets,
+                          int64_t n, int64_t cols, int64_t col_begin, float dscale,
+                          cudaStream_t stream) {
+  if (n == 0) return;
+  finish_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      losses, dlogits, row_max, sum_exp, target_logit, targets, cols, col_begin, dscale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+// The single-device forms: one rank holding every column (col_begin 0, cols = vpad).
+void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits,
+                                    const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
+                                    float dscale, cudaStream_t stream) {
+  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
+  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
+  cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
+                          stream);
+  // Pass 2 writes the exponentials into dlogits (which may alias logits: the target's logit was
+  // saved by pass 1, and each element is read before it is overwritten by the same thread).
+  cross_entropy_local_sum_exp(sum_exp.data(), dlogits, logits, row_max.data(), n, vpad, 0, vocab,
+                              stream);
+  cross_entropy_finish(losses, dlogits, row_max.data(), sum_exp.data(), target_logit.data(),
+                       targets, n, vpad, 0, dscale, stream);
+}
+
+void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
+                           int64_t vpad, int64_t vocab, cudaStream_t stream) {
+  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
+  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
+  cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
+                          stream);
+  cross_entropy_local_sum_exp(sum_exp.data(), nullptr, logits, row_max.data(), n, vpad, 0, vocab,
+                              stream);
+  cross_entropy_finish(losses, nullptr, row_max.data(), sum_exp.data(), target_logit.data(),
+                       targets, n, vpad, 0, 0.0f, stream);
+}
+
+}  // namespace mds::ops::cuda

@@ -1,0 +1,99 @@
+// Linear layers on the GPU through cuBLASLt, fp32 in and out with fp32 accumulation
+// (CUBLAS_COMPUTE_32F: no TF32, so results match the CPU's OpenBLAS to fp32 rounding of the
+// k-term sums). bf16 inputs, fp32 accumulation and epilogues come next (issue 6).
+//
+// mds is row-major, cuBLAS column-major: a row-major [r, c] matrix is a column-major [c, r] one,
+// so each product is computed transposed:
+//   y  = x @ w^T      ->  y'  [n, m] = (w')^T [n, k] x'  [k, m]      (T, N)
+//   dx = dy @ w       ->  dx' [k, m] =  w'    [k, n] dy' [n, m]      (N, N)
+//   dw += dy^T @ x    ->  dw' [k, n] =  x'    [k, m] (dy')^T [m, n]  (N, T)
+// The cuBLASLt handle and a 32 MiB workspace are process-wide, created on first use. Calls on
+// different streams at the same time would share the workspace: one stream for GEMMs for now.
+
+#include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/ops_cuda.h"
+
+namespace mds::ops::cuda {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+struct Lt {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+};
+
+// Never destroyed (like the allocator): the CUDA runtime may be gone at static destruction.
+Lt& lt() {
+  static Lt* state = [] {
+    auto* s = new Lt();
+    MDS_CUBLAS_CHECK(cublasLtCreate(&s->handle));
+    s->workspace = CachingAllocator::instance().allocate(kWorkspaceBytes);
+    return s;
+  }();
+  return *state;
+}
+
+// RAII for the cuBLASLt descriptors of one call.
+struct Descriptors {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~Descriptors() {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+// Column-major C[m, n] = op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n]; lda/ldb/ldc
+// are the leading dimensions of the matrices as stored.
+void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+          float beta, cudaStream_t stream) {
+  if (m == 0 || n == 0) return;
+  MDS_ASSERT(k > 0, "GEMM with an empty inner dimension (k = 0)");
+  Lt& state = lt();
+  Descriptors d;
+  MDS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  MDS_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  MDS_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  const bool a_t = ta == CUBLAS_OP_T, b_t = tb == CUBLAS_OP_T;
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, CUDA_R_32F, a_t ? k : m, a_t ? m : k, lda));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, CUDA_R_32F, b_t ? n : k, b_t ? k : n, ldb));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, m, n, ldc));
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
+  const size_t ws = kWorkspaceBytes;
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  MDS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.pref,
+                                                  1, &heuristic, &found));
+  MDS_ASSERT(found > 0, "cuBLASLt has no fp32 algorithm for a {}x{}x{} GEMM", m, n, k);
+  const float alpha = 1.0f;
+  MDS_CUBLAS_CHECK(cublasLtMatmul(state.handle, d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c,
+                                  d.c, &heuristic.algo, state.workspace, ws, stream));
+}
+
+}  // namespace
+
+void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k, int64_t n,
+                    cudaStream_t stream) {
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, w, k, x, k, y, n, 0.0f, stream);
+}
+
+void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
+                     int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
+  if (dx) gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, w, k, dy, n, dx, k, accumulate_dx ? 1.0f : 0.0f,
+               stream);
+  if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, x, k, dy, n, dw, k, 1.0f, stream);
+}
+
+}  // namespace mds::ops::cuda
