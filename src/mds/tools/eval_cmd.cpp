@@ -12,6 +12,7 @@
 #include "mds/core/error.h"
 #include "mds/infer/checkpoint_model.h"
 #include "mds/infer/evaluate.h"
+#include "mds/tools/cli.h"
 #include "mds/tools/subcommands.h"
 
 namespace mds::tools {
@@ -30,19 +31,8 @@ int eval_main(int argc, char** argv) {
   app.add_option("--seq-length", seq_length, "N: windows of N+1 tokens, N predictions each")
       ->required();
   app.add_option("--micro-batch-size", micro_batch, "windows per forward pass (4)");
-  app.add_option("--tokenizer-type", tok.type, "for --text-file; default: the checkpoint's");
-  app.add_option("--vocab-file", tok.vocab_file);
-  app.add_option("--merge-file", tok.merge_file);
-  app.add_option("--tokenizer-model", tok.tokenizer_model);
-  app.add_option("--vocab-size", tok.vocab_size, "NullTokenizer: ids < N");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    MDS_FAIL("{} (see 'mds eval --help')", e.what());
-  }
+  add_tokenizer_flags(app, tok, "for --text-file; default: the checkpoint's");
+  if (!parse_command_line(app, argc, argv, "eval")) return 0;
   MDS_CHECK(!text_file.empty() || !data_path.empty(), "give --text-file F or --data-path PREFIX");
   MDS_CHECK(micro_batch > 0, "--micro-batch-size must be positive (got {})", micro_batch);
 

@@ -11,6 +11,7 @@
 #include "mds/core/error.h"
 #include "mds/infer/checkpoint_model.h"
 #include "mds/infer/generate.h"
+#include "mds/tools/cli.h"
 #include "mds/tools/subcommands.h"
 
 namespace mds::tools {
@@ -47,19 +48,8 @@ int generate_main(int argc, char** argv) {
   app.add_option("--top-p", o.sampling.top_p, "nucleus: the most likely tokens up to p (1: off)");
   app.add_option("--seed", o.seed, "random seed of the sampler (1234)");
   app.add_flag("--ignore-eos", ignore_eos, "do not stop at the end-of-text token");
-  app.add_option("--tokenizer-type", tok.type, "default: the checkpoint's (see the README)");
-  app.add_option("--vocab-file", tok.vocab_file);
-  app.add_option("--merge-file", tok.merge_file);
-  app.add_option("--tokenizer-model", tok.tokenizer_model);
-  app.add_option("--vocab-size", tok.vocab_size, "NullTokenizer: ids < N");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    MDS_FAIL("{} (see 'mds generate --help')", e.what());
-  }
+  add_tokenizer_flags(app, tok, "default: the checkpoint's (see the README)");
+  if (!parse_command_line(app, argc, argv, "generate")) return 0;
   infer::check_sampling_options(o.sampling);
   MDS_CHECK(o.max_new_tokens >= 0, "--max-new-tokens must be >= 0 (got {})", o.max_new_tokens);
 

@@ -16,6 +16,7 @@
 #include "mds/data/data_file_list.h"
 #include "mds/data/indexed_dataset.h"
 #include "mds/data/tokenizer.h"
+#include "mds/tools/cli.h"
 #include "mds/tools/subcommands.h"
 #include "mds/train/datasets.h"
 
@@ -109,19 +110,8 @@ int inspect_data_main(int argc, char** argv) {
   app.add_option("--split", split);
   app.add_option("--seed", seed);
   app.add_option("--data-cache-path", cache_path);
-  app.add_option("--tokenizer-type", tok.type);
-  app.add_option("--vocab-file", tok.vocab_file);
-  app.add_option("--merge-file", tok.merge_file);
-  app.add_option("--tokenizer-model", tok.tokenizer_model);
-  app.add_option("--vocab-size", tok.vocab_size, "NullTokenizer: ids < N");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    MDS_FAIL("{} (see 'mds inspect-data --help')", e.what());
-  }
+  add_tokenizer_flags(app, tok, "to print documents as text");
+  if (!parse_command_line(app, argc, argv, "inspect-data")) return 0;
   if (!data_paths.empty()) data_path = data_paths.back();  // as mds train (Megatron's argparse)
   MDS_CHECK(data_path.empty() != data_file_list.empty(),
             "give exactly one of --data-path and --data-file-list");
