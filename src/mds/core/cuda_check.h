@@ -21,8 +21,10 @@ namespace mds::detail {
 
 [[noreturn]] inline void cublas_fail(cublasStatus_t st, const char* call, const char* file,
                                      int line) {
+  // cublasLt's own name and string functions: only libcublasLt is linked, not libcublas.
   throw ::mds::InternalError(::mds::strfmt("{}:{}: cuBLAS error {} ({}) in {}", file, line,
-                                           static_cast<int>(st), cublasGetStatusString(st), call));
+                                           cublasLtGetStatusName(st), cublasLtGetStatusString(st),
+                                           call));
 }
 
 }  // namespace mds::detail
