@@ -39,7 +39,7 @@ TEST_F(CudaAllocator, FreedBlockIsReusedAndCountersTrackIt) {
   }
   EXPECT_EQ(a.stats().current, before.current);
   EXPECT_EQ(a.stats().reserved, before.reserved + 4096);  // cached, not returned to the driver
-  DeviceBuffer<float> again(900);  // same class: the same block comes back
+  DeviceBuffer<float> again(900);                         // same class: the same block comes back
   EXPECT_EQ(static_cast<void*>(again.data()), p);
   EXPECT_EQ(a.stats().reserved, before.reserved + 4096);
   again.reset();

@@ -64,8 +64,10 @@ TEST_P(CudaRMSNorm, BackwardAccumulatesLikeCpuAndIsDeterministic) {
     auto gpu_dw = to_host(g_dw);
     EXPECT_TRUE(close_to_cpu(to_host(g_dx), dx, kFp32Reduction));
     EXPECT_TRUE(close_to_cpu(gpu_dw, dw, kFp32Reduction));
-    if (run == 0) first_dw = gpu_dw;
-    else EXPECT_TRUE(test::same_bits(gpu_dw, first_dw)) << "weight gradient is not deterministic";
+    if (run == 0)
+      first_dw = gpu_dw;
+    else
+      EXPECT_TRUE(test::same_bits(gpu_dw, first_dw)) << "weight gradient is not deterministic";
   }
 }
 
@@ -99,8 +101,8 @@ TEST_F(CudaRope, ForwardAndBackwardMatchCpuWithStrideAndOffset) {
                                pos0, nullptr);
     } else {
       ops::rope_forward(x.data(), cos.data(), sin.data(), b, s, heads, hd, stride, pos0);
-      ops::cuda::rope_forward(g_x.data(), g_cos.data(), g_sin.data(), b, s, heads, hd, stride,
-                              pos0, nullptr);
+      ops::cuda::rope_forward(g_x.data(), g_cos.data(), g_sin.data(), b, s, heads, hd, stride, pos0,
+                              nullptr);
     }
     const auto gx = to_host(g_x);
     EXPECT_TRUE(close_to_cpu(gx, x, kFp32Elementwise));
@@ -154,8 +156,8 @@ TEST_F(CudaEmbedding, VocabRangeForwardAndBackwardMatchCpuBitForBit) {
   auto g_x = to_device(std::vector<float>(x.size(), 7.0f)), g_dtable = to_device(dtable0);
   ops::cuda::embedding_forward(g_x.data(), g_ids.data(), g_table.data(), n, h, vocab_begin, rows,
                                nullptr);
-  ops::cuda::embedding_backward(g_dtable.data(), g_dx.data(), g_ids.data(), n, h, vocab_begin,
-                                rows, nullptr);
+  ops::cuda::embedding_backward(g_dtable.data(), g_dx.data(), g_ids.data(), n, h, vocab_begin, rows,
+                                nullptr);
   EXPECT_TRUE(test::same_bits(to_host(g_x), x));
   EXPECT_TRUE(test::same_bits(to_host(g_dtable), dtable));
 }

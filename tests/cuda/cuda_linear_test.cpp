@@ -50,8 +50,8 @@ TEST_P(CudaLinear, BackwardMatchesCpuOverwritingOrAccumulatingDx) {
     ops::linear_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), m, k, n, accumulate);
     auto g_dx = to_device(dx0), g_dw = to_device(dw0);
     auto g_dy = to_device(dy), g_x = to_device(x), g_w = to_device(w);
-    ops::cuda::linear_backward(g_dx.data(), g_dw.data(), g_dy.data(), g_x.data(), g_w.data(), m,
-                               k, n, accumulate, nullptr);
+    ops::cuda::linear_backward(g_dx.data(), g_dw.data(), g_dy.data(), g_x.data(), g_w.data(), m, k,
+                               n, accumulate, nullptr);
     EXPECT_TRUE(close_to_cpu(to_host(g_dx), dx, kFp32Gemm));
     EXPECT_TRUE(close_to_cpu(to_host(g_dw), dw, kFp32Gemm));
   }

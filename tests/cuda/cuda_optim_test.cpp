@@ -45,7 +45,7 @@ TEST_F(CudaOptim, SumSquaresMatchesCpuAndIsDeterministic) {
     const double cpu = ops::sum_squares(x.data(), n);
     auto g_x = to_device(x);
     const double gpu = ops::cuda::sum_squares(g_x.data(), n, nullptr);
-    EXPECT_NEAR(gpu, cpu, 1e-12 * std::max(1.0, cpu));
+    EXPECT_NEAR(gpu, cpu, 1e-10 * std::max(1.0, cpu));  // double sums, different order
     EXPECT_EQ(ops::cuda::sum_squares(g_x.data(), n, nullptr), gpu) << "not deterministic";
   }
 }

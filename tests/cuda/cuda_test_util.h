@@ -27,8 +27,8 @@ inline bool cuda_gpu_visible() {
   return visible;
 }
 
-#define MDS_REQUIRE_GPU()                                                              \
-  do {                                                                                 \
+#define MDS_REQUIRE_GPU()                                                                       \
+  do {                                                                                          \
     if (!::mds::test::cuda_gpu_visible()) GTEST_SKIP() << "no CUDA GPU visible: compiled only"; \
   } while (0)
 

@@ -29,15 +29,15 @@ namespace mds::detail {
 
 }  // namespace mds::detail
 
-#define MDS_CUDA_CHECK(call)                                                           \
-  do {                                                                                 \
-    const cudaError_t mds_err_ = (call);                                               \
+#define MDS_CUDA_CHECK(call)                                                                    \
+  do {                                                                                          \
+    const cudaError_t mds_err_ = (call);                                                        \
     if (mds_err_ != cudaSuccess) ::mds::detail::cuda_fail(mds_err_, #call, __FILE__, __LINE__); \
   } while (0)
 
-#define MDS_CUBLAS_CHECK(call)                                                            \
-  do {                                                                                    \
-    const cublasStatus_t mds_st_ = (call);                                                \
-    if (mds_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
-      ::mds::detail::cublas_fail(mds_st_, #call, __FILE__, __LINE__);                     \
+#define MDS_CUBLAS_CHECK(call)                                        \
+  do {                                                                \
+    const cublasStatus_t mds_st_ = (call);                            \
+    if (mds_st_ != CUBLAS_STATUS_SUCCESS)                             \
+      ::mds::detail::cublas_fail(mds_st_, #call, __FILE__, __LINE__); \
   } while (0)

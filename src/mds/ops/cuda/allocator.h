@@ -46,7 +46,7 @@ class CachingAllocator {
   void release_cached_locked();  // mu_ held
   mutable std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
-  std::unordered_map<void*, size_t> live_;                // handed-out block -> size class
+  std::unordered_map<void*, size_t> live_;               // handed-out block -> size class
   MemoryStats stats_;
 };
 

@@ -47,9 +47,10 @@ void check_targets(const int32_t* targets, int64_t n, int64_t vocab, cudaStream_
   MDS_CUDA_CHECK(cudaStreamSynchronize(stream));
   if (first == none) return;
   MDS_CUDA_CHECK(cudaMemcpy(&target, targets + first, sizeof target, cudaMemcpyDeviceToHost));
-  MDS_FAIL("target token id {} (position {}) is outside the model vocabulary [0, {}): the data "
-           "was tokenized with a different tokenizer; check --vocab-size and the tokenizer",
-           target, first, vocab);
+  MDS_FAIL(
+      "target token id {} (position {}) is outside the model vocabulary [0, {}): the data "
+      "was tokenized with a different tokenizer; check --vocab-size and the tokenizer",
+      target, first, vocab);
 }
 
 __global__ void local_max_kernel(float* row_max, float* target_logit, const float* logits,
@@ -110,7 +111,8 @@ void cross_entropy_local_max(float* row_max, float* target_logit, const float* l
   check_targets(targets, n, vocab, stream);
   if (n == 0) return;
   local_max_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      row_max, target_logit, logits, targets, cols, col_begin, real_columns(cols, col_begin, vocab));
+      row_max, target_logit, logits, targets, cols, col_begin,
+      real_columns(cols, col_begin, vocab));
   MDS_CUDA_LAUNCH_CHECK();
 }
 

@@ -31,7 +31,8 @@ __global__ void sum_squares_chunks_kernel(double* partial, const float* x, int64
   __shared__ double scratch[32];
   const int64_t i0 = blockIdx.x * kChunk, i1 = min(n, i0 + kChunk);
   double acc = 0.0;
-  for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) acc += static_cast<double>(x[i]) * x[i];
+  for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+    acc += static_cast<double>(x[i]) * x[i];
   acc = block_sum(acc, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
@@ -68,7 +69,7 @@ void sum_squares_async(double* out, const float* x, int64_t n, cudaStream_t stre
   const int64_t chunks = n == 0 ? 1 : (n + kChunk - 1) / kChunk;
   DeviceBuffer<double> partial(static_cast<size_t>(chunks));  // reuse is stream-ordered
   sum_squares_chunks_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(partial.data(),
-                                                                                   x, n);
+                                                                                    x, n);
   MDS_CUDA_LAUNCH_CHECK();
   sum_partials_kernel<<<1, 1024, 0, stream>>>(out, partial.data(), chunks);
   MDS_CUDA_LAUNCH_CHECK();
@@ -78,7 +79,8 @@ double sum_squares(const float* x, int64_t n, cudaStream_t stream) {
   DeviceBuffer<double> out(1);
   sum_squares_async(out.data(), x, n, stream);
   double host = 0.0;
-  MDS_CUDA_CHECK(cudaMemcpyAsync(&host, out.data(), sizeof(double), cudaMemcpyDeviceToHost, stream));
+  MDS_CUDA_CHECK(
+      cudaMemcpyAsync(&host, out.data(), sizeof(double), cudaMemcpyDeviceToHost, stream));
   MDS_CUDA_CHECK(cudaStreamSynchronize(stream));
   return host;
 }

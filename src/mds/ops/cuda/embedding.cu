@@ -27,8 +27,7 @@ __global__ void embedding_forward_kernel(float* x, const int32_t* ids, const flo
 }
 
 __global__ void embedding_backward_kernel(float* dtable, const float* dx, const int32_t* ids,
-                                          int64_t n, int64_t h, int64_t vocab_begin,
-                                          int64_t rows) {
+                                          int64_t n, int64_t h, int64_t vocab_begin, int64_t rows) {
   const int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (j >= h) return;
   for (int64_t i = 0; i < n; ++i) {
@@ -50,8 +49,8 @@ void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t
 void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h,
                         int64_t vocab_begin, int64_t rows, cudaStream_t stream) {
   if (n * h == 0) return;
-  embedding_backward_kernel<<<blocks_for(h, kThreads), kThreads, 0, stream>>>(
-      dtable, dx, ids, n, h, vocab_begin, rows);
+  embedding_backward_kernel<<<blocks_for(h, kThreads), kThreads, 0, stream>>>(dtable, dx, ids, n, h,
+                                                                              vocab_begin, rows);
   MDS_CUDA_LAUNCH_CHECK();
 }
 

@@ -10,6 +10,8 @@
 // The cuBLASLt handle and a 32 MiB workspace are process-wide, created on first use. Calls on
 // different streams at the same time would share the workspace: one stream for GEMMs for now.
 
+#include <cstdint>
+
 #include "mds/ops/cuda/allocator.h"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
@@ -50,6 +52,14 @@ struct Descriptors {
   }
 };
 
+// The largest power of two (at most 256) that divides the address.
+uint32_t alignment(const void* p) {
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 4 && addr % a != 0) a >>= 1;
+  return a;
+}
+
 // Column-major C[m, n] = op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n]; lda/ldb/ldc
 // are the leading dimensions of the matrices as stored.
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
@@ -72,14 +82,25 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
   const size_t ws = kWorkspaceBytes;
   MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
       d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  // The heuristic assumes 256-byte aligned pointers unless told otherwise; views into the flat
+  // parameter buffer may be less aligned, so state each pointer's real alignment.
+  const uint32_t align_a = alignment(a), align_b = alignment(b), align_c = alignment(c);
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a));
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b));
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c));
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c));
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
-  MDS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.pref,
-                                                  1, &heuristic, &found));
+  MDS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1,
+                                                  &heuristic, &found));
   MDS_ASSERT(found > 0, "cuBLASLt has no fp32 algorithm for a {}x{}x{} GEMM", m, n, k);
   const float alpha = 1.0f;
-  MDS_CUBLAS_CHECK(cublasLtMatmul(state.handle, d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c,
-                                  d.c, &heuristic.algo, state.workspace, ws, stream));
+  MDS_CUBLAS_CHECK(cublasLtMatmul(state.handle, d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c, d.c,
+                                  &heuristic.algo, state.workspace, ws, stream));
 }
 
 }  // namespace
@@ -91,8 +112,9 @@ void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t
 
 void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
-  if (dx) gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, w, k, dy, n, dx, k, accumulate_dx ? 1.0f : 0.0f,
-               stream);
+  if (dx)
+    gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, w, k, dy, n, dx, k, accumulate_dx ? 1.0f : 0.0f,
+         stream);
   if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, x, k, dy, n, dw, k, 1.0f, stream);
 }
 

@@ -76,10 +76,11 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t h, cudaStream_t stream) {
   if (n == 0) return;
-  rmsnorm_backward_dx_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(dx, dy, x, w,
-                                                                                rstd, h);
+  rmsnorm_backward_dx_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(dx, dy, x, w, rstd,
+                                                                                h);
   MDS_CUDA_LAUNCH_CHECK();
   const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
+  MDS_ASSERT(chunks <= 65535, "rmsnorm_backward: {} rows exceed the grid's y limit", n);
   // Freed when this returns: the allocator may hand it out again, which is safe for work
   // enqueued on the same stream (allocator.h).
   DeviceBuffer<float> partial(static_cast<size_t>(chunks * h));
