@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a machine with a GPU (an H100/H200): build with MDS_CUDA=ON for
+# sm_90a, run every CUDA test (none may skip there), then the same binary under compute-sanitizer
+# (out-of-bounds accesses, races in shared memory, uninitialised reads). Prints a summary.
+#   bash tests/cuda/gpu_check.sh [build-dir]       (default build-gpu)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build-gpu}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
+cmake --build "$build" -j"$(nproc)" --target mds_cuda_tests
+bin="$build/tests/mds_cuda_tests"
+"$bin" 2>&1 | tee "$build/cuda_tests.log"
+if grep -q "SKIPPED" "$build/cuda_tests.log"; then
+  echo "FAIL: CUDA tests skipped on a machine that has a GPU" >&2
+  exit 1
+fi
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+for tool in memcheck racecheck initcheck; do
+  echo "== compute-sanitizer --tool $tool"
+  "$sanitizer" --tool "$tool" --error-exitcode 3 "$bin" --gtest_brief=1 \
+    --gtest_filter='-*m256_k768_n1024*' 2>&1 | tail -5  # the big GEMM is slow under the tools
+done
+echo "gpu_check: all CUDA tests ran and passed"
