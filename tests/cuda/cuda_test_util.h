@@ -69,7 +69,10 @@ std::vector<T> to_host(const ops::cuda::DeviceBuffer<T>& dev) {
 struct Tol {
   double rtol, atol_rel;
 };
-constexpr Tol kFp32Elementwise{2e-6, 1e-7};  // same formula, FMA contraction / expf vs fast_exp
+// Not yet calibrated on a GPU (none was at hand): a few ulp of FMA contraction, expf against
+// the CPU's fast_exp, and cancellation (silu' crosses zero, rotations of opposite-signed pairs)
+// are what they must absorb; a wrong index or formula misses them by orders of magnitude.
+constexpr Tol kFp32Elementwise{5e-6, 1e-6};  // same formula, FMA contraction / expf vs fast_exp
 constexpr Tol kFp32Reduction{1e-5, 1e-6};    // row sums / dots in a different order
 constexpr Tol kFp32Gemm{1e-5, 1e-5};         // k-term sums, cuBLASLt's order vs OpenBLAS's
 
