@@ -37,6 +37,17 @@ void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int
                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
                    cudaStream_t stream);
 
+// ---- Attention, causal, grouped-query (flash style; ops.h has the layout) -----------------
+// q, k, v: rows qkv_stride apart (views into the fused qkv buffer); out, dout: rows out_stride
+// apart; lse [b, nq, s]; hd <= 128. dq, dk, dv overwritten. Deterministic (no atomics).
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                        const float* lse, const float* q, const float* k, const float* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream);
+
 // ---- SwiGLU --------------------------------------------------------------------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f, cudaStream_t stream);
 void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n, int64_t f,

@@ -1,0 +1,454 @@
+// Causal grouped-query attention on the GPU, flash style (Dao, FlashAttention-2,
+// arXiv:2307.08691), fp32 with fp32 accumulation, matching ops/cpu/attention.cpp: the same
+// layouts and strides (q, k, v read in place from the fused qkv buffer), lse [b, nq, s] the only
+// saved statistic, scale 1/sqrt(hd), query head j reading kv head j / (nq / nkv).
+//
+// Tiles are kTile = 32 queries x 32 keys; a block is 4 warps and each warp owns 8 rows of the
+// tile it accumulates, one lane per key (or query) column for the scores and one lane per 32
+// head-dim elements for the outputs. A row's scores, softmax and accumulation stay inside its
+// warp (probabilities move between lanes by shuffles), so the block synchronises only around
+// the shared-memory tile loads. Head dims up to 128: the kernels are templated on
+// kChunks = ceil(hd / 32) register columns per lane; hd not a multiple of 32 is masked.
+//
+// Forward: a block per (query tile, head, batch) streams the K/V tiles at or below the
+// diagonal through shared memory with an online softmax (running max and sum per row).
+//
+// Backward: D = rowsum(dout * out) first, then two kernels, each output owned by one block:
+//   dk/dv: a block per (key tile, kv head, batch) walks the query tiles at or below the
+//          diagonal of every query head of the group (GQA summed in place, in a fixed order);
+//   dq:    a block per (query tile, head, batch) walks the key tiles.
+// Both recompute P = exp(scale q.k - lse). The alternative, one kernel over key tiles adding
+// dq with atomics, does ~25% fewer FLOPs but its fp32 atomic sums depend on timing; the two
+// kernels are bit-deterministic from run to run (as the CPU kernel promises) and need no
+// zeroed dq or per-query-head dk/dv buffer.
+#include <cmath>
+
+#include "mds/core/error.h"
+#include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/ops_cuda.h"
+
+namespace mds::ops::cuda {
+
+namespace {
+
+constexpr int kTile = 32;                     // query and key tile length (one warp's lanes)
+constexpr int kWarps = 4;                     // warps per block
+constexpr int kThreads = kWarps * 32;         // threads per block
+constexpr int kRowsPerWarp = kTile / kWarps;  // tile rows each warp owns
+constexpr int kMaxHeadDim = 128;
+constexpr unsigned kFull = 0xffffffffu;
+
+// Shared-memory rows are hd + 1 floats apart: a lane per row reading column d then hits
+// (r * (hd + 1) + d) mod 32, a different bank per lane for every even hd.
+__host__ __device__ inline int tile_ld(int hd) {
+  return hd + 1;
+}
+
+// tile[r][d] = src row (r0 + r), columns [0, hd); rows at or past s are zero.
+__device__ inline void load_tile(float* tile, const float* src, int64_t r0, int64_t s, int hd,
+                                 int64_t stride) {
+  const int ld = tile_ld(hd);
+  for (int idx = threadIdx.x; idx < kTile * hd; idx += kThreads) {
+    const int r = idx / hd, d = idx - r * hd;
+    const int64_t row = r0 + r;
+    tile[r * ld + d] = row < s ? src[row * stride + d] : 0.0f;
+  }
+}
+
+// a[r] . b[c] over hd, both tiles in shared memory.
+__device__ inline float tile_dot(const float* a, const float* b, int hd) {
+  float acc = 0.0f;
+  for (int d = 0; d < hd; ++d) acc = fmaf(a[d], b[d], acc);
+  return acc;
+}
+
+// ---- Forward ---------------------------------------------------------------------------------
+
+template <int kChunks>
+__global__ void __launch_bounds__(kThreads)
+    attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
+                             int64_t s, int nq, int group, int hd, int64_t qkv_stride,
+                             int64_t out_stride, float scale) {
+  extern __shared__ float smem[];
+  const int ld = tile_ld(hd);
+  float* qs = smem;             // [kTile][ld]
+  float* ks = qs + kTile * ld;  // [kTile][ld]
+  float* vs = ks + kTile * ld;  // [kTile][ld]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  // The last query tiles see the most keys: launch them first.
+  const int64_t qt = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, g = h / group;
+  const int64_t bi = blockIdx.z, i0 = qt * kTile;
+  const float* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
+  const float* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const float* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+
+  load_tile(qs, qb, i0, s, hd, qkv_stride);
+  float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kChunks];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) acc[i][j] = 0.0f;
+  }
+
+  const int64_t last_row = (i0 + kTile < s ? i0 + kTile : s) - 1;
+  for (int64_t j0 = 0; j0 <= last_row; j0 += kTile) {  // causal: key tiles up to the diagonal
+    __syncthreads();                                   // the previous K/V tile is no longer read
+    load_tile(ks, kb, j0, s, hd, qkv_stride);
+    load_tile(vs, vb, j0, s, hd, qkv_stride);
+    __syncthreads();
+    const int64_t col = j0 + lane;  // this lane's key
+    float p[kRowsPerWarp];
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      const int r = warp * kRowsPerWarp + i;
+      const int64_t row = i0 + r;
+      const float sc =
+          col <= row && col < s ? scale * tile_dot(qs + r * ld, ks + lane * ld, hd) : -INFINITY;
+      const float mx = fmaxf(m[i], warp_max(sc));
+      // mx is -inf only for a row with no key yet (rows past s): nothing to add or rescale.
+      const float corr = mx == -INFINITY ? 1.0f : expf(m[i] - mx);
+      p[i] = mx == -INFINITY ? 0.0f : expf(sc - mx);
+      l[i] = l[i] * corr + warp_sum(p[i]);
+      m[i] = mx;
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) acc[i][j] *= corr;
+    }
+    const int klen = static_cast<int>(s - j0 < kTile ? s - j0 : kTile);
+    for (int c = 0; c < klen; ++c) {
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) {
+        const int d = lane + 32 * j;
+        const float vd = d < hd ? vs[c * ld + d] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < kRowsPerWarp; ++i)
+          acc[i][j] = fmaf(__shfl_sync(kFull, p[i], c), vd, acc[i][j]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int64_t row = i0 + warp * kRowsPerWarp + i;
+    if (row >= s) continue;
+    const float inv = 1.0f / l[i];
+    float* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * hd;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int d = lane + 32 * j;
+      if (d < hd) o[d] = acc[i][j] * inv;
+    }
+    if (lane == 0) lse[(bi * nq + h) * s + row] = m[i] + logf(l[i]);
+  }
+}
+
+// ---- Backward --------------------------------------------------------------------------------
+
+// D[b, nq, s] = dout_row . out_row, one warp per (batch, position, head), grid-stride.
+__global__ void attention_backward_d_kernel(float* D, const float* dout, const float* out,
+                                            int64_t b, int64_t s, int nq, int hd,
+                                            int64_t out_stride) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  const int64_t rows = b * s * nq;
+  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
+       w < rows; w += warps) {
+    const int64_t h = w % nq, pos = w / nq;  // pos = bi * s + i
+    const float* o = out + pos * out_stride + h * hd;
+    const float* g = dout + pos * out_stride + h * hd;
+    float acc = 0.0f;
+    for (int d = lane; d < hd; d += 32) acc = fmaf(o[d], g[d], acc);
+    acc = warp_sum(acc);
+    const int64_t bi = pos / s, i = pos - bi * s;
+    if (lane == 0) D[(bi * nq + h) * s + i] = acc;
+  }
+}
+
+// dk, dv of one key tile of one kv head, summed over the group's query heads and the query
+// tiles at or below the diagonal, in that fixed order. Warp w owns keys w*8 .. w*8+7; for the
+// scores a lane is a query row.
+template <int kChunks>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dkdv_kernel(float* dk, float* dv, const float* dout, const float* lse,
+                                   const float* D, const float* q, const float* k, const float* v,
+                                   int64_t s, int nq, int group, int hd, int64_t qkv_stride,
+                                   int64_t out_stride, float scale) {
+  extern __shared__ float smem[];
+  const int ld = tile_ld(hd);
+  float* ks = smem;              // [kTile][ld]
+  float* vs = ks + kTile * ld;   // [kTile][ld]
+  float* qs = vs + kTile * ld;   // [kTile][ld]
+  float* dos = qs + kTile * ld;  // [kTile][ld]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t kt = gridDim.x - 1 - blockIdx.x;  // early key tiles see the most queries
+  const int g = blockIdx.y;
+  const int64_t bi = blockIdx.z, j0 = kt * kTile;
+  load_tile(ks, k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd, j0, s, hd, qkv_stride);
+  load_tile(vs, v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd, j0, s, hd, qkv_stride);
+
+  float dka[kRowsPerWarp][kChunks], dva[kRowsPerWarp][kChunks];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) dka[i][j] = dva[i][j] = 0.0f;
+  }
+
+  for (int h = g * group; h < (g + 1) * group; ++h) {
+    const float* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
+    const float* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * hd;
+    const float* lse_h = lse + (bi * nq + h) * s;
+    const float* D_h = D + (bi * nq + h) * s;
+    for (int64_t i0 = j0; i0 < s; i0 += kTile) {  // query tiles at or below the diagonal
+      __syncthreads();                            // the previous Q/dO tile is no longer read
+      load_tile(qs, qb, i0, s, hd, qkv_stride);
+      load_tile(dos, dob, i0, s, hd, out_stride);
+      __syncthreads();
+      const int64_t row = i0 + lane;  // this lane's query
+      const float l = row < s ? lse_h[row] : 0.0f, Di = row < s ? D_h[row] : 0.0f;
+      float p[kRowsPerWarp], ds[kRowsPerWarp];
+#pragma unroll
+      for (int i = 0; i < kRowsPerWarp; ++i) {
+        const int c = warp * kRowsPerWarp + i;
+        const int64_t col = j0 + c;
+        p[i] = ds[i] = 0.0f;
+        if (col <= row && row < s) {  // causal, and col < s follows
+          p[i] = expf(scale * tile_dot(qs + lane * ld, ks + c * ld, hd) - l);
+          const float dp = tile_dot(dos + lane * ld, vs + c * ld, hd);
+          ds[i] = p[i] * (dp - Di) * scale;
+        }
+      }
+      const int qlen = static_cast<int>(s - i0 < kTile ? s - i0 : kTile);
+      for (int r = 0; r < qlen; ++r) {
+#pragma unroll
+        for (int j = 0; j < kChunks; ++j) {
+          const int d = lane + 32 * j;
+          const float qd = d < hd ? qs[r * ld + d] : 0.0f;
+          const float gd = d < hd ? dos[r * ld + d] : 0.0f;
+#pragma unroll
+          for (int i = 0; i < kRowsPerWarp; ++i) {
+            dva[i][j] = fmaf(__shfl_sync(kFull, p[i], r), gd, dva[i][j]);
+            dka[i][j] = fmaf(__shfl_sync(kFull, ds[i], r), qd, dka[i][j]);
+          }
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int64_t col = j0 + warp * kRowsPerWarp + i;
+    if (col >= s) continue;
+    float* dkr = dk + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
+    float* dvr = dv + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int d = lane + 32 * j;
+      if (d < hd) {
+        dkr[d] = dka[i][j];
+        dvr[d] = dva[i][j];
+      }
+    }
+  }
+}
+
+// dq of one query tile of one head over the key tiles at or below the diagonal. Warp w owns
+// query rows w*8 .. w*8+7; for the scores a lane is a key.
+template <int kChunks>
+__global__ void __launch_bounds__(kThreads)
+    attention_backward_dq_kernel(float* dq, const float* dout, const float* lse, const float* D,
+                                 const float* q, const float* k, const float* v, int64_t s, int nq,
+                                 int group, int hd, int64_t qkv_stride, int64_t out_stride,
+                                 float scale) {
+  extern __shared__ float smem[];
+  const int ld = tile_ld(hd);
+  float* qs = smem;              // [kTile][ld]
+  float* dos = qs + kTile * ld;  // [kTile][ld]
+  float* ks = dos + kTile * ld;  // [kTile][ld]
+  float* vs = ks + kTile * ld;   // [kTile][ld]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t qt = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, g = h / group;
+  const int64_t bi = blockIdx.z, i0 = qt * kTile;
+  const float* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const float* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  load_tile(qs, q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd, i0, s, hd, qkv_stride);
+  load_tile(dos, dout + bi * s * out_stride + static_cast<int64_t>(h) * hd, i0, s, hd, out_stride);
+  float l[kRowsPerWarp], Di[kRowsPerWarp], acc[kRowsPerWarp][kChunks];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int64_t row = i0 + warp * kRowsPerWarp + i;
+    l[i] = row < s ? lse[(bi * nq + h) * s + row] : 0.0f;
+    Di[i] = row < s ? D[(bi * nq + h) * s + row] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) acc[i][j] = 0.0f;
+  }
+
+  const int64_t last_row = (i0 + kTile < s ? i0 + kTile : s) - 1;
+  for (int64_t j0 = 0; j0 <= last_row; j0 += kTile) {
+    __syncthreads();
+    load_tile(ks, kb, j0, s, hd, qkv_stride);
+    load_tile(vs, vb, j0, s, hd, qkv_stride);
+    __syncthreads();
+    const int64_t col = j0 + lane;
+    float ds[kRowsPerWarp];
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+      const int r = warp * kRowsPerWarp + i;
+      const int64_t row = i0 + r;
+      ds[i] = 0.0f;
+      if (col <= row && row < s) {
+        const float p = expf(scale * tile_dot(qs + r * ld, ks + lane * ld, hd) - l[i]);
+        const float dp = tile_dot(dos + r * ld, vs + lane * ld, hd);
+        ds[i] = p * (dp - Di[i]) * scale;
+      }
+    }
+    const int klen = static_cast<int>(s - j0 < kTile ? s - j0 : kTile);
+    for (int c = 0; c < klen; ++c) {
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) {
+        const int d = lane + 32 * j;
+        const float kd = d < hd ? ks[c * ld + d] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < kRowsPerWarp; ++i)
+          acc[i][j] = fmaf(__shfl_sync(kFull, ds[i], c), kd, acc[i][j]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; ++i) {
+    const int64_t row = i0 + warp * kRowsPerWarp + i;
+    if (row >= s) continue;
+    float* dqr = dq + (bi * s + row) * qkv_stride + static_cast<int64_t>(h) * hd;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int d = lane + 32 * j;
+      if (d < hd) dqr[d] = acc[i][j];
+    }
+  }
+}
+
+// ---- Launch ----------------------------------------------------------------------------------
+
+struct Launch {
+  dim3 grid;
+  size_t smem_bytes;
+  int group;
+  float scale;
+};
+
+// Shapes are internal invariants (the model builds them), checked like the CPU kernel's.
+Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int tiles_in_smem,
+            int64_t grid_y) {
+  MDS_ASSERT(nkv > 0 && nq % nkv == 0, "query heads ({}) must be a multiple of kv heads ({})", nq,
+             nkv);
+  MDS_ASSERT(hd > 0 && hd <= kMaxHeadDim, "CUDA attention: head dim {} outside [1, {}]", hd,
+             kMaxHeadDim);
+  MDS_ASSERT(grid_y <= 65535 && b <= 65535, "CUDA attention: {} heads x {} batch exceed the grid",
+             grid_y, b);
+  const int64_t tiles = (s + kTile - 1) / kTile;
+  MDS_ASSERT(tiles <= (int64_t{1} << 31) - 1, "CUDA attention: sequence {} too long", s);
+  return Launch{
+      dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(grid_y), static_cast<unsigned>(b)),
+      static_cast<size_t>(tiles_in_smem) * kTile * tile_ld(static_cast<int>(hd)) * sizeof(float),
+      static_cast<int>(nq / nkv), 1.0f / std::sqrt(static_cast<float>(hd))};
+}
+
+// Above 48 KiB a kernel must opt in to its dynamic shared memory (4 tiles at hd 128: 66 KiB).
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
+}
+
+template <int kChunks>
+void forward_impl(float* out, float* lse, const float* q, const float* k, const float* v, int64_t s,
+                  int64_t nq, int hd, int64_t qkv_stride, int64_t out_stride, const Launch& L,
+                  cudaStream_t stream) {
+  auto kernel = attention_forward_kernel<kChunks>;
+  allow_smem(kernel, L.smem_bytes);
+  kernel<<<L.grid, kThreads, L.smem_bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq),
+                                                     L.group, hd, qkv_stride, out_stride, L.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+template <int kChunks>
+void backward_impl(float* dq, float* dk, float* dv, const float* dout, const float* lse,
+                   const float* D, const float* q, const float* k, const float* v, int64_t s,
+                   int64_t nq, int hd, int64_t qkv_stride, int64_t out_stride,
+                   const Launch& kv_launch, const Launch& q_launch, cudaStream_t stream) {
+  auto dkdv = attention_backward_dkdv_kernel<kChunks>;
+  allow_smem(dkdv, kv_launch.smem_bytes);
+  dkdv<<<kv_launch.grid, kThreads, kv_launch.smem_bytes, stream>>>(
+      dk, dv, dout, lse, D, q, k, v, s, static_cast<int>(nq), kv_launch.group, hd, qkv_stride,
+      out_stride, kv_launch.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+  auto dqk = attention_backward_dq_kernel<kChunks>;
+  allow_smem(dqk, q_launch.smem_bytes);
+  dqk<<<q_launch.grid, kThreads, q_launch.smem_bytes, stream>>>(
+      dq, dout, lse, D, q, k, v, s, static_cast<int>(nq), q_launch.group, hd, qkv_stride,
+      out_stride, q_launch.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  const Launch L = plan(b, s, nq, nkv, hd, 3, nq);
+  if (b == 0 || s == 0) return;
+  const int h = static_cast<int>(hd);
+  switch ((h + 31) / 32) {
+    case 1:
+      forward_impl<1>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      break;
+    case 2:
+      forward_impl<2>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      break;
+    case 3:
+      forward_impl<3>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      break;
+    default:
+      forward_impl<4>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+  }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                        const float* lse, const float* q, const float* k, const float* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream) {
+  const Launch kv_launch = plan(b, s, nq, nkv, hd, 4, nkv);
+  const Launch q_launch = plan(b, s, nq, nkv, hd, 4, nq);
+  if (b == 0 || s == 0) return;
+  const int h = static_cast<int>(hd);
+  // Freed when this returns: safe for work enqueued on the same stream (allocator.h).
+  DeviceBuffer<float> D(static_cast<size_t>(b * nq * s));
+  constexpr int kDThreads = 256;
+  attention_backward_d_kernel<<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
+      D.data(), dout, out, b, s, static_cast<int>(nq), h, out_stride);
+  MDS_CUDA_LAUNCH_CHECK();
+  switch ((h + 31) / 32) {
+    case 1:
+      backward_impl<1>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
+                       kv_launch, q_launch, stream);
+      break;
+    case 2:
+      backward_impl<2>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
+                       kv_launch, q_launch, stream);
+      break;
+    case 3:
+      backward_impl<3>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
+                       kv_launch, q_launch, stream);
+      break;
+    default:
+      backward_impl<4>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
+                       kv_launch, q_launch, stream);
+  }
+}
+
+}  // namespace mds::ops::cuda
