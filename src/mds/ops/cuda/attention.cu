@@ -119,13 +119,15 @@ __global__ void __launch_bounds__(kThreads)
     }
     const int klen = static_cast<int>(s - j0 < kTile ? s - j0 : kTile);
     for (int c = 0; c < klen; ++c) {
+      float pc[kRowsPerWarp];  // row i's probability of key c, from lane c
+#pragma unroll
+      for (int i = 0; i < kRowsPerWarp; ++i) pc[i] = __shfl_sync(kFull, p[i], c);
 #pragma unroll
       for (int j = 0; j < kChunks; ++j) {
         const int d = lane + 32 * j;
         const float vd = d < hd ? vs[c * ld + d] : 0.0f;
 #pragma unroll
-        for (int i = 0; i < kRowsPerWarp; ++i)
-          acc[i][j] = fmaf(__shfl_sync(kFull, p[i], c), vd, acc[i][j]);
+        for (int i = 0; i < kRowsPerWarp; ++i) acc[i][j] = fmaf(pc[i], vd, acc[i][j]);
       }
     }
   }
@@ -222,6 +224,12 @@ __global__ void __launch_bounds__(kThreads)
       }
       const int qlen = static_cast<int>(s - i0 < kTile ? s - i0 : kTile);
       for (int r = 0; r < qlen; ++r) {
+        float pr[kRowsPerWarp], dsr[kRowsPerWarp];  // key i's P and dS of query r, from lane r
+#pragma unroll
+        for (int i = 0; i < kRowsPerWarp; ++i) {
+          pr[i] = __shfl_sync(kFull, p[i], r);
+          dsr[i] = __shfl_sync(kFull, ds[i], r);
+        }
 #pragma unroll
         for (int j = 0; j < kChunks; ++j) {
           const int d = lane + 32 * j;
@@ -229,8 +237,8 @@ __global__ void __launch_bounds__(kThreads)
           const float gd = d < hd ? dos[r * ld + d] : 0.0f;
 #pragma unroll
           for (int i = 0; i < kRowsPerWarp; ++i) {
-            dva[i][j] = fmaf(__shfl_sync(kFull, p[i], r), gd, dva[i][j]);
-            dka[i][j] = fmaf(__shfl_sync(kFull, ds[i], r), qd, dka[i][j]);
+            dva[i][j] = fmaf(pr[i], gd, dva[i][j]);
+            dka[i][j] = fmaf(dsr[i], qd, dka[i][j]);
           }
         }
       }
@@ -307,13 +315,15 @@ __global__ void __launch_bounds__(kThreads)
     }
     const int klen = static_cast<int>(s - j0 < kTile ? s - j0 : kTile);
     for (int c = 0; c < klen; ++c) {
+      float dsc[kRowsPerWarp];  // row i's dS of key c, from lane c
+#pragma unroll
+      for (int i = 0; i < kRowsPerWarp; ++i) dsc[i] = __shfl_sync(kFull, ds[i], c);
 #pragma unroll
       for (int j = 0; j < kChunks; ++j) {
         const int d = lane + 32 * j;
         const float kd = d < hd ? ks[c * ld + d] : 0.0f;
 #pragma unroll
-        for (int i = 0; i < kRowsPerWarp; ++i)
-          acc[i][j] = fmaf(__shfl_sync(kFull, ds[i], c), kd, acc[i][j]);
+        for (int i = 0; i < kRowsPerWarp; ++i) acc[i][j] = fmaf(dsc[i], kd, acc[i][j]);
       }
     }
   }
