@@ -4,8 +4,8 @@
 // it says it synchronises (it returns a host value or checks user data).
 //
 // Status (see README, "CUDA backend"): compiled for sm_90a, tested against the CPU kernels by
-// tests/cuda/, never yet run on a GPU. bf16 variants, fusions (RMSNorm + residual, the head's
-// cross entropy without the probabilities) and attention come next (issue 6).
+// tests/cuda/, never yet run on a GPU. bf16 variants and fusions (RMSNorm + residual, the head's
+// cross entropy without the probabilities) come next (issue 6).
 #pragma once
 
 #include <cuda_runtime_api.h>
