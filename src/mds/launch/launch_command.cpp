@@ -236,7 +236,10 @@ LaunchPlan plan_launch(const LaunchInputs& in) {
         a.push_back("--nodelist=" + list);
       }
       std::string exports = "--export=ALL";
-      for (const auto& kv : plan.rank_env) exports += "," + assign(kv);
+      for (const auto& kv : plan.rank_env) {  // appended piecewise: GCC 12 misreports "," + str
+        exports += ',';
+        exports += assign(kv);
+      }
       a.push_back(exports);
       break;
     }

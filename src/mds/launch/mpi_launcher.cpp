@@ -35,7 +35,8 @@ std::string version_line(const std::string& program) {
       // Hydra prints "HYDRA build details:" first and its version on the next line; keep both.
       if (line.find("HYDRA") != std::string::npos && nl < out.size()) {
         size_t nl2 = out.find('\n', nl + 1);
-        line += " " + out.substr(nl + 1, (nl2 == std::string::npos ? out.size() : nl2) - nl - 1);
+        line += ' ';
+        line += out.substr(nl + 1, (nl2 == std::string::npos ? out.size() : nl2) - nl - 1);
       }
       return line;
     }
@@ -54,7 +55,7 @@ std::string find_on_path(const std::string& name, const Env& env) {
     size_t colon = path.find(':', start);
     if (colon == std::string::npos) colon = path.size();
     std::string dir = path.substr(start, colon - start);
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir.assign(1, '.');  // GCC 12 -Wrestrict misfires on = "."
     std::string candidate = std::move(dir);
     candidate += '/';
     candidate += name;
