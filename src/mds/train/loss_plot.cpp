@@ -59,16 +59,7 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
 
 void write_loss_png(const std::string& path, const LossHistory& h, const PlotOptions& o) {
   if (h.train.empty()) return;
-  double x0 = double(h.train.front().iteration), x1 = x0;
-  double lo = h.train.front().loss, hi = lo;
-  for (const auto* pts : {&h.train, &h.valid})
-    for (const LossHistory::Point& p : *pts) {
-      x0 = std::min(x0, double(p.iteration));
-      x1 = std::max(x1, double(p.iteration));
-      lo = std::min(lo, p.loss);
-      hi = std::max(hi, p.loss);
-    }
-  if (x1 == x0) x1 = x0 + 1;
+  auto [x0, x1, lo, hi] = h.bounds();
   const double pad = hi > lo ? 0.05 * (hi - lo) : 0.5, xpad = 0.015 * (x1 - x0);
   lo -= pad, hi += pad;
   x0 -= xpad, x1 += xpad;  // room for the markers at the ends

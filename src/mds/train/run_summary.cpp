@@ -1,5 +1,6 @@
 #include "mds/train/run_summary.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,20 @@
 #include "mds/train/metrics.h"
 
 namespace mds::train {
+
+LossHistory::Bounds LossHistory::bounds() const {
+  Bounds b{double(train.front().iteration), double(train.front().iteration), train.front().loss,
+           train.front().loss};
+  for (const auto* pts : {&train, &valid})
+    for (const Point& p : *pts) {
+      b.x0 = std::min(b.x0, double(p.iteration));
+      b.x1 = std::max(b.x1, double(p.iteration));
+      b.lo = std::min(b.lo, p.loss);
+      b.hi = std::max(b.hi, p.loss);
+    }
+  if (b.x1 == b.x0) b.x1 = b.x0 + 1;
+  return b;
+}
 
 std::string format_summary(const RunSummary& s) {
   char buf[512];

@@ -16,6 +16,12 @@ struct LossHistory {
     double loss;
   };
   std::vector<Point> train, valid;
+
+  // The range both curves span (train must not be empty); a single iteration spans [x, x+1].
+  struct Bounds {
+    double x0, x1, lo, hi;
+  };
+  Bounds bounds() const;
 };
 
 struct RunSummary {

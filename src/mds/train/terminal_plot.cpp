@@ -37,16 +37,7 @@ std::string label(double v) {
 std::string terminal_plot(const LossHistory& h, int cols, int rows) {
   if (h.train.empty() || cols < 2 || rows < 2) return "";
   const int W = 2 * cols, H = 4 * rows;
-  double x0 = double(h.train.front().iteration), x1 = x0;
-  double lo = h.train.front().loss, hi = lo;
-  for (const auto* pts : {&h.train, &h.valid})
-    for (const LossHistory::Point& p : *pts) {
-      x0 = std::min(x0, double(p.iteration));
-      x1 = std::max(x1, double(p.iteration));
-      lo = std::min(lo, p.loss);
-      hi = std::max(hi, p.loss);
-    }
-  if (x1 == x0) x1 = x0 + 1;
+  auto [x0, x1, lo, hi] = h.bounds();
   if (hi == lo) hi += 0.5, lo -= 0.5;
   auto dot_x = [&](double it) { return int(std::lround((it - x0) / (x1 - x0) * (W - 1))); };
   auto dot_y = [&](double v) { return int(std::lround((hi - v) / (hi - lo) * (H - 1))); };
