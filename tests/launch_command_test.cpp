@@ -7,21 +7,14 @@
 
 #include "mds/core/error.h"
 #include "mds/launch/launch_command.h"
+#include "user_error_text.h"
 
 namespace mds::launch {
 namespace {
 
 using Argv = std::vector<std::string>;
 
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::user_error_of;
 
 DeviceInfo cpu(int cores) {
   DeviceInfo d;
@@ -56,11 +49,11 @@ TEST(ParallelLayout, ReadsMegatronFlagsInBothFormsLastWins) {
   EXPECT_EQ(l.sp, 5);
   EXPECT_EQ(l.size(), 60);
   EXPECT_EQ(layout_from_args({"--lr", "1e-3"}).size(), 1);
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(user_error_of([] {
               layout_from_args({"--tensor-model-parallel-size", "two"});
             }),
             "--tensor-model-parallel-size 'two' is not a positive integer");
-  EXPECT_EQ(error_of([] { layout_from_args({"--pipeline-model-parallel-size"}); }),
+  EXPECT_EQ(user_error_of([] { layout_from_args({"--pipeline-model-parallel-size"}); }),
             "--pipeline-model-parallel-size needs a value");
 }
 
@@ -68,11 +61,11 @@ TEST(Backend, NcclOnGpusMpiOnCpuMdsBackendOverrides) {
   EXPECT_EQ(choose_backend(cpu(4), {}), Backend::mpi);
   EXPECT_EQ(choose_backend(gpus(4, 32), {}), Backend::nccl);
   EXPECT_EQ(choose_backend(gpus(4, 32), {{"MDS_BACKEND", "mpi"}}), Backend::mpi);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(user_error_of([] {
               choose_backend(cpu(4), {{"MDS_BACKEND", "nccl"}});
             }).find("MDS_BACKEND=nccl needs CUDA GPUs"),
             std::string::npos);
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(user_error_of([] {
               choose_backend(cpu(4), {{"MDS_BACKEND", "gloo"}});
             }),
             "MDS_BACKEND=gloo is not a backend: use mpi or nccl");
@@ -92,7 +85,7 @@ TEST(MpiFlavor, FromVersionText) {
   EXPECT_EQ(f, MpiFlavor::pals);
   EXPECT_FALSE(mpi_flavor_from_version("bash: command not found", f));
   EXPECT_EQ(parse_mpi_flavor("srun"), MpiFlavor::srun);
-  EXPECT_EQ(error_of([] { parse_mpi_flavor("mvapich"); }),
+  EXPECT_EQ(user_error_of([] { parse_mpi_flavor("mvapich"); }),
             "--mpi mvapich: want auto, openmpi, mpich, pals or srun");
 }
 
@@ -142,22 +135,22 @@ TEST(PlaceRanks, WorldsTheLayoutCannotUseAreOneLineErrors) {
   l.tp = 2;
   LaunchFlags f;
   f.np = 3;
-  EXPECT_EQ(error_of([&] { place_ranks(1, cpu(8), f, l); }),
+  EXPECT_EQ(user_error_of([&] { place_ranks(1, cpu(8), f, l); }),
             "--np 3 does not fit the layout's T x P x S = 2 x 1 x 1 = 2 "
             "(--tensor-model-parallel-size x --pipeline-model-parallel-size x "
             "--ds-sequence-parallel-size): the world must be a multiple of 2");
   l.tp = 4;
   f.np = 2;  // fewer ranks than one model replica needs
-  EXPECT_NE(error_of([&] { place_ranks(1, cpu(8), f, l); }).find("--np 2 does not fit"),
+  EXPECT_NE(user_error_of([&] { place_ranks(1, cpu(8), f, l); }).find("--np 2 does not fit"),
             std::string::npos);
   f = {};
   f.ranks_per_host = 1;  // 3 hosts x 1 = 3 ranks, not a multiple of 4
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(user_error_of([&] {
               place_ranks(3, cpu(8), f, l);
             }).find("3 ranks (3 host(s) x 1 per host) do not fit the layout's"),
             std::string::npos);
   f.np = 8;  // more than 3 hosts x 1 hold
-  EXPECT_EQ(error_of([&] { place_ranks(3, cpu(8), f, {}); }),
+  EXPECT_EQ(user_error_of([&] { place_ranks(3, cpu(8), f, {}); }),
             "--np 8 is more ranks than 3 host(s) x 1 ranks per host (--ranks-per-host) can hold");
 }
 
@@ -168,11 +161,11 @@ TEST(PlaceRanks, GpusGetOneRankEach) {
   EXPECT_EQ(p.threads_per_rank, 16);
   LaunchFlags f;
   f.np = 12;
-  EXPECT_EQ(error_of([&] { place_ranks(2, gpus(4, 64), f, {}); }),
+  EXPECT_EQ(user_error_of([&] { place_ranks(2, gpus(4, 64), f, {}); }),
             "--np 12 is more ranks than 2 host(s) x 4 ranks per host (GPUs per host) can hold");
   f = {};
   f.ranks_per_host = 8;
-  EXPECT_EQ(error_of([&] { place_ranks(2, gpus(4, 64), f, {}); }),
+  EXPECT_EQ(user_error_of([&] { place_ranks(2, gpus(4, 64), f, {}); }),
             "--ranks-per-host 8 is more than the 4 GPUs per host: one rank per GPU at most");
 }
 

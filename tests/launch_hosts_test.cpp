@@ -8,22 +8,14 @@
 
 #include "mds/core/error.h"
 #include "mds/launch/hosts.h"
+#include "user_error_text.h"
 
 namespace mds::launch {
 namespace {
 
 using Names = std::vector<std::string>;
 
-// The UserError's text, or "" when none was thrown.
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::user_error_of;
 
 Names names(const std::vector<Host>& hosts) {
   Names out;
@@ -69,12 +61,13 @@ TEST(SlurmNodelist, ListsAHostOnceInFirstOrder) {
 TEST(SlurmNodelist, MalformedListsNameTheVariableAndTheText) {
   for (const char* bad : {"nid[001-", "nid001]", "nid[[1-2]]", "nid[4-2]", "nid[a-b]", "nid[1-]",
                           "nid[]", "a,,b", ",a", "bad name", "nid[1-2000000]", "-x"}) {
-    const std::string e = error_of([&] { slurm(bad); });
+    const std::string e = user_error_of([&] { slurm(bad); });
     EXPECT_NE(e.find("SLURM_JOB_NODELIST='" + std::string(bad) + "'"), std::string::npos)
         << bad << " -> " << e;
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
-  EXPECT_NE(error_of([] { slurm("  "); }).find("SLURM_JOB_NODELIST is empty"), std::string::npos);
+  EXPECT_NE(user_error_of([] { slurm("  "); }).find("SLURM_JOB_NODELIST is empty"),
+            std::string::npos);
 }
 
 TEST(PbsNodefile, RepeatedLinesAreSlotsInFirstOrder) {
@@ -86,9 +79,9 @@ TEST(PbsNodefile, RepeatedLinesAreSlotsInFirstOrder) {
 }
 
 TEST(PbsNodefile, EmptyOrMalformedFilesNameTheFileAndLine) {
-  EXPECT_EQ(error_of([] { parse_pbs_nodefile("\n  \n", "/pbs/nodes"); }),
+  EXPECT_EQ(user_error_of([] { parse_pbs_nodefile("\n  \n", "/pbs/nodes"); }),
             "PBS node file /pbs/nodes lists no hosts");
-  EXPECT_EQ(error_of([] { parse_pbs_nodefile("x1\nx1 slots=2\n", "/pbs/nodes"); }),
+  EXPECT_EQ(user_error_of([] { parse_pbs_nodefile("x1\nx1 slots=2\n", "/pbs/nodes"); }),
             "PBS node file /pbs/nodes line 2: 'x1 slots=2' is not a host name");
 }
 
@@ -106,21 +99,21 @@ TEST(Hostfile, ReadsThePlainOpenMpiAndMpichSyntaxes) {
 }
 
 TEST(Hostfile, EmptyOrMalformedLinesNameTheFileAndLine) {
-  EXPECT_EQ(error_of([] { parse_hostfile("# nothing\n\n", "h.txt"); }),
+  EXPECT_EQ(user_error_of([] { parse_hostfile("# nothing\n\n", "h.txt"); }),
             "host file h.txt lists no hosts");
   const char* want = " (want 'host', 'host slots=N' or 'host:N')";
   EXPECT_EQ(
-      error_of([] { parse_hostfile("a\nb slots=x\n", "h.txt"); }),
+      user_error_of([] { parse_hostfile("a\nb slots=x\n", "h.txt"); }),
       std::string("host file h.txt line 2: 'b slots=x': slots must be a positive integer") + want);
   EXPECT_EQ(
-      error_of([] { parse_hostfile("b:0\n", "h.txt"); }),
+      user_error_of([] { parse_hostfile("b:0\n", "h.txt"); }),
       std::string("host file h.txt line 1: 'b:0': N in host:N must be a positive integer") + want);
-  EXPECT_EQ(error_of([] { parse_hostfile("b cpus=2\n", "h.txt"); }),
+  EXPECT_EQ(user_error_of([] { parse_hostfile("b cpus=2\n", "h.txt"); }),
             std::string("host file h.txt line 1: 'b cpus=2': unknown 'cpus=2'") + want);
-  EXPECT_EQ(error_of([] { parse_hostfile("b:2 slots=2\n", "h.txt"); }),
+  EXPECT_EQ(user_error_of([] { parse_hostfile("b:2 slots=2\n", "h.txt"); }),
             std::string("host file h.txt line 1: 'b:2 slots=2': nothing may follow host:N") + want);
   EXPECT_EQ(
-      error_of([] { parse_hostfile("/bad/host\n", "h.txt"); }),
+      user_error_of([] { parse_hostfile("/bad/host\n", "h.txt"); }),
       std::string("host file h.txt line 1: '/bad/host': '/bad/host' is not a host name") + want);
 }
 
@@ -160,13 +153,13 @@ TEST_F(DiscoverHosts, HostfileThenPbsThenSlurmThenThisMachine) {
 }
 
 TEST_F(DiscoverHosts, MissingFilesAreUserErrors) {
-  EXPECT_EQ(error_of([] { discover_hosts("/no/such/hosts", Env{}); }),
+  EXPECT_EQ(user_error_of([] { discover_hosts("/no/such/hosts", Env{}); }),
             "cannot read the host file /no/such/hosts (--hostfile)");
-  EXPECT_EQ(error_of([] {
+  EXPECT_EQ(user_error_of([] {
               discover_hosts("", Env{{"PBS_NODEFILE", "/no/such/nodes"}});
             }),
             "cannot read the host file /no/such/nodes (PBS_NODEFILE)");
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(user_error_of([&] {
               discover_hosts("", Env{{"PBS_NODEFILE", file("")}});
             }).find("lists no hosts"),
             std::string::npos);
