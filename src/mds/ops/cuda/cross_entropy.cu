@@ -144,7 +144,8 @@ void cross_entropy_forward_backward(float* losses, float* dlogits, const float* 
   cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
                           stream);
   // Pass 2 writes the exponentials into dlogits (which may alias logits: the target's logit was
-  // saved by pass 1, and each element is read before it is overwritten by the same thread).
+  // saved by pass 1, and each element is read before it is overwritten by the same thread);
+  // with dlogits null it keeps none and pass 3 computes the losses only.
   cross_entropy_local_sum_exp(sum_exp.data(), dlogits, logits, row_max.data(), n, vpad, 0, vocab,
                               stream);
   cross_entropy_finish(losses, dlogits, row_max.data(), sum_exp.data(), target_logit.data(),
@@ -153,14 +154,8 @@ void cross_entropy_forward_backward(float* losses, float* dlogits, const float* 
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab, cudaStream_t stream) {
-  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
-  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
-  cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
-                          stream);
-  cross_entropy_local_sum_exp(sum_exp.data(), nullptr, logits, row_max.data(), n, vpad, 0, vocab,
-                              stream);
-  cross_entropy_finish(losses, nullptr, row_max.data(), sum_exp.data(), target_logit.data(),
-                       targets, n, vpad, 0, 0.0f, stream);
+  // The same passes without a gradient: pass 2 keeps no exponentials, pass 3 writes no dlogits.
+  cross_entropy_forward_backward(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
 }
 
 }  // namespace mds::ops::cuda
