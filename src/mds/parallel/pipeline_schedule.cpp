@@ -8,7 +8,9 @@ namespace {
 // The point-to-point moves of one stage; a move to a stage that does not exist is nothing.
 class StageLinks {
  public:
-  StageLinks(dist::Communicator& pp, int64_t n) : pp_(pp), n_(n), input_(n), d_output_(n) {}
+  // Receive buffers only where something arrives: none at all without a pipeline.
+  StageLinks(dist::Communicator& pp, int64_t n)
+      : pp_(pp), n_(n), input_(first() ? 0 : n), d_output_(last() ? 0 : n) {}
   bool first() const { return pp_.rank() == 0; }
   bool last() const { return pp_.rank() == pp_.size() - 1; }
 
