@@ -6,6 +6,9 @@
 #include "mds/train/sampler.h"
 
 namespace mds::train {
+namespace {
+constexpr int kGatherTag = 7;  // the shards' messages to rank 0 in gather_model
+}  // namespace
 
 ParallelContext::ParallelContext(dist::Communicator& world, dist::ParallelSizes sizes,
                                  const model::LlamaConfig& config)
@@ -27,6 +30,10 @@ void ParallelContext::read_micro_batch(const data::SampleDataset& dataset, int64
   }
   const dist::GridCoords& at = topology_.coords();
   const int64_t S = topology_.sizes().sp, s = dataset.seq_length(), s_local = s / S;
+  if (S == 1 && groups_.tp->size() == 1) {  // nobody to share with: read straight into place
+    train::read_micro_batch(dataset, first, b, local);
+    return;
+  }
   const int64_t n = b * s;
   shared_.resize(2 * n);
   if (at.tp == 0 && at.sp == 0) {
@@ -62,7 +69,7 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
   const model::LlamaConfig& c = m.config();
   if (world_.rank() != 0) {
     if (at.dp == 0 && at.sp == 0)
-      world_.send(m.params().data(), int64_t(m.params().size()), 0, /*tag=*/7);
+      world_.send(m.params().data(), int64_t(m.params().size()), 0, kGatherTag);
     return {};
   }
   std::vector<float> full(full_table.total());
@@ -73,7 +80,7 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
       const float* params = m.params().data();
       if (tp != 0 || pp != 0) {
         remote.resize(table.total());
-        world_.recv(remote.data(), table.total(), topology_.rank_of({tp, 0, 0, pp}), 7);
+        world_.recv(remote.data(), table.total(), topology_.rank_of({tp, 0, 0, pp}), kGatherTag);
         params = remote.data();
       }
       for (const model::ParamInfo& p : table.params())
