@@ -245,7 +245,8 @@ need_pos_int ACT_CKPT_NUM_LAYERS
 ACT_FLAGS=()
 if is_on USE_ACTIVATION_CHECKPOINTING; then
   if has_flag --checkpoint-activations; then
-    ACT_FLAGS=(--checkpoint-activations --checkpoint-num-layers "$ACT_CKPT_NUM_LAYERS")
+    ACT_FLAGS=(--deepspeed-activation-checkpointing --checkpoint-activations
+      --checkpoint-num-layers "$ACT_CKPT_NUM_LAYERS")
   else
     note "USE_ACTIVATION_CHECKPOINTING=$USE_ACTIVATION_CHECKPOINTING: activation checkpointing is not built yet; keeping all activations (more memory, the same numbers)"
     setting USE_ACTIVATION_CHECKPOINTING 0 "${_src[USE_ACTIVATION_CHECKPOINTING]}: $USE_ACTIVATION_CHECKPOINTING asked, not built"

@@ -1,6 +1,7 @@
 // The Parallelism flags of `mds train`: --ddp-bucket-size, the data-parallel size known only
 // once the world is (set_data_parallel: default global batch micro x D, divisibility), and
-// the model-parallel sizes (their layout checks live in dist/topology, see topology_test).
+// the model-parallel sizes (their layout checks live in dist/topology, see topology_test);
+// and the activation recomputation flags, Megatron-LM's and Megatron-DeepSpeed's spellings.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -81,6 +82,56 @@ TEST(ParallelArgs, ModelParallelSizesParse) {
   EXPECT_EQ(a.tensor_parallel, 2);
   EXPECT_EQ(a.pipeline_parallel, 4);
   EXPECT_EQ(a.sequence_parallel, 2);
+}
+
+using model::RecomputeGranularity;
+using model::RecomputeMethod;
+
+TEST(RecomputeArgs, DefaultKeepsEverything) {
+  EXPECT_EQ(parse({}).recompute.granularity, RecomputeGranularity::none);
+}
+
+TEST(RecomputeArgs, MegatronFlagsParse) {
+  const TrainArgs a = parse({"--recompute-granularity", "full", "--recompute-method", "block",
+                             "--recompute-num-layers", "2"});
+  EXPECT_EQ(a.recompute.granularity, RecomputeGranularity::full);
+  EXPECT_EQ(a.recompute.method, RecomputeMethod::block);
+  EXPECT_EQ(a.recompute.num_layers, 2);
+  EXPECT_EQ(a.recompute.describe(), "full, block, 2 layers");
+  EXPECT_TRUE(parse({"--recompute-granularity", "selective"}).recompute.selective());
+  EXPECT_TRUE(parse({"--recompute-activations"}).recompute.selective());
+}
+
+TEST(RecomputeArgs, CheckpointActivationsIsFullUniformOverCheckpointNumLayers) {
+  const TrainArgs a = parse({"--checkpoint-activations"});
+  EXPECT_EQ(a.recompute.granularity, RecomputeGranularity::full);
+  EXPECT_EQ(a.recompute.method, RecomputeMethod::uniform);
+  EXPECT_EQ(a.recompute.num_layers, 1);
+  EXPECT_EQ(
+      parse({"--checkpoint-activations", "--checkpoint-num-layers", "2"}).recompute.num_layers, 2);
+}
+
+TEST(RecomputeArgs, InconsistentFlagsSayWhatToChange) {
+  auto has = [](const std::string& e, const char* what) {
+    return e.find(what) != std::string::npos;
+  };
+  EXPECT_TRUE(has(error_of({"--recompute-granularity", "full"}), "needs --recompute-method"));
+  EXPECT_TRUE(
+      has(error_of({"--recompute-method", "uniform"}), "needs --recompute-granularity full"));
+  EXPECT_TRUE(has(error_of({"--recompute-granularity", "selective", "--recompute-method", "block"}),
+                  "needs --recompute-granularity full"));
+  EXPECT_TRUE(has(error_of({"--checkpoint-activations", "--recompute-granularity", "full"}),
+                  "give one of"));
+  EXPECT_TRUE(has(error_of({"--checkpoint-activations", "--recompute-method", "block"}),
+                  "recomputes uniformly"));
+  EXPECT_TRUE(has(error_of({"--recompute-granularity", "full", "--recompute-method", "uniform",
+                            "--recompute-num-layers", "3"}),
+                  "--recompute-num-layers (3) exceeds --num-layers (2)"));
+  EXPECT_TRUE(has(error_of({"--recompute-granularity", "full", "--recompute-method", "uniform",
+                            "--recompute-num-layers", "0"}),
+                  "must be positive"));
+  EXPECT_TRUE(has(error_of({"--checkpoint-activations", "--checkpoint-num-layers", "0"}),
+                  "must be positive"));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ suite_start=$EPOCHREALTIME
 export OMP_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
 COMPARE=$SRC/tests/e2e/lib/compare_runs.py
+source "$SRC/tests/e2e/lib/comm_bytes.sh"
 
 TRAIN=(--num-layers 4 --hidden-size 64 --num-attention-heads 8 --num-key-value-heads 4
        --seq-length 32 --micro-batch-size 2 --global-batch-size 8
@@ -69,18 +70,6 @@ idle_groups() {
     grep -Eq "^> $g group \($size ranks\): [1-9][0-9]* bytes per iteration" "$log" || idle+=" $g"
   done
   echo "$idle"
-}
-
-# Prints the summary lines of LOG whose bytes per training iteration differ from the theory
-# rank 0 prints beside them, and fails when there are any.
-bytes_differ() {
-  local line bad=""
-  while read -r line; do
-    [[ $line =~ :\ ([0-9]+)\ bytes\ per\ iteration.*\;\ in\ theory\ ([0-9]+)$ &&
-       ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]] || bad+="bytes differ from theory: $line; "
-  done < <(grep -E '^> (tp|sp|pp|dp|sdp) group ' "$1")
-  echo "$bad"
-  [[ -z $bad ]]
 }
 
 # Runs one layout (T2xP2xD2: T=2, P=2, D=2, S=1) and compares it with the baseline. A failure

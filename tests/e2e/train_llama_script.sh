@@ -216,7 +216,10 @@ fi
 reported "DTYPE=bf16: the CPU backend trains in fp32 only; running fp32"
 absent --bf16
 setting DTYPE fp32 "env: bf16 asked"
-if has_train_flag --checkpoint-activations; then expect --checkpoint-num-layers 1; else
+if has_train_flag --checkpoint-activations; then
+  expect --checkpoint-num-layers 1
+  train_value --deepspeed-activation-checkpointing > /dev/null  # present (a flag)
+else
   reported "USE_ACTIVATION_CHECKPOINTING=1: activation checkpointing is not built yet"
 fi
 reported "NO_FLASH_ATTN=1:"

@@ -23,19 +23,11 @@ BlockDims BlockDims::of(const LlamaConfig& c, int64_t tp, int64_t sp) {
   return d;
 }
 
-void BlockActs::resize(const BlockDims& d, const BatchShape& shape) {
+void AttentionOut::resize(const BlockDims& d, const BatchShape& shape) {
   const int64_t n = shape.n();
-  norm1.resize(n * d.h);
-  rstd1.resize(n);
-  qkv.resize(n * d.qkvd());  // the same count in either layout
   core_out.resize(d.sp > 1 ? n * d.qd() : 0);
   attn.resize(n * d.qd());
   lse.resize(n * d.nq);
-  mid.resize(n * d.h);
-  norm2.resize(n * d.h);
-  rstd2.resize(n);
-  gate_up.resize(n * 2 * d.f);
-  act.resize(n * d.f);
 }
 
 namespace {
@@ -45,11 +37,29 @@ int64_t capacity_bytes(const V&... v) {
 }
 }  // namespace
 
-int64_t BlockActs::allocated_bytes() const {
-  return capacity_bytes(norm1, rstd1, qkv, core_out, attn, lse, mid, norm2, rstd2, gate_up, act);
+int64_t AttentionOut::allocated_bytes() const {
+  return capacity_bytes(core_out, attn, lse);
 }
 
-void BlockScratch::resize(const BlockDims& d, const BatchShape& shape) {
+void BlockActs::resize(const BlockDims& d, const BatchShape& shape, bool keep_attention) {
+  const int64_t n = shape.n();
+  norm1.resize(n * d.h);
+  rstd1.resize(n);
+  qkv.resize(n * d.qkvd());  // the same count in either layout
+  if (keep_attention) core.resize(d, shape);
+  mid.resize(n * d.h);
+  norm2.resize(n * d.h);
+  rstd2.resize(n);
+  gate_up.resize(n * 2 * d.f);
+  act.resize(n * d.f);
+}
+
+int64_t BlockActs::allocated_bytes() const {
+  return capacity_bytes(norm1, rstd1, qkv, mid, norm2, rstd2, gate_up, act) +
+         core.allocated_bytes();
+}
+
+void BlockScratch::resize(const BlockDims& d, const BatchShape& shape, bool recompute_attention) {
   const int64_t n = shape.n(), split = d.sp > 1 ? n : 0;
   qkv_local.resize(split * d.qkvd());
   d_norm.resize(n * d.h);
@@ -59,10 +69,13 @@ void BlockScratch::resize(const BlockDims& d, const BatchShape& shape) {
   d_core_out.resize(split * d.qd());
   d_gate_up.resize(n * 2 * d.f);
   d_act.resize(n * d.f);
+  if (recompute_attention) core.resize(d, shape);
 }
 
 int64_t BlockScratch::allocated_bytes() const {
-  return capacity_bytes(qkv_local, d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act);
+  return capacity_bytes(qkv_local, d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up,
+                        d_act) +
+         core.allocated_bytes();
 }
 
 RopeTables::RopeTables(const LlamaConfig& c) {
@@ -72,11 +85,37 @@ RopeTables::RopeTables(const LlamaConfig& c) {
   ops::rope_tables(cos.data(), sin.data(), c.max_position_embeddings, c.head_dim(), c.rope_theta);
 }
 
+namespace {
+
+// Where a block's attention core results live: its own activations, or the shared scratch
+// under selective recomputation.
+AttentionOut& attention_out(BlockActs& a, BlockEnv& env) {
+  return env.recompute_attention ? env.scratch.core : a.core;
+}
+const AttentionOut& attention_out(const BlockActs& a, BlockEnv& env) {
+  return env.recompute_attention ? env.scratch.core : a.core;
+}
+
+// The attention core on the gathered q|k|v (the core's layout), and its output brought back
+// to this rank's tokens (Ulysses, S > 1).
+void attention_core(AttentionOut& o, const float* q, BlockEnv& env, const BatchShape& shape) {
+  const BlockDims& d = env.dims;
+  const int64_t S = d.sp, qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
+  float* core_out = S > 1 ? o.core_out.data() : o.attn.data();
+  ops::attention_forward(core_out, o.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
+                         shape.s * S, d.nq / S, d.nkv / S, d.hd, qkvd / S, qd / S);
+  if (S > 1)
+    env.ulysses.heads_to_seq(*env.comm.sp, o.attn.data(), core_out, shape.b, shape.s,
+                             std::array<int64_t, 1>{qd});
+}
+
+}  // namespace
+
 void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a, BlockEnv& env,
                    const BatchShape& shape) {
   const BlockDims& d = env.dims;
   const int64_t n = shape.n(), h = d.h, f = d.f, hd = d.hd, S = d.sp;
-  const int64_t qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
+  const int64_t qd = d.qd(), qkvd = d.qkvd();
   const float eps = env.config.norm_eps;
   const float *cos = env.rope.cos.data(), *sin = env.rope.sin.data();
 
@@ -88,14 +127,9 @@ void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a
   ops::rope_forward(qkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
   if (S > 1)
     env.ulysses.seq_to_heads(*env.comm.sp, a.qkv.data(), qkv, shape.b, shape.s, env.qkv_sections());
-  float* core_out = S > 1 ? a.core_out.data() : a.attn.data();
-  const float* q = a.qkv.data();
-  ops::attention_forward(core_out, a.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
-                         shape.s * S, d.nq / S, d.nkv / S, hd, qkvd / S, qd / S);
-  if (S > 1)
-    env.ulysses.heads_to_seq(*env.comm.sp, a.attn.data(), core_out, shape.b, shape.s,
-                             std::array<int64_t, 1>{qd});
-  ops::linear_forward(a.mid.data(), a.attn.data(), w.o_proj, n, qd, h);
+  AttentionOut& core = attention_out(a, env);
+  attention_core(core, a.qkv.data(), env, shape);
+  ops::linear_forward(a.mid.data(), core.attn.data(), w.o_proj, n, qd, h);
   env.comm.tp_all_reduce(a.mid.data(), n * h);  // row-parallel: sum the ranks' partial outputs
   ops::add_inplace(a.mid.data(), x, n * h);
 
@@ -125,8 +159,10 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   ops::rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm, a.rstd2.data(),
                         n, h);  // dx is now dL/dmid
 
-  // Attention half, the core in its own layout.
-  ops::linear_backward(t.d_attn.data(), g.o_proj, dx, a.attn.data(), w.o_proj, n, qd, h, false);
+  // Attention half, the core in its own layout (recomputed first under selective recompute).
+  const AttentionOut& core = attention_out(a, env);
+  if (env.recompute_attention) attention_core(t.core, a.qkv.data(), env, shape);
+  ops::linear_backward(t.d_attn.data(), g.o_proj, dx, core.attn.data(), w.o_proj, n, qd, h, false);
   const float* d_core_out = t.d_attn.data();
   if (S > 1) {
     env.ulysses.seq_to_heads(*env.comm.sp, t.d_core_out.data(), t.d_attn.data(), shape.b, shape.s,
@@ -136,9 +172,9 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   const float* q = a.qkv.data();
   float* dq = S > 1 ? t.d_qkv_core.data() : t.d_qkv.data();
   ops::attention_backward(dq, dq + qd / S, dq + (qd + kvd) / S, d_core_out,
-                          S > 1 ? a.core_out.data() : a.attn.data(), a.lse.data(), q, q + qd / S,
-                          q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S, d.nkv / S, hd,
-                          qkvd / S, qd / S);
+                          S > 1 ? core.core_out.data() : core.attn.data(), core.lse.data(), q,
+                          q + qd / S, q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S, d.nkv / S,
+                          hd, qkvd / S, qd / S);
   if (S > 1)
     env.ulysses.heads_to_seq(*env.comm.sp, t.d_qkv.data(), dq, shape.b, shape.s,
                              env.qkv_sections());

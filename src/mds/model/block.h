@@ -15,7 +15,9 @@
 // x, mid, y [n, h]; qkv [n, qkvd] = [q_dim/T | kv_dim/T | kv_dim/T]; attn [n, q_dim/T];
 // gate_up [n, 2f/T]; act [n, f/T]. The attention core sees [b, s*S] tokens of qkvd/S columns.
 // The forward saves exactly what the backward reads (BlockActs); attention keeps only its row
-// log-sum-exp, never an s x s matrix.
+// log-sum-exp, never an s x s matrix. Under selective recomputation (model/recompute.h) the
+// attention core's output and log-sum-exp live in the shared scratch instead, and backward
+// recomputes them from the saved q, k, v.
 #pragma once
 
 #include <array>
@@ -59,14 +61,21 @@ struct BatchShape {
   int64_t n() const { return b * s; }
 };
 
-// What forward saves for backward.
+// The attention core's results: its output in the core's layout (S > 1 only), the same on
+// this rank's tokens (o_proj's input) and the row log-sum-exp [b, nq/S, s*S].
+struct AttentionOut {
+  std::vector<float> core_out, attn, lse;
+  void resize(const BlockDims& d, const BatchShape& shape);
+  int64_t allocated_bytes() const;
+};
+
+// What forward saves for backward. `core` is empty under selective recomputation.
 struct BlockActs {
   std::vector<float> norm1, rstd1;
-  std::vector<float> qkv;       // post-RoPE q, k, v as the attention core reads them
-  std::vector<float> core_out;  // attention output in the core's layout (S > 1 only)
-  std::vector<float> attn;      // attention output on this rank's tokens, o_proj's input
-  std::vector<float> lse, mid, norm2, rstd2, gate_up, act;
-  void resize(const BlockDims& d, const BatchShape& shape);
+  std::vector<float> qkv;  // post-RoPE q, k, v as the attention core reads them
+  AttentionOut core;
+  std::vector<float> mid, norm2, rstd2, gate_up, act;
+  void resize(const BlockDims& d, const BatchShape& shape, bool keep_attention = true);
   int64_t allocated_bytes() const;  // every buffer above
 };
 
@@ -74,7 +83,8 @@ struct BlockActs {
 struct BlockScratch {
   std::vector<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
   std::vector<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
-  void resize(const BlockDims& d, const BatchShape& shape);
+  AttentionOut core;  // selective recomputation only: the attention core's results
+  void resize(const BlockDims& d, const BatchShape& shape, bool recompute_attention = false);
   int64_t allocated_bytes() const;  // every buffer above
 };
 
@@ -92,6 +102,7 @@ struct BlockEnv {
   const parallel::ModelComm& comm;
   BlockScratch& scratch;
   parallel::UlyssesExchange& ulysses;
+  bool recompute_attention = false;  // selective: the core's results are in scratch.core
   std::array<int64_t, 3> qkv_sections() const { return {dims.qd(), dims.kvd(), dims.kvd()}; }
 };
 

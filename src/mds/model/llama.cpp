@@ -8,17 +8,25 @@
 
 namespace mds::model {
 
-LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, parallel::ModelComm comm)
+LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, parallel::ModelComm comm,
+                       const Recompute& recompute)
     : cfg_(config),
       shard_(shard),
       comm_(comm),
+      recompute_(recompute),
+      plan_(recompute, shard.layers(config)),
       table_(config, shard),
       params_(table_.total()),
       grads_(table_.total()),
       layers_(shard.layers(config)),
       rope_(config),
-      env_{cfg_,    BlockDims::of(cfg_, comm_.tp_size(), comm_.sp_size()), rope_, comm_, scratch_,
-           ulysses_} {
+      env_{cfg_,
+           BlockDims::of(cfg_, comm_.tp_size(), comm_.sp_size()),
+           rope_,
+           comm_,
+           scratch_,
+           ulysses_,
+           recompute.selective()} {
   MDS_ASSERT(shard.tp_size == comm_.tp_size() && shard.tp_rank == comm_.tp_rank(),
              "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
              comm_.tp_rank(), comm_.tp_size());
@@ -52,15 +60,24 @@ void LlamaModel::prepare(const BatchShape& shape, int slots) {
   if (same && int(slots_.size()) >= slots) return;
   if (!same) slots_.clear();
   const int64_t nh = shape.n() * cfg_.hidden_size;
+  const bool keep_attention = !recompute_.selective();
   while (int(slots_.size()) < slots) {
     Slot& s = slots_.emplace_back();
     if (shard_.embedding) s.tokens.resize(shape.n());
-    s.resid.assign(layers_ + 1, std::vector<float>(nh));
+    s.resid.resize(layers_ + 1);
+    for (int64_t l = 0; l <= layers_; ++l)
+      if (plan_.keeps_input(l)) s.resid[l].resize(nh);
     s.acts.resize(layers_);
-    for (BlockActs& a : s.acts) a.resize(env_.dims, shape);
+    for (int64_t l = 0; l < layers_; ++l)
+      if (!plan_.checkpointed(l)) s.acts[l].resize(env_.dims, shape, keep_attention);
     if (shard_.head) s.d_out.resize(nh);
   }
-  scratch_.resize(env_.dims, shape);
+  if (!same || ws_.acts.empty()) {
+    ws_.acts.assign(plan_.max_chunk(), {});
+    for (BlockActs& a : ws_.acts) a.resize(env_.dims, shape, keep_attention);
+    ws_.resid.assign(plan_.max_chunk(), std::vector<float>(nh));
+  }
+  scratch_.resize(env_.dims, shape, recompute_.selective());
   d_resid_.resize(nh);
   if (shard_.head) head_.prepare(shape.n(), cfg_, comm_.tp_size());
   if (comm_.sp_size() > 1) ulysses_.reserve(shape.n() * env_.dims.qkvd());
@@ -79,6 +96,8 @@ LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
   m.head = head_.allocated_bytes();
   m.scratch = scratch_.allocated_bytes() + bytes(d_resid_) + bytes(rope_.cos) + bytes(rope_.sin) +
               ulysses_.allocated_bytes();
+  for (const BlockActs& a : ws_.acts) m.scratch += a.allocated_bytes();
+  for (const auto& r : ws_.resid) m.scratch += bytes(r);
   return m;
 }
 
@@ -95,9 +114,24 @@ const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* i
     std::copy_n(input, n * h, s.resid[0].data());
   }
   for (int64_t l = 0; l < layers_; ++l)
-    block_forward(s.resid[l + 1].data(), s.resid[l].data(), block_params_[l], s.acts[l], env_,
-                  shape_);
+    block_forward(block_input(s, l + 1), block_input(s, l), block_params_[l], block_acts(s, l),
+                  env_, shape_);
   return s.resid.back().data();
+}
+
+float* LlamaModel::block_input(Slot& s, int64_t l) {
+  return plan_.keeps_input(l) ? s.resid[l].data() : ws_.resid[l - plan_.chunk_begin(l)].data();
+}
+
+BlockActs& LlamaModel::block_acts(Slot& s, int64_t l) {
+  return plan_.checkpointed(l) ? ws_.acts[l - plan_.chunk_begin(l)] : s.acts[l];
+}
+
+void LlamaModel::recompute_chunk(Slot& s, int64_t begin, int64_t end) {
+  for (int64_t l = begin; l < end; ++l) {
+    float* y = l + 1 < end ? block_input(s, l + 1) : ws_.resid[0].data();
+    block_forward(y, block_input(s, l), block_params_[l], block_acts(s, l), env_, shape_);
+  }
 }
 
 double LlamaModel::loss(int slot, const int32_t* targets) {
@@ -124,9 +158,12 @@ const float* LlamaModel::backward(int slot, const float* d_output) {
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
   float* dx = d_resid_.data();
   std::copy_n(d_output ? d_output : s.d_out.data(), n * h, dx);
-  for (int64_t l = layers_ - 1; l >= 0; --l)
-    block_backward(dx, s.resid[l].data(), block_params_[l], block_grads_[l], s.acts[l], env_,
+  for (int64_t l = layers_ - 1; l >= 0; --l) {
+    if (plan_.checkpointed(l) && l + 1 == plan_.chunk_end(l))
+      recompute_chunk(s, plan_.chunk_begin(l), l + 1);
+    block_backward(dx, block_input(s, l), block_params_[l], block_grads_[l], block_acts(s, l), env_,
                    shape_);
+  }
   if (shard_.embedding)
     ops::embedding_backward(grad("model.embed_tokens.weight"), dx, s.tokens.data(), n, h,
                             comm_.tp_rank() * vocab_rows(), vocab_rows());

@@ -6,6 +6,10 @@
 // the activations of several micro-batches in flight at once (slots: the 1F1B schedule has at
 // most P - stage of them). A slot holds the residual stream after every block (L+1 buffers of
 // [n, h]) and each block's saved activations; backward walks the blocks in reverse.
+// With activation recomputation (model/recompute.h) a slot keeps less: under full
+// recomputation a checkpointed chunk of blocks keeps only its input, and backward first runs
+// the chunk's forward again into a workspace shared by all slots (one backward runs at a
+// time); under selective recomputation no block keeps its attention core's output.
 // A rank holding the whole model (no pipeline) uses forward_backward / forward_loss.
 #pragma once
 
@@ -16,6 +20,7 @@
 #include "mds/model/config.h"
 #include "mds/model/lm_head.h"
 #include "mds/model/params.h"
+#include "mds/model/recompute.h"
 #include "mds/parallel/model_comm.h"
 #include "mds/parallel/ulysses.h"
 
@@ -24,13 +29,14 @@ namespace mds::model {
 class LlamaModel {
  public:
   explicit LlamaModel(const LlamaConfig& config, const ModelShard& shard = {},
-                      parallel::ModelComm comm = {});
+                      parallel::ModelComm comm = {}, const Recompute& recompute = {});
   LlamaModel(const LlamaModel&) = delete;  // holds views into its own buffers
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const LlamaConfig& config() const { return cfg_; }
   const ModelShard& shard() const { return shard_; }
   const ParamTable& table() const { return table_; }
+  const Recompute& recompute() const { return recompute_; }
   std::vector<float>& params() { return params_; }
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads() { return grads_; }
@@ -51,7 +57,8 @@ class LlamaModel {
     int64_t params = 0, grads = 0;
     int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs, d_out
     int64_t head = 0;         // the LM head's buffers (logits chunk)
-    int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE
+    int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE,
+                              // the recomputation workspace
   };
   AllocatedBytes allocated_bytes() const;
   // Forward through this stage: the first stage embeds tokens [n], the others take the
@@ -81,13 +88,23 @@ class LlamaModel {
   struct Slot {
     std::vector<int32_t> tokens;            // first stage: for the embedding's backward
     std::vector<std::vector<float>> resid;  // resid[i]: input of local block i; back(): output
+                                            // (empty where the plan does not keep it)
+    std::vector<BlockActs> acts;            // empty for checkpointed blocks
+    std::vector<float> d_out;               // last stage: dL/d(output) from loss()
+  };
+  // Full recomputation: a checkpointed chunk's activations and inner residuals, shared by
+  // all slots; ws_resid_[i] is the input of the chunk's block i (i >= 1), ws_resid_[0] where
+  // the recomputed last block writes the output nobody reads.
+  struct Workspace {
     std::vector<BlockActs> acts;
-    std::vector<float> d_out;  // last stage: dL/d(output) from loss()
+    std::vector<std::vector<float>> resid;
   };
 
   LlamaConfig cfg_;
   ModelShard shard_;
   parallel::ModelComm comm_;
+  Recompute recompute_;
+  RecomputePlan plan_;
   ParamTable table_;
   std::vector<float> params_, grads_;  // fixed size: the views below point into them
   int64_t layers_;                     // this stage's blocks
@@ -95,11 +112,18 @@ class LlamaModel {
   RopeTables rope_;
   BatchShape shape_;
   std::vector<Slot> slots_;
+  Workspace ws_;
   BlockScratch scratch_;
   parallel::UlyssesExchange ulysses_;
   BlockEnv env_;
   std::vector<float> d_resid_;
   LMHead head_;
+
+  // Block l's input and the buffer of its output in slot s, and where its activations go.
+  float* block_input(Slot& s, int64_t l);
+  BlockActs& block_acts(Slot& s, int64_t l);
+  // Full recomputation: runs blocks [begin, end) forward again from the slot's kept input.
+  void recompute_chunk(Slot& s, int64_t begin, int64_t end);
 
   float* param(const char* name) { return params_.data() + table_.at(name).offset; }
   float* grad(const char* name) { return grads_.data() + table_.at(name).offset; }

@@ -28,6 +28,47 @@ void add_llama_recipe_flags(CLI::App& app, std::string& normalization, double& h
       ->group("Megatron recipe flags");
 }
 
+// Megatron's rules: --recompute-method only with full granularity, and full needs one;
+// --checkpoint-activations (Megatron-DeepSpeed) is full + uniform over its own layer count and
+// --recompute-activations (Megatron-LM) is selective.
+model::Recompute recompute_options(const std::string& granularity, const std::string& method,
+                                   int64_t num_layers, bool recompute_activations,
+                                   bool checkpoint_activations, int64_t checkpoint_layers) {
+  using model::RecomputeGranularity;
+  model::Recompute r;
+  MDS_CHECK(
+      int(checkpoint_activations) + int(recompute_activations) + int(!granularity.empty()) <= 1,
+      "give one of --checkpoint-activations, --recompute-activations and "
+      "--recompute-granularity");
+  if (checkpoint_activations) {
+    MDS_CHECK(method.empty() || method == "uniform",
+              "--checkpoint-activations recomputes uniformly: drop --recompute-method {} or use "
+              "--recompute-granularity full --recompute-method {}",
+              method, method);
+    MDS_CHECK(checkpoint_layers >= 1, "--checkpoint-num-layers must be positive (got {})",
+              checkpoint_layers);
+    r.granularity = RecomputeGranularity::full;
+    r.num_layers = checkpoint_layers;
+    return r;
+  }
+  if (recompute_activations || granularity == "selective") {
+    MDS_CHECK(method.empty(), "--recompute-method {} needs --recompute-granularity full", method);
+    r.granularity = RecomputeGranularity::selective;
+    return r;
+  }
+  if (granularity.empty()) {
+    MDS_CHECK(method.empty(), "--recompute-method {} needs --recompute-granularity full", method);
+    return r;
+  }
+  MDS_CHECK(!method.empty(),
+            "--recompute-granularity full needs --recompute-method uniform or block");
+  MDS_CHECK(num_layers >= 1, "--recompute-num-layers must be positive (got {})", num_layers);
+  r.granularity = RecomputeGranularity::full;
+  r.method = method == "uniform" ? model::RecomputeMethod::uniform : model::RecomputeMethod::block;
+  r.num_layers = num_layers;
+  return r;
+}
+
 }  // namespace
 
 bool parse_train_args(int argc, char** argv, TrainArgs& a) {
@@ -134,6 +175,35 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
                  "elements per data-parallel gradient all-reduce")
       ->group(g);
 
+  g = "Activation recomputation";
+  std::string granularity, method;
+  bool checkpoint_activations = false, recompute_activations = false;
+  int64_t recompute_layers = 1, checkpoint_layers = 1;
+  app.add_option("--recompute-granularity", granularity,
+                 "full: recompute whole blocks in backward; selective: the attention core only")
+      ->check(CLI::IsMember({"full", "selective"}))
+      ->group(g);
+  app.add_option("--recompute-method", method,
+                 "with full: uniform (chunks of --recompute-num-layers keep only their input) or "
+                 "block (the first --recompute-num-layers blocks of each stage)")
+      ->check(CLI::IsMember({"uniform", "block"}))
+      ->group(g);
+  app.add_option("--recompute-num-layers", recompute_layers, "blocks per chunk / blocks")->group(g);
+  app.add_flag("--recompute-activations", recompute_activations,
+               "Megatron's shorthand for --recompute-granularity selective")
+      ->group(g);
+  app.add_flag("--checkpoint-activations", checkpoint_activations,
+               "Megatron-DeepSpeed's: full recomputation, uniform, --checkpoint-num-layers")
+      ->group(g);
+  app.add_flag("--deepspeed-activation-checkpointing")
+      ->description(
+          "accepted: mds recomputes with its own checkpointing (the same as DeepSpeed's "
+          "without --partition-activations)")
+      ->group(g);
+  app.add_option("--checkpoint-num-layers", checkpoint_layers,
+                 "blocks per chunk with --checkpoint-activations")
+      ->group(g);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -153,6 +223,11 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(!bf16 && !fp16,
             "--bf16/--fp16 need the CUDA backend; the CPU backend trains in fp32 (drop the flag)");
   MDS_CHECK(a.ddp_bucket_size > 0, "--ddp-bucket-size must be positive");
+  a.recompute = recompute_options(granularity, method, recompute_layers, recompute_activations,
+                                  checkpoint_activations, checkpoint_layers);
+  MDS_CHECK(a.recompute.num_layers <= m.num_layers,
+            "--recompute-num-layers ({}) exceeds --num-layers ({})", a.recompute.num_layers,
+            m.num_layers);
   MDS_CHECK(a.micro_batch_size > 0, "--micro-batch-size must be positive");
   // The data-parallel size is known once the world is (set_data_parallel); 0 stays "micro x D".
   MDS_CHECK(a.global_batch_size >= 0 && a.global_batch_size % a.micro_batch_size == 0,

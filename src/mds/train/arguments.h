@@ -8,6 +8,7 @@
 
 #include "mds/data/tokenizer.h"
 #include "mds/model/config.h"
+#include "mds/model/recompute.h"
 #include "mds/optim/adamw.h"
 
 namespace mds::train {
@@ -53,6 +54,9 @@ struct TrainArgs {
   int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;
   int64_t data_parallel = 1;
   int64_t ddp_bucket_size = 40000000;  // Megatron's floor: max(4e7, 1e6 x dp)
+
+  // Activation recomputation (--recompute-*, --checkpoint-activations).
+  model::Recompute recompute;
 
   std::string command_line;  // as given, for checkpoints and logs
 

@@ -10,7 +10,8 @@
 namespace mds::train {
 
 MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
-                             int64_t sp, const model::BatchShape& shape, int64_t slots) {
+                             int64_t sp, const model::BatchShape& shape, int64_t slots,
+                             const model::Recompute& recompute) {
   constexpr int64_t F = sizeof(float);
   const int64_t T = shard.tp_size, S = sp, n = shape.n(), h = c.hidden_size, hd = c.head_dim();
   const int64_t qd = c.num_attention_heads / T * hd, kvd = c.kv_heads() / T * hd;
@@ -22,12 +23,22 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
   r.params = r.grads = model::ParamTable(c, shard).total() * F;
   r.optimizer = 2 * r.params;
 
-  // BlockActs: norm1, rstd1, qkv, core_out (S > 1), attn, lse, mid, norm2, rstd2, gate_up, act.
-  const int64_t block_acts =
-      n * h + n + n * qkvd + split * qd + n * qd + n * nq + n * h + n * h + n + n * 2 * f + n * f;
-  int64_t slot = (L + 1) * n * h + L * block_acts;
-  if (shard.head) slot += n * h;  // d_out
+  // BlockActs: norm1, rstd1, qkv, mid, norm2, rstd2, gate_up, act, and the attention core's
+  // core_out (S > 1), attn, lse, which selective recomputation keeps in the scratch instead.
+  const int64_t attention_out = split * qd + n * qd + n * nq;
+  const bool selective = recompute.selective();
+  const int64_t block_acts = n * h + n + n * qkvd + n * h + n * h + n + n * 2 * f + n * f +
+                             (selective ? 0 : attention_out);
+  // Full recomputation: a checkpointed block keeps neither its activations nor, inside a
+  // chunk, its input; one chunk's worth lives in the shared workspace.
+  const model::RecomputePlan plan(recompute, L);
+  int64_t slot = shard.head ? n * h : 0;  // d_out
+  for (int64_t l = 0; l <= L; ++l) {
+    if (plan.keeps_input(l)) slot += n * h;
+    if (l < L && !plan.checkpointed(l)) slot += block_acts;
+  }
   r.activations = slots * (slot * F + (shard.embedding ? n * int64_t(sizeof(int32_t)) : 0));
+  const int64_t workspace = plan.max_chunk() * (block_acts + n * h);
 
   if (shard.head) {
     const int64_t m = std::min(n, model::LMHead::kChunk), cols = c.padded_vocab_size / T;
@@ -40,7 +51,8 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
       split * qkvd + split * qkvd + split * qd + n * h + n * qkvd + n * qd + n * 2 * f + n * f;
   const int64_t ulysses = S > 1 ? 2 * n * qkvd : 0;
   const int64_t rope = 2 * c.max_position_embeddings * (hd / 2);
-  r.scratch = (block_scratch + n * h + ulysses + rope) * F;
+  r.scratch =
+      (block_scratch + (selective ? attention_out : 0) + n * h + ulysses + rope + workspace) * F;
   return r;
 }
 
@@ -57,7 +69,8 @@ MemoryReport measured_memory(const model::LlamaModel& m, int64_t optimizer_bytes
 }
 
 std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t tp, int64_t sp,
-                                          int64_t pp, int64_t micro, int64_t micro_batches) {
+                                          int64_t pp, int64_t micro, int64_t micro_batches,
+                                          const model::Recompute& recompute) {
   std::vector<StageMemory> out;
   const model::BatchShape shape{micro, c.seq_length / sp, 0};
   for (int64_t p = 0; p < pp; ++p) {
@@ -68,7 +81,7 @@ std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t t
     s.layers = shard.layers(c);
     s.parameters = model::ParamTable(c, shard).total();
     s.slots = parallel::pipeline_slots(p, pp, micro_batches);
-    s.memory = estimate_memory(c, shard, sp, shape, s.slots);
+    s.memory = estimate_memory(c, shard, sp, shape, s.slots, recompute);
     out.push_back(s);
   }
   return out;

@@ -11,11 +11,14 @@
 //   activations        slots x (one micro-batch through the stage's layers: residual stream
 //                      (L+1) x [n, h] and each block's BlockActs; the first stage's token ids
 //                      [n] int32; the last stage's dL/d(output) [n, h]). slots = the 1F1B
-//                      schedule's micro-batches in flight, min(P - stage, M).
+//                      schedule's micro-batches in flight, min(P - stage, M). Activation
+//                      recomputation (model/recompute.h) keeps less per slot: see there.
 //   head               last stage: xn, dxn [n, h], rstd, losses [n], the logits chunk
 //                      [min(n, 256), vpad/T] and its row statistics
 //   scratch            shared by the blocks: the backward's BlockScratch, d_resid [n, h], the
-//                      Ulysses staging (S > 1), the RoPE tables
+//                      Ulysses staging (S > 1), the RoPE tables, and under recomputation its
+//                      workspace (full: one chunk's activations and inputs; selective: the
+//                      attention core's results)
 // n = micro-batch x seq / S tokens on this rank.
 #pragma once
 
@@ -38,7 +41,8 @@ struct MemoryReport {
 
 // One rank of `shard` on a T x S layout, micro-batches of `shape`, `slots` in flight.
 MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
-                             int64_t sp, const model::BatchShape& shape, int64_t slots);
+                             int64_t sp, const model::BatchShape& shape, int64_t slots,
+                             const model::Recompute& recompute = {});
 
 // What a model (after prepare()) and its optimizer really hold: LlamaModel::allocated_bytes()
 // plus the optimizer's moments.
@@ -51,7 +55,8 @@ struct StageMemory {
   MemoryReport memory;
 };
 std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t tp, int64_t sp,
-                                          int64_t pp, int64_t micro, int64_t micro_batches);
+                                          int64_t pp, int64_t micro, int64_t micro_batches,
+                                          const model::Recompute& recompute = {});
 std::string format_memory_table(const std::vector<StageMemory>& stages);
 
 }  // namespace mds::train

@@ -111,18 +111,23 @@ std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batc
   const int64_t n = micro * c.seq_length / sz.sp;  // this rank's tokens of a micro-batch
   const model::BlockDims d = model::BlockDims::of(c, sz.tp, sz.sp);
   const bool data = first_stage() || last_stage();
+  // Recomputation repeats forward traffic: a checkpointed block's all-reduces and
+  // all-to-alls (full), or the attention output's all-to-all back (selective, S > 1).
+  const model::RecomputePlan plan(m.recompute(), L);
+  const int64_t again = plan.checkpointed_layers();
+  const int64_t selective_sp = m.recompute().selective() && d.sp > 1 ? 4 * L * n * d.qd() : 0;
   const int64_t data_bytes = data ? 8 * micro * c.seq_length : 0;  // tokens | targets, int32
   // What one training iteration moves in this rank's groups (payload bytes, communicator.h).
   auto theory = [&](dist::Group g) -> int64_t {
     switch (g) {
       case dist::Group::tp:  // 2 all-reduces of [n, h] per block forward, 2 in backward, the
                              // embedding's, the head's input gradient and its 3 loss stats
-        return M * (4 * (4 * L * n * h + (first_stage() ? n * h : 0) +
+        return M * (4 * ((4 * L + 2 * again) * n * h + (first_stage() ? n * h : 0) +
                          (last_stage() ? n * h + 4 * n : 0)) +
                     data_bytes) +
                8;            // the gradient norm
       case dist::Group::sp:  // all-to-all of q|k|v and of the attention output, both ways
-        return M * (8 * L * n * (d.qkvd() + d.qd()) +
+        return M * (4 * (2 * L + again) * n * (d.qkvd() + d.qd()) + selective_sp +
                     (topology_.coords().tp == 0 ? data_bytes : 0)) +
                8;            // the loss
       case dist::Group::pp:  // an activation and a gradient per micro-batch and neighbour

@@ -112,8 +112,10 @@ void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimi
       (long long)a.global_batch_size, (long long)(a.global_batch_size * c.seq_length));
   // Memory per rank of every stage from the shapes; rank 0's own buffers, allocated now
   // (prepare() takes every activation buffer a step uses), checked against its row.
+  if (a.recompute.granularity != model::RecomputeGranularity::none)
+    std::printf("> activation recomputation: %s\n", a.recompute.describe().c_str());
   const std::vector<StageMemory> stages =
-      memory_per_stage(c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches());
+      memory_per_stage(c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(), a.recompute);
   std::fputs(format_memory_table(stages).c_str(), stdout);
   m.prepare(local_shape(a, par), int(activation_slots(a, par)));
   const int64_t adam_bytes =
@@ -266,11 +268,15 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       world.size(), int(a.tensor_parallel), int(a.pipeline_parallel), int(a.sequence_parallel),
       {mc.num_attention_heads, mc.kv_heads(), mc.ffn_hidden_size, mc.seq_length, mc.num_layers});
   set_data_parallel(a, sizes.dp);
+  MDS_CHECK(a.recompute.granularity != model::RecomputeGranularity::full ||
+                a.recompute.num_layers <= mc.num_layers / sizes.pp,
+            "--recompute-num-layers ({}) exceeds the layers of a pipeline stage ({} / {} stages)",
+            a.recompute.num_layers, mc.num_layers, sizes.pp);
   // Every rank agrees the layout is valid before the world is split into its groups.
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
   ParallelContext par(world, sizes, a.model);
 
-  model::LlamaModel model(a.model, par.shard(), par.model_comm());
+  model::LlamaModel model(a.model, par.shard(), par.model_comm(), a.recompute);
   model.init_weights(a.seed);
   optim::AdamW optimizer(model.table(), a.adam);
   const double peak =
