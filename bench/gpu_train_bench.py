@@ -40,8 +40,8 @@ mds: with --mds PATH, `mds train --help` is read for --device/--bf16 and a one-i
 probe is run; when mds has no GPU training path yet, one line says so and no mds row is made.
 Data: data/brown_text_document (scripts/quickstart.sh makes it) when present, else uniform
 random tokens (--data random forces them); mds gets the same kind (a random-token .bin/.idx is
-written for it). Results: a markdown table on stdout and a JSON file (--out), rewritten after
-every row so that a run cut short still leaves its rows.
+written for it). Results: a markdown table on stdout, and a JSON file (--out) with the same
+table beside it (.md), both rewritten after every row so that a run cut short keeps its rows.
 
 --smoke: a 2-layer model, 3 steps, fp32 on the CPU, the peer being tests/reference/torch_llama.py
 when transformers is missing: exercises everything but the GPU (Debian's torch 1.13 has neither
@@ -562,9 +562,13 @@ def main():
                                flops_per_step=megatron_flops(c)) for c in configs],
               "rows": [], "notes": notes}
 
+    md = os.path.splitext(a.out)[0] + ".md"
+
     def save():
         with open(a.out, "w") as f:
             json.dump(report, f, indent=1)
+        with open(md, "w") as f:
+            f.write(table(report["rows"], peak) + "\n" + "".join(f"- {n}\n" for n in notes))
 
     print(f"device: {dev_name}; peak {fmt(peak, '.0f', 'unknown')} TFLOP/s dense bf16; measured "
           f"{'bf16' if low == torch.bfloat16 else 'fp32'} GEMM {gemm:.1f} TFLOP/s; torch {torch.__version__}"
@@ -595,37 +599,47 @@ def main():
                f"{row['tokens_per_s']:,.0f} tokens/s, {tf(row['tflops'])} TFLOP/s, step "
                f"{row['step_s'] * 1e3:.1f} ms, loss {row['final_loss']:.4f}"), flush=True)
 
+    # Eager modes of every configuration first, torch.compile (minutes of compiling) last, so
+    # that a --time-budget or a timeout cuts the compiled rows, not the baseline ones.
+    for m in modes:
+        if m not in MODES and m != "compile":
+            sys.exit(f"unknown mode {m!r}: use autocast, bf16, compile")
+    eager = {}
     for c in configs:
         if a.mds and budget_left(f"mds {c['name']}"):
             add(run_mds(c, a, notes, device))
-        done = {}
-        for mode in modes:
-            if mode == "compile":
-                if not hasattr(torch, "compile"):
-                    notes.append(f"compile: torch {torch.__version__} has no torch.compile: skipped")
-                    print(notes[-1], flush=True)
-                    continue
-                ok = {m: r for m, r in done.items() if "error" not in r}
-                if not ok:
-                    notes.append(f"compile ({c['name']}): no eager mode ran to choose from: skipped")
-                    continue
-                best = max(ok, key=lambda m: ok[m]["tokens_per_s"])
-                if budget_left(f"{c['name']} compile+{best}"):
-                    add(run_peer(c, best, a, device, low, compiled=True))
-            elif mode in MODES:
-                if budget_left(f"{c['name']} {mode}"):
-                    done[mode] = run_peer(c, mode, a, device, low)
-                    add(done[mode])
-            else:
-                sys.exit(f"unknown mode {mode!r}: use autocast, bf16, compile")
+        for mode in (m for m in modes if m in MODES):
+            if budget_left(f"{c['name']} {mode}"):
+                eager[c["name"], mode] = run_peer(c, mode, a, device, low)
+                add(eager[c["name"], mode])
+    if "compile" in modes and not hasattr(torch, "compile"):
+        notes.append(f"compile: torch {torch.__version__} has no torch.compile: skipped")
+        print(notes[-1], flush=True)
+    elif "compile" in modes:
+        for c in configs:
+            ok = {m: r for (n, m), r in eager.items() if n == c["name"] and "error" not in r}
+            if not ok:
+                notes.append(f"compile ({c['name']}): no eager mode ran to choose from: skipped")
+                continue
+            best = max(ok, key=lambda m: ok[m]["tokens_per_s"])
+            if budget_left(f"{c['name']} compile+{best}"):
+                add(run_peer(c, best, a, device, low, compiled=True))
 
+    if a.smoke:  # in fp32 the two precision recipes are the same arithmetic: the same loss
+        losses = [r["final_loss"] for r in report["rows"]
+                  if r["implementation"] != "mds" and "error" not in r]
+        same = len(losses) < 2 or max(losses) - min(losses) <= 1e-5 * abs(losses[0])
+        notes.append(f"smoke check: fp32 autocast and fp32 master-weight losses "
+                     f"{'agree' if same else 'DIFFER'}: {losses}")
+        if not same:
+            report["error"] = notes[-1]
     save()
     print()
     print(table(report["rows"], peak))
     for n in notes:
         print(f"- {n}")
-    print(f"\nwritten: {a.out} ({time.perf_counter() - start:.0f} s)")
-    if not report["rows"] or all("error" in r for r in report["rows"]):
+    print(f"\nwritten: {a.out} and {md} ({time.perf_counter() - start:.0f} s)")
+    if not report["rows"] or all("error" in r for r in report["rows"]) or "error" in report:
         sys.exit(1)
 
 
