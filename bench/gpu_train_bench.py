@@ -117,7 +117,7 @@ def build_hf(c, device):
     with torch.device(device):
         try:
             model = LlamaForCausalLM._from_config(config, attn_implementation="sdpa")
-        except (TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):  # no _from_config, or no such kwarg
             config._attn_implementation = "sdpa"
             model = LlamaForCausalLM(config)
     attn = getattr(model.config, "_attn_implementation", None)
@@ -261,9 +261,9 @@ class MasterTrainer:
         clip(self.masters, 1.0)
         self.opt.step()
         with torch.no_grad():
-            if hasattr(torch, "_foreach_copy_"):
+            try:  # fp32 -> bf16 in one multi-tensor launch where torch has it
                 torch._foreach_copy_(self.params, self.masters)
-            else:
+            except (AttributeError, RuntimeError, TypeError):
                 for p, m in zip(self.params, self.masters):
                     p.copy_(m)
             for g in self.main_grads:
