@@ -317,6 +317,7 @@ def run_peer(c, mode, a, device, low, compiled=False):
     trainer = model = None
     try:
         torch.manual_seed(1234)
+        gc.collect()  # the previous run's model, closures and compiled graphs go first
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
