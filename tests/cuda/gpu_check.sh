@@ -2,13 +2,16 @@
 # The CUDA backend's checks on a machine with a GPU (an H100/H200): build with MDS_CUDA=ON for
 # sm_90a, run every CUDA test (none may skip there), then the same binary under compute-sanitizer
 # (out-of-bounds accesses, races in shared memory, uninitialised reads). Prints a summary.
+# MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh with a carried build).
 #   bash tests/cuda/gpu_check.sh [build-dir]       (default build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build-gpu}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target mds_cuda_tests
+if [[ ${MDS_SKIP_BUILD:-0} != 1 ]]; then  # 1: a build dir made elsewhere, used as it is
+  cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target mds_cuda_tests
+fi
 bin="$build/tests/mds_cuda_tests"
 "$bin" 2>&1 | tee "$build/cuda_tests.log"
 if grep -q "SKIPPED" "$build/cuda_tests.log"; then

@@ -2,13 +2,16 @@
 # The NCCL communicator's checks on a machine with a GPU: build mds_nccl_tests with MDS_CUDA=ON,
 # run it as one process (a world of one on GPU 0: nothing may skip but the 2-rank test), then,
 # with 2+ GPUs and mpirun, on 2 ranks (one GPU each). Prints a summary.
+# MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh with a carried build).
 #   bash tests/cuda/nccl_gpu_check.sh [build-dir]       (default build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build-gpu}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target mds_nccl_tests
+if [[ ${MDS_SKIP_BUILD:-0} != 1 ]]; then  # 1: a build dir made elsewhere, used as it is
+  cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target mds_nccl_tests
+fi
 bin="$build/tests/mds_nccl_tests"
 export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
 timeout 300 "$bin" 2>&1 | tee "$build/nccl_tests.log"
