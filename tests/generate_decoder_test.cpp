@@ -57,7 +57,7 @@ std::vector<float> full_forward_logits(LlamaModel& m, const std::vector<int32_t>
   scratch.resize(dims, shape);
   const parallel::ModelComm comm;
   parallel::UlyssesExchange ulysses;
-  model::BlockEnv env{c, dims, rope, comm, scratch, ulysses};
+  model::BlockEnv env{ops::cpu_backend(), c, dims, rope, comm, scratch, ulysses};
   float* params = m.params().data();
   auto at = [&](const char* name) { return params + m.table().at(name).offset; };
   std::vector<float> x(static_cast<size_t>(s * h)), y(x.size());
@@ -97,7 +97,7 @@ class DecoderTest : public ::testing::Test {
 TEST_F(DecoderTest, PrefillLogitsMatchFullForwardAtEveryPosition) {
   const auto tokens = random_ids(290, c.vocab_size, 3);
   const auto ref = full_forward_logits(m, tokens);
-  infer::Decoder d(c, m.params(), c.max_position_embeddings);
+  infer::Decoder d(c, m.params().to_host(), c.max_position_embeddings);
   const float* logits = d.forward(tokens.data(), int64_t(tokens.size()), infer::LogitRows::all);
   EXPECT_EQ(d.length(), 290);
   for (int64_t t = 0; t < 290; ++t)
@@ -109,7 +109,7 @@ TEST_F(DecoderTest, PrefillLogitsMatchFullForwardAtEveryPosition) {
 TEST_F(DecoderTest, OneTokenAtATimeMatchesFullForward) {
   const auto tokens = random_ids(150, c.vocab_size, 4);
   const auto ref = full_forward_logits(m, tokens);
-  infer::Decoder d(c, m.params(), 150);
+  infer::Decoder d(c, m.params().to_host(), 150);
   // A prefill of 40, then single steps: the cache written by one path is read by the other.
   const float* logits = d.forward(tokens.data(), 40);
   EXPECT_LT(max_rel_err(logits, ref.data() + 39 * c.vocab_size, c.vocab_size), 2e-5);
@@ -144,7 +144,7 @@ std::vector<int32_t> greedy_by_recomputation(LlamaModel& m, std::vector<int32_t>
 
 TEST_F(DecoderTest, CachedGreedyEqualsGreedyByFullRecomputation) {
   const auto prompt = random_ids(7, c.vocab_size, 5);
-  infer::Decoder d(c, m.params(), 60);
+  infer::Decoder d(c, m.params().to_host(), 60);
   infer::GenerateOptions o;
   o.max_new_tokens = 50;
   o.sampling.temperature = 0;
@@ -168,7 +168,7 @@ infer::Generation sample(infer::Decoder& d, const std::vector<int32_t>& prompt, 
 
 TEST_F(DecoderTest, SameSeedSameTokensOtherSeedOtherTokens) {
   const auto prompt = random_ids(5, c.vocab_size, 6);
-  infer::Decoder d(c, m.params(), 50);
+  infer::Decoder d(c, m.params().to_host(), 50);
   const infer::SamplingOptions t1{1.0, 0, 1.0};
   const auto a = sample(d, prompt, 7, t1), b = sample(d, prompt, 7, t1),
              other = sample(d, prompt, 8, t1);
@@ -180,7 +180,7 @@ TEST_F(DecoderTest, SameSeedSameTokensOtherSeedOtherTokens) {
 
 TEST_F(DecoderTest, TopKOneIsGreedy) {
   const auto prompt = random_ids(5, c.vocab_size, 7);
-  infer::Decoder d(c, m.params(), 50);
+  infer::Decoder d(c, m.params().to_host(), 50);
   const auto greedy = sample(d, prompt, 1, {0.0, 0, 1.0});
   EXPECT_EQ(sample(d, prompt, 1, {1.0, 1, 1.0}).tokens, greedy.tokens);
   EXPECT_EQ(sample(d, prompt, 99, {3.0, 1, 0.9}).tokens, greedy.tokens);
@@ -190,7 +190,7 @@ TEST_F(DecoderTest, TopKOneIsGreedy) {
 
 TEST_F(DecoderTest, StopTokenEndsGenerationAndIsNotReturned) {
   const auto prompt = random_ids(5, c.vocab_size, 8);
-  infer::Decoder d(c, m.params(), 50);
+  infer::Decoder d(c, m.params().to_host(), 50);
   const auto greedy = sample(d, prompt, 1, {0.0, 0, 1.0}, 30);
   const int32_t stop = greedy.tokens[6];
   const size_t first =
@@ -206,7 +206,7 @@ TEST_F(DecoderTest, StopTokenEndsGenerationAndIsNotReturned) {
 
 TEST_F(DecoderTest, FullContextEndsGeneration) {
   const auto prompt = random_ids(10, c.vocab_size, 9);
-  infer::Decoder d(c, m.params(), 16);  // room for 6 more positions
+  infer::Decoder d(c, m.params().to_host(), 16);  // room for 6 more positions
   const auto g = sample(d, prompt, 1, {0.0, 0, 1.0}, 100);
   EXPECT_EQ(g.stop, infer::StopReason::context_full);
   // A token is chosen after each of the 16 positions, the first after the prompt's last.
@@ -217,7 +217,7 @@ TEST_F(DecoderTest, FullContextEndsGeneration) {
 
 TEST_F(DecoderTest, VocabLimitRestrictsSampledIds) {
   const auto prompt = random_ids(5, c.vocab_size, 10);
-  infer::Decoder d(c, m.params(), 50);
+  infer::Decoder d(c, m.params().to_host(), 50);
   infer::GenerateOptions o;
   o.max_new_tokens = 40;
   o.vocab_limit = 10;

@@ -87,7 +87,7 @@ StageRun run_stage(const LlamaConfig& c, const ModelShard& shard, const Recomput
     const float* dx = m.backward(k, shard.head ? nullptr : d_output.data());
     if (!shard.embedding) out.d_input.insert(out.d_input.end(), dx, dx + n * h);
   }
-  out.grads = m.grads();
+  out.grads = m.grads().to_host();
   return out;
 }
 

@@ -86,7 +86,7 @@ TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
     spec["params"].push_back(
         {{"name", p.name}, {"shape", p.shape}, {"offset", p.offset}, {"numel", p.numel}});
   std::ofstream(dir / "spec.json") << spec.dump();
-  write_raw(dir / "params.bin", m.params());
+  write_raw(dir / "params.bin", m.params().to_host());
   write_raw(dir / "tokens.bin", tokens);
   write_raw(dir / "targets.bin", targets);
   const std::string cmd =
@@ -142,7 +142,7 @@ TEST(LlamaModel, AccumulatedMicroBatchesEqualOneBatch) {
              targets = random_ids(2 * s, c.vocab_size, 9);
   m.zero_grads();
   const double whole = m.forward_backward(tokens.data(), targets.data(), 2, s, 1.0f);
-  const std::vector<float> g_whole = m.grads();
+  const std::vector<float> g_whole = m.grads().to_host();
   m.zero_grads();
   double halves = 0;
   for (int k = 0; k < 2; ++k)

@@ -9,6 +9,9 @@
 #include <sstream>
 
 #include "mds/core/error.h"
+#ifdef MDS_HAVE_CUDA
+#include "mds/ops/cuda/cuda_backend.h"
+#endif
 
 namespace mds::launch {
 namespace {
@@ -32,10 +35,14 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-// GPUs visible to the CUDA runtime. The CUDA backend (its own issue) is not built yet, so there
-// are none: fill this in with cudaGetDeviceCount/cudaGetDeviceProperties behind MDS_CUDA.
-int cuda_device_count(std::string* /*name*/) {
+// GPUs visible to the CUDA runtime; none in a build without the CUDA backend.
+int cuda_device_count(std::string* name) {
+#ifdef MDS_HAVE_CUDA
+  return ops::cuda::device_count(name);
+#else
+  (void)name;
   return 0;
+#endif
 }
 
 int host_cores() {

@@ -1,5 +1,7 @@
 #include "mds/model/block.h"
 
+#include <vector>
+
 #include "mds/ops/ops.h"
 
 namespace mds::model {
@@ -33,7 +35,7 @@ void AttentionOut::resize(const BlockDims& d, const BatchShape& shape) {
 namespace {
 template <typename... V>
 int64_t capacity_bytes(const V&... v) {
-  return int64_t(((v.capacity() * sizeof(float)) + ...));
+  return ((v.capacity() * int64_t(sizeof(float))) + ...);
 }
 }  // namespace
 
@@ -78,11 +80,15 @@ int64_t BlockScratch::allocated_bytes() const {
          core.allocated_bytes();
 }
 
-RopeTables::RopeTables(const LlamaConfig& c) {
-  const int64_t half = c.head_dim() / 2;
-  cos.resize(c.max_position_embeddings * half);
-  sin.resize(c.max_position_embeddings * half);
-  ops::rope_tables(cos.data(), sin.data(), c.max_position_embeddings, c.head_dim(), c.rope_theta);
+RopeTables::RopeTables(const LlamaConfig& c, ops::Backend& b) : cos(b), sin(b) {
+  const int64_t n = c.max_position_embeddings * (c.head_dim() / 2);
+  std::vector<float> host_cos(static_cast<size_t>(n)), host_sin(static_cast<size_t>(n));
+  ops::rope_tables(host_cos.data(), host_sin.data(), c.max_position_embeddings, c.head_dim(),
+                   c.rope_theta);
+  cos.resize(n);
+  sin.resize(n);
+  cos.upload(host_cos.data(), n);
+  sin.upload(host_sin.data(), n);
 }
 
 namespace {
@@ -102,8 +108,8 @@ void attention_core(AttentionOut& o, const float* q, BlockEnv& env, const BatchS
   const BlockDims& d = env.dims;
   const int64_t S = d.sp, qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
   float* core_out = S > 1 ? o.core_out.data() : o.attn.data();
-  ops::attention_forward(core_out, o.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
-                         shape.s * S, d.nq / S, d.nkv / S, d.hd, qkvd / S, qd / S);
+  env.k.attention_forward(core_out, o.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
+                          shape.s * S, d.nq / S, d.nkv / S, d.hd, qkvd / S, qd / S);
   if (S > 1)
     env.ulysses.heads_to_seq(*env.comm.sp, o.attn.data(), core_out, shape.b, shape.s,
                              std::array<int64_t, 1>{qd});
@@ -121,25 +127,25 @@ void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a
 
   // Attention half: mid = x + o_proj(attn(rope(q), rope(k), v)).
   float* qkv = S > 1 ? env.scratch.qkv_local.data() : a.qkv.data();
-  ops::rmsnorm_forward(a.norm1.data(), a.rstd1.data(), x, w.input_norm, n, h, eps);
-  ops::linear_forward(qkv, a.norm1.data(), w.qkv, n, h, qkvd);
-  ops::rope_forward(qkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
-  ops::rope_forward(qkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
+  env.k.rmsnorm_forward(a.norm1.data(), a.rstd1.data(), x, w.input_norm, n, h, eps);
+  env.k.linear_forward(qkv, a.norm1.data(), w.qkv, n, h, qkvd);
+  env.k.rope_forward(qkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
+  env.k.rope_forward(qkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
   if (S > 1)
     env.ulysses.seq_to_heads(*env.comm.sp, a.qkv.data(), qkv, shape.b, shape.s, env.qkv_sections());
   AttentionOut& core = attention_out(a, env);
   attention_core(core, a.qkv.data(), env, shape);
-  ops::linear_forward(a.mid.data(), core.attn.data(), w.o_proj, n, qd, h);
+  env.k.linear_forward(a.mid.data(), core.attn.data(), w.o_proj, n, qd, h);
   env.comm.tp_all_reduce(a.mid.data(), n * h);  // row-parallel: sum the ranks' partial outputs
-  ops::add_inplace(a.mid.data(), x, n * h);
+  env.k.add_inplace(a.mid.data(), x, n * h);
 
   // MLP half: y = mid + down(silu(gate) * up).
-  ops::rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, eps);
-  ops::linear_forward(a.gate_up.data(), a.norm2.data(), w.gate_up, n, h, 2 * f);
-  ops::swiglu_forward(a.act.data(), a.gate_up.data(), n, f);
-  ops::linear_forward(y, a.act.data(), w.down, n, f, h);
+  env.k.rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, eps);
+  env.k.linear_forward(a.gate_up.data(), a.norm2.data(), w.gate_up, n, h, 2 * f);
+  env.k.swiglu_forward(a.act.data(), a.gate_up.data(), n, f);
+  env.k.linear_forward(y, a.act.data(), w.down, n, f, h);
   env.comm.tp_all_reduce(y, n * h);
-  ops::add_inplace(y, a.mid.data(), n * h);
+  env.k.add_inplace(y, a.mid.data(), n * h);
 }
 
 void block_backward(float* dx, const float* x, const BlockWeights& w, const BlockWeights& g,
@@ -151,18 +157,18 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   BlockScratch& t = env.scratch;
 
   // MLP half. The residual passes dy straight through; the norm's input gradient adds to it.
-  ops::linear_backward(t.d_act.data(), g.down, dx, a.act.data(), w.down, n, f, h, false);
-  ops::swiglu_backward(t.d_gate_up.data(), t.d_act.data(), a.gate_up.data(), n, f);
-  ops::linear_backward(t.d_norm.data(), g.gate_up, t.d_gate_up.data(), a.norm2.data(), w.gate_up, n,
-                       h, 2 * f, false);
+  env.k.linear_backward(t.d_act.data(), g.down, dx, a.act.data(), w.down, n, f, h, false);
+  env.k.swiglu_backward(t.d_gate_up.data(), t.d_act.data(), a.gate_up.data(), n, f);
+  env.k.linear_backward(t.d_norm.data(), g.gate_up, t.d_gate_up.data(), a.norm2.data(), w.gate_up,
+                        n, h, 2 * f, false);
   env.comm.tp_all_reduce(t.d_norm.data(), n * h);  // column-parallel input: sum over ranks
-  ops::rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm, a.rstd2.data(),
-                        n, h);  // dx is now dL/dmid
+  env.k.rmsnorm_backward(dx, g.post_norm, t.d_norm.data(), a.mid.data(), w.post_norm,
+                         a.rstd2.data(), n, h);  // dx is now dL/dmid
 
   // Attention half, the core in its own layout (recomputed first under selective recompute).
   const AttentionOut& core = attention_out(a, env);
   if (env.recompute_attention) attention_core(t.core, a.qkv.data(), env, shape);
-  ops::linear_backward(t.d_attn.data(), g.o_proj, dx, core.attn.data(), w.o_proj, n, qd, h, false);
+  env.k.linear_backward(t.d_attn.data(), g.o_proj, dx, core.attn.data(), w.o_proj, n, qd, h, false);
   const float* d_core_out = t.d_attn.data();
   if (S > 1) {
     env.ulysses.seq_to_heads(*env.comm.sp, t.d_core_out.data(), t.d_attn.data(), shape.b, shape.s,
@@ -171,20 +177,20 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   }
   const float* q = a.qkv.data();
   float* dq = S > 1 ? t.d_qkv_core.data() : t.d_qkv.data();
-  ops::attention_backward(dq, dq + qd / S, dq + (qd + kvd) / S, d_core_out,
-                          S > 1 ? core.core_out.data() : core.attn.data(), core.lse.data(), q,
-                          q + qd / S, q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S, d.nkv / S,
-                          hd, qkvd / S, qd / S);
+  env.k.attention_backward(dq, dq + qd / S, dq + (qd + kvd) / S, d_core_out,
+                           S > 1 ? core.core_out.data() : core.attn.data(), core.lse.data(), q,
+                           q + qd / S, q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S,
+                           d.nkv / S, hd, qkvd / S, qd / S);
   if (S > 1)
     env.ulysses.heads_to_seq(*env.comm.sp, t.d_qkv.data(), dq, shape.b, shape.s,
                              env.qkv_sections());
   float* dqkv = t.d_qkv.data();
-  ops::rope_backward(dqkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
-  ops::rope_backward(dqkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
-  ops::linear_backward(t.d_norm.data(), g.qkv, dqkv, a.norm1.data(), w.qkv, n, h, qkvd, false);
+  env.k.rope_backward(dqkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
+  env.k.rope_backward(dqkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
+  env.k.linear_backward(t.d_norm.data(), g.qkv, dqkv, a.norm1.data(), w.qkv, n, h, qkvd, false);
   env.comm.tp_all_reduce(t.d_norm.data(), n * h);
-  ops::rmsnorm_backward(dx, g.input_norm, t.d_norm.data(), x, w.input_norm, a.rstd1.data(), n,
-                        h);  // dx is now dL/dx
+  env.k.rmsnorm_backward(dx, g.input_norm, t.d_norm.data(), x, w.input_norm, a.rstd1.data(), n,
+                         h);  // dx is now dL/dx
 }
 
 }  // namespace mds::model

@@ -22,8 +22,8 @@
 
 #include <array>
 #include <cstdint>
-#include <vector>
 
+#include "mds/core/buffer.h"
 #include "mds/model/config.h"
 #include "mds/model/params.h"
 #include "mds/parallel/model_comm.h"
@@ -64,38 +64,52 @@ struct BatchShape {
 // The attention core's results: its output in the core's layout (S > 1 only), the same on
 // this rank's tokens (o_proj's input) and the row log-sum-exp [b, nq/S, s*S].
 struct AttentionOut {
-  std::vector<float> core_out, attn, lse;
+  Buffer<float> core_out, attn, lse;
+  explicit AttentionOut(ops::Backend& b = ops::cpu_backend()) : core_out(b), attn(b), lse(b) {}
   void resize(const BlockDims& d, const BatchShape& shape);
   int64_t allocated_bytes() const;
 };
 
 // What forward saves for backward. `core` is empty under selective recomputation.
 struct BlockActs {
-  std::vector<float> norm1, rstd1;
-  std::vector<float> qkv;  // post-RoPE q, k, v as the attention core reads them
+  Buffer<float> norm1, rstd1;
+  Buffer<float> qkv;  // post-RoPE q, k, v as the attention core reads them
   AttentionOut core;
-  std::vector<float> mid, norm2, rstd2, gate_up, act;
+  Buffer<float> mid, norm2, rstd2, gate_up, act;
+  explicit BlockActs(ops::Backend& b = ops::cpu_backend())
+      : norm1(b), rstd1(b), qkv(b), core(b), mid(b), norm2(b), rstd2(b), gate_up(b), act(b) {}
   void resize(const BlockDims& d, const BatchShape& shape, bool keep_attention = true);
   int64_t allocated_bytes() const;  // every buffer above
 };
 
 // Scratch shared by all blocks (one block runs at a time).
 struct BlockScratch {
-  std::vector<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
-  std::vector<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
+  Buffer<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
+  Buffer<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
   AttentionOut core;  // selective recomputation only: the attention core's results
+  explicit BlockScratch(ops::Backend& b = ops::cpu_backend())
+      : qkv_local(b),
+        d_norm(b),
+        d_qkv(b),
+        d_qkv_core(b),
+        d_attn(b),
+        d_core_out(b),
+        d_gate_up(b),
+        d_act(b),
+        core(b) {}
   void resize(const BlockDims& d, const BatchShape& shape, bool recompute_attention = false);
   int64_t allocated_bytes() const;  // every buffer above
 };
 
-// Rotary tables [max_pos, hd/2], built once per model.
+// Rotary tables [max_pos, hd/2], built once per model on the host and copied to the backend.
 struct RopeTables {
-  std::vector<float> cos, sin;
-  explicit RopeTables(const LlamaConfig& c);
+  Buffer<float> cos, sin;
+  explicit RopeTables(const LlamaConfig& c, ops::Backend& b = ops::cpu_backend());
 };
 
 // Everything a block needs besides its weights and activations.
 struct BlockEnv {
+  ops::Backend& k;  // where the buffers live and the kernels run
   const LlamaConfig& config;
   BlockDims dims;
   const RopeTables& rope;

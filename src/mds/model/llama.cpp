@@ -9,24 +9,30 @@
 namespace mds::model {
 
 LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, parallel::ModelComm comm,
-                       const Recompute& recompute)
-    : cfg_(config),
+                       const Recompute& recompute, ops::Backend& backend)
+    : k_(backend),
+      cfg_(config),
       shard_(shard),
       comm_(comm),
       recompute_(recompute),
       plan_(recompute, shard.layers(config)),
       table_(config, shard),
-      params_(table_.total()),
-      grads_(table_.total()),
+      params_(backend, table_.total()),
+      grads_(backend, table_.total()),
       layers_(shard.layers(config)),
-      rope_(config),
-      env_{cfg_,
+      rope_(config, backend),
+      scratch_(backend),
+      ulysses_(backend),
+      env_{backend,
+           cfg_,
            BlockDims::of(cfg_, comm_.tp_size(), comm_.sp_size()),
            rope_,
            comm_,
            scratch_,
            ulysses_,
-           recompute.selective()} {
+           recompute.selective()},
+      d_resid_(backend),
+      head_(backend) {
   MDS_ASSERT(shard.tp_size == comm_.tp_size() && shard.tp_rank == comm_.tp_rank(),
              "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
              comm_.tp_rank(), comm_.tp_size());
@@ -37,8 +43,10 @@ LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, paral
 }
 
 void LlamaModel::init_weights(uint64_t seed) {
+  std::vector<float> host(
+      static_cast<size_t>(params_.size()));  // drawn on the host, then copied in
   for (const ParamInfo& p : table_.params()) {
-    float* w = params_.data() + p.offset;
+    float* w = host.data() + p.offset;
     if (p.init_std == 0.0f) {
       std::fill(w, w + p.numel, 1.0f);
       continue;
@@ -48,10 +56,11 @@ void LlamaModel::init_weights(uint64_t seed) {
       fill_normal(w + local, n, p.init_std, seed, stream, full);
     });
   }
+  params_.upload(host.data(), params_.size());
 }
 
 void LlamaModel::zero_grads() {
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  grads_.zero();
 }
 
 void LlamaModel::prepare(const BatchShape& shape, int slots) {
@@ -62,20 +71,25 @@ void LlamaModel::prepare(const BatchShape& shape, int slots) {
   const int64_t nh = shape.n() * cfg_.hidden_size;
   const bool keep_attention = !recompute_.selective();
   while (int(slots_.size()) < slots) {
-    Slot& s = slots_.emplace_back();
+    Slot& s = slots_.emplace_back(k_);
     if (shard_.embedding) s.tokens.resize(shape.n());
-    s.resid.resize(layers_ + 1);
-    for (int64_t l = 0; l <= layers_; ++l)
-      if (plan_.keeps_input(l)) s.resid[l].resize(nh);
-    s.acts.resize(layers_);
-    for (int64_t l = 0; l < layers_; ++l)
-      if (!plan_.checkpointed(l)) s.acts[l].resize(env_.dims, shape, keep_attention);
+    for (int64_t l = 0; l <= layers_; ++l) {
+      s.resid.emplace_back(k_);
+      if (plan_.keeps_input(l)) s.resid.back().resize(nh);
+    }
+    for (int64_t l = 0; l < layers_; ++l) {
+      s.acts.emplace_back(k_);
+      if (!plan_.checkpointed(l)) s.acts.back().resize(env_.dims, shape, keep_attention);
+    }
     if (shard_.head) s.d_out.resize(nh);
   }
   if (!same || ws_.acts.empty()) {
-    ws_.acts.assign(plan_.max_chunk(), {});
-    for (BlockActs& a : ws_.acts) a.resize(env_.dims, shape, keep_attention);
-    ws_.resid.assign(plan_.max_chunk(), std::vector<float>(nh));
+    ws_.acts.clear();
+    ws_.resid.clear();
+    for (int64_t i = 0; i < plan_.max_chunk(); ++i) {
+      ws_.acts.emplace_back(k_).resize(env_.dims, shape, keep_attention);
+      ws_.resid.emplace_back(k_, nh);
+    }
   }
   scratch_.resize(env_.dims, shape, recompute_.selective());
   d_resid_.resize(nh);
@@ -84,7 +98,7 @@ void LlamaModel::prepare(const BatchShape& shape, int slots) {
 }
 
 LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
-  auto bytes = [](const auto& v) { return int64_t(v.capacity() * sizeof(v[0])); };
+  auto bytes = [](const auto& v) { return v.capacity() * int64_t(sizeof(*v.data())); };
   AllocatedBytes m;
   m.params = bytes(params_);
   m.grads = bytes(grads_);
@@ -105,13 +119,13 @@ const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* i
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
   if (shard_.embedding) {
-    s.tokens.assign(tokens, tokens + n);
+    s.tokens.upload(tokens, n);
     // Vocab-parallel embedding: each rank looks up the ids in its range, the sum is the lookup.
-    ops::embedding_forward(s.resid[0].data(), tokens, param("model.embed_tokens.weight"), n, h,
-                           comm_.tp_rank() * vocab_rows(), vocab_rows());
+    k_.embedding_forward(s.resid[0].data(), s.tokens.data(), param("model.embed_tokens.weight"), n,
+                         h, comm_.tp_rank() * vocab_rows(), vocab_rows());
     comm_.tp_all_reduce(s.resid[0].data(), n * h);
   } else {
-    std::copy_n(input, n * h, s.resid[0].data());
+    k_.copy(s.resid[0].data(), input, sizeof(float) * size_t(n * h));
   }
   for (int64_t l = 0; l < layers_; ++l)
     block_forward(block_input(s, l + 1), block_input(s, l), block_params_[l], block_acts(s, l),
@@ -157,7 +171,7 @@ const float* LlamaModel::backward(int slot, const float* d_output) {
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
   float* dx = d_resid_.data();
-  std::copy_n(d_output ? d_output : s.d_out.data(), n * h, dx);
+  k_.copy(dx, d_output ? d_output : s.d_out.data(), sizeof(float) * size_t(n * h));
   for (int64_t l = layers_ - 1; l >= 0; --l) {
     if (plan_.checkpointed(l) && l + 1 == plan_.chunk_end(l))
       recompute_chunk(s, plan_.chunk_begin(l), l + 1);
@@ -165,8 +179,8 @@ const float* LlamaModel::backward(int slot, const float* d_output) {
                    shape_);
   }
   if (shard_.embedding)
-    ops::embedding_backward(grad("model.embed_tokens.weight"), dx, s.tokens.data(), n, h,
-                            comm_.tp_rank() * vocab_rows(), vocab_rows());
+    k_.embedding_backward(grad("model.embed_tokens.weight"), dx, s.tokens.data(), n, h,
+                          comm_.tp_rank() * vocab_rows(), vocab_rows());
   return dx;
 }
 

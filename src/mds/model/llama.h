@@ -11,6 +11,10 @@
 // the chunk's forward again into a workspace shared by all slots (one backward runs at a
 // time); under selective recomputation no block keeps its attention core's output.
 // A rank holding the whole model (no pipeline) uses forward_backward / forward_loss.
+//
+// Every buffer lives on the model's backend (ops/backend.h: the CPU, or a GPU), and so do the
+// pointers the calls below take and return, except token ids and targets, which come from the
+// host (the data loader) and are copied in.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +33,8 @@ namespace mds::model {
 class LlamaModel {
  public:
   explicit LlamaModel(const LlamaConfig& config, const ModelShard& shard = {},
-                      parallel::ModelComm comm = {}, const Recompute& recompute = {});
+                      parallel::ModelComm comm = {}, const Recompute& recompute = {},
+                      ops::Backend& backend = ops::cpu_backend());
   LlamaModel(const LlamaModel&) = delete;  // holds views into its own buffers
   LlamaModel& operator=(const LlamaModel&) = delete;
 
@@ -37,9 +42,10 @@ class LlamaModel {
   const ModelShard& shard() const { return shard_; }
   const ParamTable& table() const { return table_; }
   const Recompute& recompute() const { return recompute_; }
-  std::vector<float>& params() { return params_; }
-  const std::vector<float>& params() const { return params_; }
-  std::vector<float>& grads() { return grads_; }
+  ops::Backend& backend() const { return k_; }
+  Buffer<float>& params() { return params_; }
+  const Buffer<float>& params() const { return params_; }
+  Buffer<float>& grads() { return grads_; }
 
   // N(0, init_std) for matrices (std/sqrt(2L) for o_proj and down_proj), ones for norms.
   // Element i of every logical tensor is drawn from a stream keyed by the tensor's name, so
@@ -86,28 +92,30 @@ class LlamaModel {
  private:
   // One micro-batch's activations.
   struct Slot {
-    std::vector<int32_t> tokens;            // first stage: for the embedding's backward
-    std::vector<std::vector<float>> resid;  // resid[i]: input of local block i; back(): output
-                                            // (empty where the plan does not keep it)
-    std::vector<BlockActs> acts;            // empty for checkpointed blocks
-    std::vector<float> d_out;               // last stage: dL/d(output) from loss()
+    Buffer<int32_t> tokens;            // first stage: for the embedding's backward
+    std::vector<Buffer<float>> resid;  // resid[i]: input of local block i; back(): output
+                                       // (empty where the plan does not keep it)
+    std::vector<BlockActs> acts;       // empty for checkpointed blocks
+    Buffer<float> d_out;               // last stage: dL/d(output) from loss()
+    explicit Slot(ops::Backend& b) : tokens(b), d_out(b) {}
   };
   // Full recomputation: a checkpointed chunk's activations and inner residuals, shared by
   // all slots; ws_resid_[i] is the input of the chunk's block i (i >= 1), ws_resid_[0] where
   // the recomputed last block writes the output nobody reads.
   struct Workspace {
     std::vector<BlockActs> acts;
-    std::vector<std::vector<float>> resid;
+    std::vector<Buffer<float>> resid;
   };
 
+  ops::Backend& k_;
   LlamaConfig cfg_;
   ModelShard shard_;
   parallel::ModelComm comm_;
   Recompute recompute_;
   RecomputePlan plan_;
   ParamTable table_;
-  std::vector<float> params_, grads_;  // fixed size: the views below point into them
-  int64_t layers_;                     // this stage's blocks
+  Buffer<float> params_, grads_;  // fixed size: the views below point into them
+  int64_t layers_;                // this stage's blocks
   std::vector<BlockWeights> block_params_, block_grads_;  // per local layer, built once
   RopeTables rope_;
   BatchShape shape_;
@@ -116,7 +124,7 @@ class LlamaModel {
   BlockScratch scratch_;
   parallel::UlyssesExchange ulysses_;
   BlockEnv env_;
-  std::vector<float> d_resid_;
+  Buffer<float> d_resid_;
   LMHead head_;
 
   // Block l's input and the buffer of its output in slot s, and where its activations go.

@@ -12,8 +12,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
+#include "mds/core/buffer.h"
 #include "mds/model/config.h"
 #include "mds/parallel/model_comm.h"
 
@@ -21,6 +21,18 @@ namespace mds::model {
 
 class LMHead {
  public:
+  explicit LMHead(ops::Backend& b = ops::cpu_backend())
+      : k_(b),
+        xn_(b),
+        rstd_(b),
+        dxn_(b),
+        logits_(b),
+        losses_(b),
+        row_max_(b),
+        target_logit_(b),
+        sum_exp_(b),
+        targets_(b) {}
+
   // Rows of logits computed at once: bounds the scratch to chunk x vpad/T floats.
   static constexpr int64_t kChunk = 256;
 
@@ -28,9 +40,11 @@ class LMHead {
   // otherwise on first use), so that a shard's memory is all taken before the first step.
   void prepare(int64_t n, const LlamaConfig& c, int64_t tp_size);
   // Bytes held: xn, dxn [n, h]; rstd, losses [n]; the logits chunk [chunk, vpad/T] and its row
-  // statistics (float max, float target logit, double sum of exponentials) [chunk].
+  // statistics (float max, float target logit, double sum of exponentials) [chunk]; the
+  // targets [n] (int32, copied to the backend).
   int64_t allocated_bytes() const;
 
+  // x, the weights and the gradients are in the backend's memory; targets on the host.
   // Sum of the per-token losses over the n tokens (no gradients).
   double forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
                  const float* head_w, const LlamaConfig& c, const parallel::ModelComm& comm);
@@ -43,13 +57,17 @@ class LMHead {
                           const parallel::ModelComm& comm);
 
  private:
-  std::vector<float> xn_, rstd_, dxn_, logits_, losses_;
-  std::vector<float> row_max_, target_logit_;
-  std::vector<double> sum_exp_;
-  void norm(const float* x, int64_t n, const float* norm_w, const LlamaConfig& c, int64_t cols);
+  ops::Backend& k_;
+  Buffer<float> xn_, rstd_, dxn_, logits_, losses_;
+  Buffer<float> row_max_, target_logit_;
+  Buffer<double> sum_exp_;
+  Buffer<int32_t> targets_;
+  // Sizes the buffers, copies the targets in and normalises x into xn_.
+  void norm(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
+            const LlamaConfig& c, int64_t cols);
   // losses_[r, r+m) from logits_ [m, cols]; with dscale != 0, logits_ becomes dlogits.
-  void chunk_loss(int64_t r, int64_t m, const int32_t* targets, bool grad, float dscale,
-                  const LlamaConfig& c, const parallel::ModelComm& comm);
+  void chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const LlamaConfig& c,
+                  const parallel::ModelComm& comm);
   double sum_losses(int64_t n) const;
 };
 

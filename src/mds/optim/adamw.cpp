@@ -2,12 +2,10 @@
 
 #include <cmath>
 
-#include "mds/ops/ops.h"
-
 namespace mds::optim {
 
-double global_grad_norm(const float* grads, int64_t n) {
-  return std::sqrt(ops::sum_squares(grads, n));
+double global_grad_norm(const float* grads, int64_t n, ops::Backend& backend) {
+  return std::sqrt(backend.sum_squares(grads, n));
 }
 
 double clip_coefficient(double norm, double clip_grad) {
@@ -16,11 +14,14 @@ double clip_coefficient(double norm, double clip_grad) {
   return coeff < 1.0 ? coeff : 1.0;
 }
 
-AdamW::AdamW(const model::ParamTable& table, const AdamWOptions& opts)
-    : table_(table), o_(opts), m_(table.total(), 0.0f), v_(table.total(), 0.0f) {}
+AdamW::AdamW(const model::ParamTable& table, const AdamWOptions& opts, ops::Backend& backend)
+    : table_(table), o_(opts), m_(backend, table.total()), v_(backend, table.total()) {
+  m_.zero();
+  v_.zero();
+}
 
 double AdamW::step(float* params, const float* grads, double lr) {
-  const double norm = global_grad_norm(grads, table_.total());
+  const double norm = global_grad_norm(grads, table_.total(), m_.backend());
   step(params, grads, lr, norm);
   return norm;
 }
@@ -30,9 +31,9 @@ void AdamW::step(float* params, const float* grads, double lr, double norm) {
   ++step_;
   for (const model::ParamInfo& p : table_.params()) {
     const int64_t o = p.offset;
-    ops::adamw_step(params + o, grads + o, m_.data() + o, v_.data() + o, p.numel, float(lr),
-                    float(o_.beta1), float(o_.beta2), float(o_.eps),
-                    p.decay ? float(o_.weight_decay) : 0.0f, step_, scale);
+    m_.backend().adamw_step(params + o, grads + o, m_.data() + o, v_.data() + o, p.numel, float(lr),
+                            float(o_.beta1), float(o_.beta2), float(o_.eps),
+                            p.decay ? float(o_.weight_decay) : 0.0f, step_, scale);
   }
 }
 

@@ -2,12 +2,13 @@
 // weight decay applies to matrices only, never to 1-D tensors (norm weights), as Megatron's
 // parameter groups do. Moments m, v mirror the buffer. Global-norm gradient clipping
 // (Megatron's clip_grads: coeff = clip / (norm + 1e-6), applied when below 1) is folded into
-// the step as a gradient scale.
+// the step as a gradient scale. The moments live on the model's backend (ops/backend.h), and
+// so do the parameter and gradient pointers the steps take.
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
+#include "mds/core/buffer.h"
 #include "mds/model/params.h"
 
 namespace mds::optim {
@@ -20,25 +21,26 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  AdamW(const model::ParamTable& table, const AdamWOptions& opts);
+  AdamW(const model::ParamTable& table, const AdamWOptions& opts,
+        ops::Backend& backend = ops::cpu_backend());
 
   // Clips by global norm (computed here, returned) and applies one step at learning rate lr.
   double step(float* params, const float* grads, double lr);
   // The same with the global norm given: a sharded model's norm spans every rank's shard.
   void step(float* params, const float* grads, double lr, double grad_norm);
   int64_t steps_taken() const { return step_; }
-  std::vector<float>& exp_avg() { return m_; }
-  std::vector<float>& exp_avg_sq() { return v_; }
+  Buffer<float>& exp_avg() { return m_; }
+  Buffer<float>& exp_avg_sq() { return v_; }
 
  private:
   const model::ParamTable& table_;
   AdamWOptions o_;
-  std::vector<float> m_, v_;
+  Buffer<float> m_, v_;
   int64_t step_ = 0;
 };
 
-// L2 norm over a whole gradient buffer, accumulated in double.
-double global_grad_norm(const float* grads, int64_t n);
+// L2 norm over a whole gradient buffer of the backend, accumulated in double.
+double global_grad_norm(const float* grads, int64_t n, ops::Backend& backend = ops::cpu_backend());
 // Megatron's clip coefficient for a given norm (1 when no clipping is needed).
 double clip_coefficient(double norm, double clip_grad);
 

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "mds/core/error.h"
-#include "mds/ops/ops.h"
 
 namespace mds::parallel {
 
@@ -16,11 +15,11 @@ void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64
 }
 
 double sharded_grad_norm(const model::ParamTable& table, const float* grads, int tp_rank,
-                         dist::Communicator& tp, dist::Communicator& pp) {
+                         dist::Communicator& tp, dist::Communicator& pp, ops::Backend& backend) {
   double sum = 0;
   for (const model::ParamInfo& p : table.params())
     if (p.split != model::TPSplit::replicated || tp_rank == 0)
-      sum += ops::sum_squares(grads + p.offset, p.numel);
+      sum += backend.sum_squares(grads + p.offset, p.numel);
   if (tp.size() > 1) tp.all_reduce(&sum, 1, dist::ReduceOp::sum);
   if (pp.size() > 1) pp.all_reduce(&sum, 1, dist::ReduceOp::sum);
   return std::sqrt(sum);

@@ -9,6 +9,7 @@
 
 #include "mds/dist/communicator.h"
 #include "mds/model/params.h"
+#include "mds/ops/backend.h"
 
 namespace mds::parallel {
 
@@ -18,8 +19,10 @@ void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64
 // The L2 norm of the whole model's gradient when the model is cut into tensor- and
 // pipeline-parallel shards (Megatron's clip_grads): each rank sums the squares of its shard,
 // counting a tensor replicated across TP ranks (the norms) on TP rank 0 only, and the sums
-// are added over the TP group and then the PP group. Every rank gets the same norm.
+// are added over the TP group and then the PP group. Every rank gets the same norm. grads is
+// in the memory of `backend`.
 double sharded_grad_norm(const model::ParamTable& table, const float* grads, int tp_rank,
-                         dist::Communicator& tp, dist::Communicator& pp);
+                         dist::Communicator& tp, dist::Communicator& pp,
+                         ops::Backend& backend = ops::cpu_backend());
 
 }  // namespace mds::parallel

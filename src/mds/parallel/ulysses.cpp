@@ -1,7 +1,5 @@
 #include "mds/parallel/ulysses.h"
 
-#include <algorithm>
-
 #include "mds/core/error.h"
 
 namespace mds::parallel {
@@ -14,8 +12,7 @@ int64_t UlyssesExchange::prepare(int size, int64_t b, int64_t s_local,
     MDS_ASSERT(w % size == 0, "section of {} columns does not split over {} ranks", w, size);
     width += w;
   }
-  send_.resize(b * s_local * width);
-  recv_.resize(b * s_local * width);
+  reserve(b * s_local * width);
   return width / size;
 }
 
@@ -24,22 +21,24 @@ void UlyssesExchange::seq_to_heads(dist::Communicator& sp, float* out, const flo
   const int S = sp.size();
   const int64_t piece = prepare(S, b, s_local, sections), rows = b * s_local;
   const int64_t width = piece * S;
-  // send_[j][row] = piece j of every section of in[row].
-  for (int j = 0; j < S; ++j)
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* src = in + row * width;
-      float* dst = send_.data() + (j * rows + row) * piece;
-      for (int64_t w : sections) {
-        dst = std::copy_n(src + j * (w / S), w / S, dst);
-        src += w;
-      }
+  ops::Backend& k = send_.backend();
+  constexpr size_t F = sizeof(float);
+  // send_[j][row] = piece j of every section of in[row]: one strided copy per (j, section).
+  for (int j = 0; j < S; ++j) {
+    int64_t col = 0, at = 0;  // the section's first column in a row of in, and in a piece
+    for (int64_t w : sections) {
+      k.copy_2d(send_.data() + j * rows * piece + at, piece * F, in + col + j * (w / S), width * F,
+                (w / S) * F, size_t(rows));
+      col += w;
+      at += w / S;
     }
+  }
   sp.all_to_all(send_.data(), recv_.data(), rows * piece);
   // recv_[i][bi][t] is token i s_local + t of sequence bi.
   for (int i = 0; i < S; ++i)
     for (int64_t bi = 0; bi < b; ++bi)
-      std::copy_n(recv_.data() + (i * rows + bi * s_local) * piece, s_local * piece,
-                  out + (bi * s_local * S + i * s_local) * piece);
+      k.copy(out + (bi * s_local * S + i * s_local) * piece,
+             recv_.data() + (i * rows + bi * s_local) * piece, s_local * piece * F);
 }
 
 void UlyssesExchange::heads_to_seq(dist::Communicator& sp, float* out, const float* in, int64_t b,
@@ -47,23 +46,24 @@ void UlyssesExchange::heads_to_seq(dist::Communicator& sp, float* out, const flo
   const int S = sp.size();
   const int64_t piece = prepare(S, b, s_local, sections), rows = b * s_local;
   const int64_t width = piece * S;
+  ops::Backend& k = send_.backend();
+  constexpr size_t F = sizeof(float);
   // send_[j][bi][t] = token j s_local + t of sequence bi (rank j's tokens).
   for (int j = 0; j < S; ++j)
     for (int64_t bi = 0; bi < b; ++bi)
-      std::copy_n(in + (bi * s_local * S + j * s_local) * piece, s_local * piece,
-                  send_.data() + (j * rows + bi * s_local) * piece);
+      k.copy(send_.data() + (j * rows + bi * s_local) * piece,
+             in + (bi * s_local * S + j * s_local) * piece, s_local * piece * F);
   sp.all_to_all(send_.data(), recv_.data(), rows * piece);
   // recv_[i][row] holds piece i of every section of out[row].
-  for (int i = 0; i < S; ++i)
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* src = recv_.data() + (i * rows + row) * piece;
-      float* dst = out + row * width;
-      for (int64_t w : sections) {
-        std::copy_n(src, w / S, dst + i * (w / S));
-        src += w / S;
-        dst += w;
-      }
+  for (int i = 0; i < S; ++i) {
+    int64_t col = 0, at = 0;
+    for (int64_t w : sections) {
+      k.copy_2d(out + col + i * (w / S), width * F, recv_.data() + i * rows * piece + at, piece * F,
+                (w / S) * F, size_t(rows));
+      col += w;
+      at += w / S;
     }
+  }
 }
 
 }  // namespace mds::parallel

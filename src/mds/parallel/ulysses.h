@@ -7,34 +7,36 @@
 //   seq_to_heads:  [b, s/S, C]  ->  [b, s, C/S]   rank r keeps piece r of every section
 //   heads_to_seq:  [b, s, C/S]  ->  [b, s/S, C]   the inverse
 // Sequence-parallel rank j holds tokens [j s/S, (j+1) s/S). Each is the other's transpose, so
-// the backward of one is the other.
+// the backward of one is the other. The staging lives on the model's backend, and the packing
+// is strided copies there (ops::Backend::copy_2d), so the exchange runs on either device.
 #pragma once
 
 #include <cstdint>
 #include <span>
-#include <vector>
 
+#include "mds/core/buffer.h"
 #include "mds/dist/communicator.h"
 
 namespace mds::parallel {
 
 class UlyssesExchange {
  public:
+  explicit UlyssesExchange(ops::Backend& b = ops::cpu_backend()) : send_(b), recv_(b) {}
   void seq_to_heads(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);
   void heads_to_seq(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);
   // Staging for exchanges of up to `floats` elements, allocated now rather than on first use.
   void reserve(int64_t floats) {
-    send_.reserve(floats);
-    recv_.reserve(floats);
+    if (send_.size() < floats) send_.resize(floats);
+    if (recv_.size() < floats) recv_.resize(floats);
   }
   int64_t allocated_bytes() const {
-    return int64_t((send_.capacity() + recv_.capacity()) * sizeof(float));
+    return (send_.capacity() + recv_.capacity()) * int64_t(sizeof(float));
   }
 
  private:
-  std::vector<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all
+  Buffer<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all
   int64_t prepare(int size, int64_t b, int64_t s_local, std::span<const int64_t> sections);
 };
 

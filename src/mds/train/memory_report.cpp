@@ -42,7 +42,8 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
 
   if (shard.head) {
     const int64_t m = std::min(n, model::LMHead::kChunk), cols = c.padded_vocab_size / T;
-    r.head = (2 * n * h + 2 * n + m * cols + 2 * m) * F + m * int64_t(sizeof(double));
+    r.head = (2 * n * h + 2 * n + m * cols + 2 * m) * F + m * int64_t(sizeof(double)) +
+             n * int64_t(sizeof(int32_t));  // the targets
   }
 
   // BlockScratch: qkv_local, d_qkv_core, d_core_out (S > 1); d_norm, d_qkv, d_attn, d_gate_up,

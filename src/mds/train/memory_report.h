@@ -13,7 +13,8 @@
 //                      [n] int32; the last stage's dL/d(output) [n, h]). slots = the 1F1B
 //                      schedule's micro-batches in flight, min(P - stage, M). Activation
 //                      recomputation (model/recompute.h) keeps less per slot: see there.
-//   head               last stage: xn, dxn [n, h], rstd, losses [n], the logits chunk
+//   head               last stage: xn, dxn [n, h], rstd, losses [n], targets [n] int32, the logits
+//   chunk
 //                      [min(n, 256), vpad/T] and its row statistics
 //   scratch            shared by the blocks: the backward's BlockScratch, d_resid [n, h], the
 //                      Ulysses staging (S > 1), the RoPE tables, and under recomputation its

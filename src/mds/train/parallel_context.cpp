@@ -67,9 +67,11 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
   const dist::ParallelSizes& n = topology_.sizes();
   const dist::GridCoords& at = topology_.coords();
   const model::LlamaConfig& c = m.config();
+  const bool sends = world_.rank() != 0 && at.dp == 0 && at.sp == 0;
+  const std::vector<float> mine =
+      world_.rank() == 0 || sends ? m.params().to_host() : std::vector<float>{};
   if (world_.rank() != 0) {
-    if (at.dp == 0 && at.sp == 0)
-      world_.send(m.params().data(), int64_t(m.params().size()), 0, kGatherTag);
+    if (sends) world_.send(mine.data(), int64_t(mine.size()), 0, kGatherTag);
     return {};
   }
   std::vector<float> full(full_table.total());
@@ -77,7 +79,7 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
   for (int pp = 0; pp < n.pp; ++pp)
     for (int tp = 0; tp < n.tp; ++tp) {
       const model::ParamTable table(c, model::ModelShard::of(c, tp, n.tp, pp, n.pp));
-      const float* params = m.params().data();
+      const float* params = mine.data();
       if (tp != 0 || pp != 0) {
         remote.resize(table.total());
         world_.recv(remote.data(), table.total(), topology_.rank_of({tp, 0, 0, pp}), kGatherTag);
@@ -91,9 +93,10 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
 
 void ParallelContext::take_slices(const model::ParamTable& full_table, const float* full,
                                   model::LlamaModel& m) {
+  std::vector<float> local(static_cast<size_t>(m.params().size()));
   for (const model::ParamInfo& p : m.table().params())
-    model::copy_slice_from_full(p, full + full_table.at(p.name).offset,
-                                m.params().data() + p.offset);
+    model::copy_slice_from_full(p, full + full_table.at(p.name).offset, local.data() + p.offset);
+  m.params().upload(local.data(), int64_t(local.size()));
 }
 
 double ParallelContext::comm_seconds(dist::Group g) {

@@ -19,6 +19,7 @@
 #include "mds/dist/topology.h"
 #include "mds/launch/devices.h"
 #include "mds/model/llama.h"
+#include "mds/ops/backend.h"
 #include "mds/optim/adamw.h"
 #include "mds/optim/lr_schedule.h"
 #include "mds/parallel/grad_sync.h"
@@ -103,8 +104,13 @@ void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimi
       "holds layers %lld-%lld\n",
       n.world(), n.tp, n.sp, n.dp, n.pp, (long long)m.shard().first_layer,
       (long long)(m.shard().first_layer + m.shard().layers(c) - 1));
-  std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on CPU, %d threads\n",
-              model::ParamTable(c).total() / 1e6, m.table().total() / 1e6, omp_get_max_threads());
+  if (m.backend().device() == ops::Device::cpu)
+    std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on CPU, %d threads\n",
+                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6, omp_get_max_threads());
+  else
+    std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on %s\n",
+                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6,
+                launch::detect_devices().name.c_str());
   std::printf(
       "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
       "(%lld tokens)\n",
@@ -207,7 +213,9 @@ optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
 ckpt::TrainState load_weights(const TrainArgs& a, model::LlamaModel& m) {
   const std::string dir = ckpt::resolve_load_dir(a.load);
   if (m.shard().whole()) {
-    ckpt::load_hf_checkpoint(dir, m.config(), m.table(), m.params().data());
+    std::vector<float> host(static_cast<size_t>(m.params().size()));
+    ckpt::load_hf_checkpoint(dir, m.config(), m.table(), host.data());
+    m.params().upload(host.data(), int64_t(host.size()));
   } else {
     const model::ParamTable full_table(m.config());
     std::vector<float> full(full_table.total());
@@ -236,7 +244,7 @@ void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, 
           int64_t consumed, int32_t eod) {
   const bool whole = m.shard().whole();
   const model::ParamTable full_table(m.config());
-  const std::vector<float> full = whole ? std::vector<float>{} : par.gather_model(m, full_table);
+  const std::vector<float> full = whole ? m.params().to_host() : par.gather_model(m, full_table);
   if (par.world().rank() != 0) return;
   ckpt::TrainState state;
   state.iteration = iteration;
@@ -244,9 +252,8 @@ void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, 
   state.args = {{"command_line", a.command_line}, {"seed", a.seed}};
   ckpt::HfSaveOptions options;
   options.bos_token_id = options.eos_token_id = eod;
-  const std::string dir =
-      ckpt::save_checkpoint(a.save, state, m.config(), whole ? m.table() : full_table,
-                            whole ? m.params().data() : full.data(), options);
+  const std::string dir = ckpt::save_checkpoint(
+      a.save, state, m.config(), whole ? m.table() : full_table, full.data(), options);
   std::printf("> saved checkpoint at iteration %lld to %s\n", (long long)iteration, dir.c_str());
   std::fflush(stdout);
 }
@@ -276,11 +283,20 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
   ParallelContext par(world, sizes, a.model);
 
-  model::LlamaModel model(a.model, par.shard(), par.model_comm(), a.recompute);
+  // The device: a GPU when this build has the CUDA backend and one is visible (MDS_DEVICE=cpu
+  // keeps the CPU). Several GPU processes need the NCCL groups, which the trainer does not
+  // create yet.
+  const launch::DeviceInfo device = launch::detect_devices();
+  const bool on_gpu = device.kind == launch::DeviceKind::cuda;
+  MDS_CHECK(!on_gpu || world.size() == 1,
+            "{} processes on GPUs: the trainer runs one GPU process for now (multi-GPU needs "
+            "its NCCL groups, not wired yet); run one process, or MDS_DEVICE=cpu for MPI on CPUs",
+            world.size());
+  ops::Backend& backend = ops::backend_for(on_gpu ? ops::Device::cuda : ops::Device::cpu);
+  model::LlamaModel model(a.model, par.shard(), par.model_comm(), a.recompute, backend);
   model.init_weights(a.seed);
-  optim::AdamW optimizer(model.table(), a.adam);
-  const double peak =
-      launch::peak_flops(launch::detect_devices(), omp_get_max_threads(), a.peak_tflops);
+  optim::AdamW optimizer(model.table(), a.adam, backend);
+  const double peak = launch::peak_flops(device, omp_get_max_threads(), a.peak_tflops);
   print_banner(a, model, optimizer, par, peak);
   const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
   // Rank 0 builds the index maps; the others wait for its cache files and load them.
@@ -323,9 +339,9 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
               loss, iteration + 1);
     const auto optimizer_start = Clock::now();
-    const double grad_norm =
-        parallel::sharded_grad_norm(model.table(), model.grads().data(), tp_rank,
-                                    par.group(dist::Group::tp), par.group(dist::Group::pp));
+    const double grad_norm = parallel::sharded_grad_norm(model.table(), model.grads().data(),
+                                                         tp_rank, par.group(dist::Group::tp),
+                                                         par.group(dist::Group::pp), backend);
     optimizer.step(model.params().data(), model.grads().data(), schedule.lr(), grad_norm);
     timers.optimizer += seconds_since(optimizer_start);
     schedule.step(gbs);
