@@ -27,7 +27,7 @@ namespace mds::ops::cuda {
 
 using bf16 = __nv_bfloat16;
 
-// ---- GEMM (cuBLASLt, fp32 in and out, fp32 accumulation: CUBLAS_COMPUTE_32F, no TF32) ----
+// ---- GEMM (cuBLASLt, fp32 accumulation: CUBLAS_COMPUTE_32F; fp32 operands without TF32) ----
 // y[m, n] = x[m, k] @ w[n, k]^T
 void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k, int64_t n,
                     cudaStream_t stream);
@@ -53,9 +53,9 @@ void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const 
                       const float* rstd, int64_t n, int64_t h, cudaStream_t stream);
 
 // ---- RMSNorm fused with the residual add before it (pre-norm block: h = x + r; y = norm(h)) --
-// resid_out[n, h] = x + r (the new residual stream), y = rmsnorm(resid_out) * w; one pass, so
-// the sum is never read back from memory. resid_out may alias x or r; y may not. In bf16 the
-// norm is taken of the bf16-rounded sum, the value the backward reads back.
+// resid_out[n, h] = x + r (the new residual stream), y = rmsnorm(resid_out) * w in one kernel
+// (one pass over x and r instead of an add and a norm). resid_out may alias x or r; y may not.
+// In bf16 the norm is taken of the bf16-rounded sum, the value the backward reads back.
 void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
                               const float* r, const float* w, int64_t n, int64_t h, float eps,
                               cudaStream_t stream);
