@@ -1,4 +1,5 @@
-// RMSNorm, RoPE, SwiGLU and embedding kernels on the GPU against the CPU kernels, fp32, over
+// RMSNorm (also fused with the residual add), RoPE, SwiGLU and embedding kernels on the GPU
+// against the CPU kernels, fp32, over
 // shapes that are not multiples of the block sizes; the gradients' "+=" semantics (outputs start
 // from random prior contents) and the deterministic reductions (two runs, same bits).
 #include <gtest/gtest.h>
@@ -69,6 +70,31 @@ TEST_P(CudaRMSNorm, BackwardAccumulatesLikeCpuAndIsDeterministic) {
     else
       EXPECT_TRUE(test::same_bits(gpu_dw, first_dw)) << "weight gradient is not deterministic";
   }
+}
+
+// The fusion against its definition on the CPU: resid_out = x + r (the same fp32 add, so the
+// same bits), y = rmsnorm(resid_out); backward: rmsnorm_backward with dx starting at dresid.
+TEST_P(CudaRMSNorm, ResidualForwardAndBackwardMatchAddThenNorm) {
+  const auto r = test::randn(nh, 16);
+  std::vector<float> resid(nh), y(nh), rstd(static_cast<size_t>(n));
+  for (size_t i = 0; i < nh; ++i) resid[i] = x[i] + r[i];
+  ops::rmsnorm_forward(y.data(), rstd.data(), resid.data(), w.data(), n, h, kEps);
+  std::vector<float> dsum = dx0, dw = dw0;  // dx0 plays dresid
+  ops::rmsnorm_backward(dsum.data(), dw.data(), dy.data(), resid.data(), w.data(), rstd.data(), n,
+                        h);
+  auto g_x = to_device(x), g_r = to_device(r), g_w = to_device(w), g_y = to_device(y);
+  auto g_out = to_device(std::vector<float>(nh)), g_rstd = to_device(rstd);
+  ops::cuda::rmsnorm_residual_forward(g_y.data(), g_out.data(), g_rstd.data(), g_x.data(),
+                                      g_r.data(), g_w.data(), n, h, kEps, nullptr);
+  EXPECT_TRUE(test::same_bits(to_host(g_out), resid));
+  EXPECT_TRUE(close_to_cpu(to_host(g_rstd), rstd, kFp32Elementwise));
+  EXPECT_TRUE(close_to_cpu(to_host(g_y), y, kFp32Elementwise));
+  auto g_dy = to_device(dy), g_dresid = to_device(dx0), g_dw = to_device(dw0);
+  auto g_dsum = to_device(std::vector<float>(nh, 7.0f));
+  ops::cuda::rmsnorm_residual_backward(g_dsum.data(), g_dw.data(), g_dy.data(), g_dresid.data(),
+                                       g_out.data(), g_w.data(), g_rstd.data(), n, h, nullptr);
+  EXPECT_TRUE(close_to_cpu(to_host(g_dsum), dsum, kFp32Reduction));
+  EXPECT_TRUE(close_to_cpu(to_host(g_dw), dw, kFp32Reduction));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaRMSNorm,

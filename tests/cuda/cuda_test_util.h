@@ -1,17 +1,21 @@
 // Shared helpers for the CUDA kernel tests: the GPU check every test starts with, host <-> device
-// copies, and comparison of a GPU result with the CPU kernel's at a per-dtype tolerance.
+// copies (fp32, and bf16 rounded on the host), and comparison of a GPU result with the CPU
+// kernel's at a per-dtype tolerance.
 //
 // The tests run each CUDA kernel and the CPU kernel (mds::ops, itself tested against naive
 // references in tests/ops_*_test.cpp) on the same inputs. Without a visible GPU every test that
 // needs one skips with "no CUDA GPU visible: compiled only".
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "../ops_test_util.h"
+#include "mds/core/bf16.h"
 #include "mds/core/cuda_check.h"
 #include "mds/ops/cuda/allocator.h"
 
@@ -75,6 +79,65 @@ struct Tol {
 constexpr Tol kFp32Elementwise{5e-6, 1e-6};  // same formula, FMA contraction / expf vs fast_exp
 constexpr Tol kFp32Reduction{1e-5, 1e-6};    // row sums / dots in a different order
 constexpr Tol kFp32Gemm{1e-5, 1e-5};         // k-term sums, cuBLASLt's order vs OpenBLAS's
+
+// The flash attention kernels (attention_test.cpp; not yet calibrated on a GPU either). Both
+// kernels sum the same terms in different orders (the GPU in 32-key tiles with fmaf, the CPU in
+// 64-key tiles), and the GPU uses expf where the CPU uses its polynomial fast_exp (a few ulp
+// apart), so out/lse differ by ~1e-6 relative; the gradients add the cancellation of dP - D. A
+// wrong index, mask or head mapping misses these by orders of magnitude.
+constexpr Tol kAttnForward{2e-5, 2e-5};
+constexpr Tol kAttnBackward{1e-4, 1e-4};
+
+// ---- bf16 ----
+// A bf16 kernel is compared with the fp32 CPU kernel run on the same bf16-rounded inputs (as
+// fp32 values, exact), so the inputs contribute no error; what differs is the fp32 arithmetic
+// (the fp32 tolerance of that kernel, `base`) and each rounding of a result to bf16 that the
+// CPU does not do. One round-to-nearest moves a value a by at most u |a| (u = 2^-8), so if
+// |a - c| <= atol + rtol |c| before, then after
+//   |bf16(a) - c| <= u |a| + |a - c| <= (1 + u) atol + (rtol (1 + u) + u) |c|,
+// applied once per rounding on the path from the fp32 values to the stored result.
+constexpr Tol after_bf16_roundings(Tol base, int roundings) {
+  for (int i = 0; i < roundings; ++i) {
+    base.rtol = base.rtol * (1 + kBf16UnitRoundoff) + kBf16UnitRoundoff;
+    base.atol_rel = base.atol_rel * (1 + kBf16UnitRoundoff);
+  }
+  return base;
+}
+
+// bf16 GEMMs on the tensor cores: products of bf16 values are exact in fp32, so only the k-term
+// fp32 sums differ from OpenBLAS's. Tensor-core fp32 accumulation aligns and truncates rather
+// than rounds (Fasi et al., "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021): up to
+// an ulp of the accumulator per MMA step (16 terms), ~k/16 * 2^-23 of the partial sums' size;
+// for k = 768 that is ~6e-6 of a typical output and ~1e-6 of the largest. 5e-5 leaves a margin
+// of ~10 for the order of the sums (split-k) without hiding an index error (O(1)).
+constexpr Tol kBf16GemmFp32Sums{5e-5, 5e-5};
+
+inline std::vector<float> rounded_to_bf16(std::vector<float> x) {
+  for (float& v : x) v = round_to_bf16(v);
+  return x;
+}
+
+// The bf16 rounding (to nearest even) of each value, on the device.
+inline ops::cuda::DeviceBuffer<__nv_bfloat16> to_device_bf16(const std::vector<float>& host) {
+  static_assert(sizeof(__nv_bfloat16) == sizeof(uint16_t));
+  std::vector<uint16_t> bits(host.size());
+  for (size_t i = 0; i < host.size(); ++i) bits[i] = bf16_bits(host[i]);
+  ops::cuda::DeviceBuffer<__nv_bfloat16> dev(host.size());
+  if (!host.empty())
+    MDS_CUDA_CHECK(cudaMemcpy(dev.data(), bits.data(), dev.bytes(), cudaMemcpyHostToDevice));
+  return dev;
+}
+
+// A bf16 device buffer's values as fp32 (exact).
+inline std::vector<float> to_host_float(const ops::cuda::DeviceBuffer<__nv_bfloat16>& dev) {
+  MDS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<uint16_t> bits(dev.size());
+  if (!bits.empty())
+    MDS_CUDA_CHECK(cudaMemcpy(bits.data(), dev.data(), dev.bytes(), cudaMemcpyDeviceToHost));
+  std::vector<float> out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_float(bits[i]);
+  return out;
+}
 
 inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& gpu,
                                                const std::vector<float>& cpu, Tol tol) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA backend's checks on a machine with a GPU (an H100/H200): build with MDS_CUDA=ON for
-# sm_90a, run every CUDA test (none may skip there), then the same binary under compute-sanitizer
-# (out-of-bounds accesses, races in shared memory, uninitialised reads). Prints a summary.
-# MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh with a carried build).
+# sm_90a, run every CUDA test, fp32 and bf16 (none may skip there), then the same binary under
+# compute-sanitizer (out-of-bounds accesses, races in shared memory, uninitialised reads).
+# Prints a summary. MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh
+# with a carried build).
 #   bash tests/cuda/gpu_check.sh [build-dir]       (default build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +23,6 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 for tool in memcheck racecheck initcheck; do
   echo "== compute-sanitizer --tool $tool"
   "$sanitizer" --tool "$tool" --error-exitcode 3 "$bin" --gtest_brief=1 \
-    --gtest_filter='-*m256_k768_n1024*' 2>&1 | tail -5  # the big GEMM is slow under the tools
+    --gtest_filter='-*m256_k768_n1024*' 2>&1 | tail -5  # the big GEMMs (fp32, bf16) are slow there
 done
 echo "gpu_check: all CUDA tests ran and passed"

@@ -2,6 +2,9 @@
 // coefficients are formed on the host in double exactly as the CPU forms them, the per-element
 // arithmetic is the same fp32 sequence (IEEE division and sqrt: nvcc's defaults, no fast math),
 // so a step agrees with the CPU's to the last bit or two (FMA contraction may differ).
+//
+// Mixed precision: the same kernel also writes bf16(p) into the model's bf16 weights when given
+// them, so the fp32 master is read once and the bf16 copy needs no pass of its own.
 #include <cmath>
 
 #include "mds/ops/cuda/common.cuh"
@@ -13,9 +16,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, float decay,
-                             float beta1, float beta2, float one_minus_b1, float one_minus_b2,
-                             float step_size, float bias2_sqrt, float eps, float grad_scale) {
+__global__ void adamw_kernel(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n,
+                             float decay, float beta1, float beta2, float one_minus_b1,
+                             float one_minus_b2, float step_size, float bias2_sqrt, float eps,
+                             float grad_scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float gi = g[i] * grad_scale;
@@ -25,14 +29,13 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64
     const float denom = sqrtf(vi) / bias2_sqrt + eps;
     pi -= step_size * (mi / denom);
     p[i] = pi, m[i] = mi, v[i] = vi;
+    if (p_bf16) p_bf16[i] = __float2bfloat16_rn(pi);
   }
 }
 
-}  // namespace
-
-void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
-                float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
-                cudaStream_t stream) {
+void update(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
+            float beta1, float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
+            cudaStream_t stream) {
   if (n == 0) return;
   const double b1 = beta1, b2 = beta2;
   const auto decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
@@ -43,9 +46,23 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float l
   const auto step_size = static_cast<float>(static_cast<double>(lr) / bias1);
   const auto bias2_sqrt = static_cast<float>(std::sqrt(bias2));
   adamw_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
-      p, g, m, v, n, decay, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt, eps,
-      grad_scale);
+      p, p_bf16, g, m, v, n, decay, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt,
+      eps, grad_scale);
   MDS_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
+                float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
+                cudaStream_t stream) {
+  update(p, nullptr, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale, stream);
+}
+
+void adamw_step(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
+                float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                float grad_scale, cudaStream_t stream) {
+  update(p, p_bf16, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale, stream);
 }
 
 }  // namespace mds::ops::cuda

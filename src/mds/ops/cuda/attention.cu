@@ -1,7 +1,8 @@
 // Causal grouped-query attention on the GPU, flash style (Dao, FlashAttention-2,
-// arXiv:2307.08691), fp32 with fp32 accumulation, matching ops/cpu/attention.cpp: the same
-// layouts and strides (q, k, v read in place from the fused qkv buffer), lse [b, nq, s] the only
-// saved statistic, scale 1/sqrt(hd), query head j reading kv head j / (nq / nkv).
+// arXiv:2307.08691), fp32 or bf16 storage (T) with fp32 arithmetic and accumulation, matching
+// ops/cpu/attention.cpp: the same layouts and strides (q, k, v read in place from the fused qkv
+// buffer), lse [b, nq, s] the only saved statistic, scale 1/sqrt(hd), query head j reading kv
+// head j / (nq / nkv).
 //
 // Tiles are kTile = 32 queries x 32 keys; a block is 4 warps and each warp owns 8 rows of the
 // tile it accumulates, one lane per key (or query) column for the scores and one lane per 32
@@ -21,6 +22,11 @@
 // dq with atomics, does ~25% fewer FLOPs but its fp32 atomic sums depend on timing; the two
 // kernels are bit-deterministic from run to run (as the CPU kernel promises) and need no
 // zeroed dq or per-query-head dk/dv buffer.
+//
+// bf16: q, k, v, dout (and out, for D) are converted to fp32 as the tiles are loaded, so shared
+// memory, scores, probabilities and accumulators are fp32 exactly as in the fp32 kernels; only
+// the final stores of out, dq, dk, dv round (once). lse and D stay fp32. (This spends no tensor
+// cores: a wgmma kernel is the next step for speed; this one is the reference it must match.)
 #include <cmath>
 
 #include "mds/core/error.h"
@@ -45,14 +51,15 @@ __host__ __device__ inline int tile_ld(int hd) {
   return hd + 1;
 }
 
-// tile[r][d] = src row (r0 + r), columns [0, hd); rows at or past s are zero.
-__device__ inline void load_tile(float* tile, const float* src, int64_t r0, int64_t s, int hd,
+// tile[r][d] = src row (r0 + r), columns [0, hd), as fp32; rows at or past s are zero.
+template <typename T>
+__device__ inline void load_tile(float* tile, const T* src, int64_t r0, int64_t s, int hd,
                                  int64_t stride) {
   const int ld = tile_ld(hd);
   for (int idx = threadIdx.x; idx < kTile * hd; idx += kThreads) {
     const int r = idx / hd, d = idx - r * hd;
     const int64_t row = r0 + r;
-    tile[r * ld + d] = row < s ? src[row * stride + d] : 0.0f;
+    tile[r * ld + d] = row < s ? to_float(src[row * stride + d]) : 0.0f;
   }
 }
 
@@ -65,11 +72,11 @@ __device__ inline float tile_dot(const float* a, const float* b, int hd) {
 
 // ---- Forward ---------------------------------------------------------------------------------
 
-template <int kChunks>
+template <typename T, int kChunks>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_kernel(float* out, float* lse, const float* q, const float* k, const float* v,
-                             int64_t s, int nq, int group, int hd, int64_t qkv_stride,
-                             int64_t out_stride, float scale) {
+    attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s,
+                             int nq, int group, int hd, int64_t qkv_stride, int64_t out_stride,
+                             float scale) {
   extern __shared__ float smem[];
   const int ld = tile_ld(hd);
   float* qs = smem;             // [kTile][ld]
@@ -80,9 +87,9 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t qt = gridDim.x - 1 - blockIdx.x;
   const int h = blockIdx.y, g = h / group;
   const int64_t bi = blockIdx.z, i0 = qt * kTile;
-  const float* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
-  const float* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
-  const float* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const T* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
+  const T* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const T* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
 
   load_tile(qs, qb, i0, s, hd, qkv_stride);
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kChunks];
@@ -137,11 +144,11 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t row = i0 + warp * kRowsPerWarp + i;
     if (row >= s) continue;
     const float inv = 1.0f / l[i];
-    float* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * hd;
+    T* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * hd;
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int d = lane + 32 * j;
-      if (d < hd) o[d] = acc[i][j] * inv;
+      if (d < hd) o[d] = from_float<T>(acc[i][j] * inv);
     }
     if (lane == 0) lse[(bi * nq + h) * s + row] = m[i] + logf(l[i]);
   }
@@ -150,19 +157,19 @@ __global__ void __launch_bounds__(kThreads)
 // ---- Backward --------------------------------------------------------------------------------
 
 // D[b, nq, s] = dout_row . out_row, one warp per (batch, position, head), grid-stride.
-__global__ void attention_backward_d_kernel(float* D, const float* dout, const float* out,
-                                            int64_t b, int64_t s, int nq, int hd,
-                                            int64_t out_stride) {
+template <typename T>
+__global__ void attention_backward_d_kernel(float* D, const T* dout, const T* out, int64_t b,
+                                            int64_t s, int nq, int hd, int64_t out_stride) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
   const int64_t rows = b * s * nq;
   for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
        w < rows; w += warps) {
     const int64_t h = w % nq, pos = w / nq;  // pos = bi * s + i
-    const float* o = out + pos * out_stride + h * hd;
-    const float* g = dout + pos * out_stride + h * hd;
+    const T* o = out + pos * out_stride + h * hd;
+    const T* g = dout + pos * out_stride + h * hd;
     float acc = 0.0f;
-    for (int d = lane; d < hd; d += 32) acc = fmaf(o[d], g[d], acc);
+    for (int d = lane; d < hd; d += 32) acc = fmaf(to_float(o[d]), to_float(g[d]), acc);
     acc = warp_sum(acc);
     const int64_t bi = pos / s, i = pos - bi * s;
     if (lane == 0) D[(bi * nq + h) * s + i] = acc;
@@ -172,12 +179,11 @@ __global__ void attention_backward_d_kernel(float* D, const float* dout, const f
 // dk, dv of one key tile of one kv head, summed over the group's query heads and the query
 // tiles at or below the diagonal, in that fixed order. Warp w owns keys w*8 .. w*8+7; for the
 // scores a lane is a query row.
-template <int kChunks>
+template <typename T, int kChunks>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dkdv_kernel(float* dk, float* dv, const float* dout, const float* lse,
-                                   const float* D, const float* q, const float* k, const float* v,
-                                   int64_t s, int nq, int group, int hd, int64_t qkv_stride,
-                                   int64_t out_stride, float scale) {
+    attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const float* lse, const float* D,
+                                   const T* q, const T* k, const T* v, int64_t s, int nq, int group,
+                                   int hd, int64_t qkv_stride, int64_t out_stride, float scale) {
   extern __shared__ float smem[];
   const int ld = tile_ld(hd);
   float* ks = smem;              // [kTile][ld]
@@ -199,8 +205,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   for (int h = g * group; h < (g + 1) * group; ++h) {
-    const float* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
-    const float* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * hd;
+    const T* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd;
+    const T* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * hd;
     const float* lse_h = lse + (bi * nq + h) * s;
     const float* D_h = D + (bi * nq + h) * s;
     for (int64_t i0 = j0; i0 < s; i0 += kTile) {  // query tiles at or below the diagonal
@@ -249,14 +255,14 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = 0; i < kRowsPerWarp; ++i) {
     const int64_t col = j0 + warp * kRowsPerWarp + i;
     if (col >= s) continue;
-    float* dkr = dk + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
-    float* dvr = dv + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
+    T* dkr = dk + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
+    T* dvr = dv + (bi * s + col) * qkv_stride + static_cast<int64_t>(g) * hd;
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int d = lane + 32 * j;
       if (d < hd) {
-        dkr[d] = dka[i][j];
-        dvr[d] = dva[i][j];
+        dkr[d] = from_float<T>(dka[i][j]);
+        dvr[d] = from_float<T>(dva[i][j]);
       }
     }
   }
@@ -264,12 +270,11 @@ __global__ void __launch_bounds__(kThreads)
 
 // dq of one query tile of one head over the key tiles at or below the diagonal. Warp w owns
 // query rows w*8 .. w*8+7; for the scores a lane is a key.
-template <int kChunks>
+template <typename T, int kChunks>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_dq_kernel(float* dq, const float* dout, const float* lse, const float* D,
-                                 const float* q, const float* k, const float* v, int64_t s, int nq,
-                                 int group, int hd, int64_t qkv_stride, int64_t out_stride,
-                                 float scale) {
+    attention_backward_dq_kernel(T* dq, const T* dout, const float* lse, const float* D, const T* q,
+                                 const T* k, const T* v, int64_t s, int nq, int group, int hd,
+                                 int64_t qkv_stride, int64_t out_stride, float scale) {
   extern __shared__ float smem[];
   const int ld = tile_ld(hd);
   float* qs = smem;              // [kTile][ld]
@@ -280,8 +285,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t qt = gridDim.x - 1 - blockIdx.x;
   const int h = blockIdx.y, g = h / group;
   const int64_t bi = blockIdx.z, i0 = qt * kTile;
-  const float* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
-  const float* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const T* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
+  const T* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * hd;
   load_tile(qs, q + bi * s * qkv_stride + static_cast<int64_t>(h) * hd, i0, s, hd, qkv_stride);
   load_tile(dos, dout + bi * s * out_stride + static_cast<int64_t>(h) * hd, i0, s, hd, out_stride);
   float l[kRowsPerWarp], Di[kRowsPerWarp], acc[kRowsPerWarp][kChunks];
@@ -332,11 +337,11 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = 0; i < kRowsPerWarp; ++i) {
     const int64_t row = i0 + warp * kRowsPerWarp + i;
     if (row >= s) continue;
-    float* dqr = dq + (bi * s + row) * qkv_stride + static_cast<int64_t>(h) * hd;
+    T* dqr = dq + (bi * s + row) * qkv_stride + static_cast<int64_t>(h) * hd;
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int d = lane + 32 * j;
-      if (d < hd) dqr[d] = acc[i][j];
+      if (d < hd) dqr[d] = from_float<T>(acc[i][j]);
     }
   }
 }
@@ -375,29 +380,29 @@ void allow_smem(Kernel kernel, size_t bytes) {
                                         static_cast<int>(bytes)));
 }
 
-template <int kChunks>
-void forward_impl(float* out, float* lse, const float* q, const float* k, const float* v, int64_t s,
-                  int64_t nq, int hd, int64_t qkv_stride, int64_t out_stride, const Launch& L,
+template <typename T, int kChunks>
+void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s, int64_t nq,
+                  int hd, int64_t qkv_stride, int64_t out_stride, const Launch& L,
                   cudaStream_t stream) {
-  auto kernel = attention_forward_kernel<kChunks>;
+  auto kernel = attention_forward_kernel<T, kChunks>;
   allow_smem(kernel, L.smem_bytes);
   kernel<<<L.grid, kThreads, L.smem_bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq),
                                                      L.group, hd, qkv_stride, out_stride, L.scale);
   MDS_CUDA_LAUNCH_CHECK();
 }
 
-template <int kChunks>
-void backward_impl(float* dq, float* dk, float* dv, const float* dout, const float* lse,
-                   const float* D, const float* q, const float* k, const float* v, int64_t s,
-                   int64_t nq, int hd, int64_t qkv_stride, int64_t out_stride,
-                   const Launch& kv_launch, const Launch& q_launch, cudaStream_t stream) {
-  auto dkdv = attention_backward_dkdv_kernel<kChunks>;
+template <typename T, int kChunks>
+void backward_impl(T* dq, T* dk, T* dv, const T* dout, const float* lse, const float* D, const T* q,
+                   const T* k, const T* v, int64_t s, int64_t nq, int hd, int64_t qkv_stride,
+                   int64_t out_stride, const Launch& kv_launch, const Launch& q_launch,
+                   cudaStream_t stream) {
+  auto dkdv = attention_backward_dkdv_kernel<T, kChunks>;
   allow_smem(dkdv, kv_launch.smem_bytes);
   dkdv<<<kv_launch.grid, kThreads, kv_launch.smem_bytes, stream>>>(
       dk, dv, dout, lse, D, q, k, v, s, static_cast<int>(nq), kv_launch.group, hd, qkv_stride,
       out_stride, kv_launch.scale);
   MDS_CUDA_LAUNCH_CHECK();
-  auto dqk = attention_backward_dq_kernel<kChunks>;
+  auto dqk = attention_backward_dq_kernel<T, kChunks>;
   allow_smem(dqk, q_launch.smem_bytes);
   dqk<<<q_launch.grid, kThreads, q_launch.smem_bytes, stream>>>(
       dq, dout, lse, D, q, k, v, s, static_cast<int>(nq), q_launch.group, hd, qkv_stride,
@@ -405,33 +410,32 @@ void backward_impl(float* dq, float* dk, float* dv, const float* dout, const flo
   MDS_CUDA_LAUNCH_CHECK();
 }
 
-}  // namespace
-
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+template <typename T>
+void forward(T* out, float* lse, const T* q, const T* k, const T* v, int64_t b, int64_t s,
+             int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
+             cudaStream_t stream) {
   const Launch L = plan(b, s, nq, nkv, hd, 3, nq);
   if (b == 0 || s == 0) return;
   const int h = static_cast<int>(hd);
   switch ((h + 31) / 32) {
     case 1:
-      forward_impl<1>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      forward_impl<T, 1>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
       break;
     case 2:
-      forward_impl<2>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      forward_impl<T, 2>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
       break;
     case 3:
-      forward_impl<3>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      forward_impl<T, 3>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
       break;
     default:
-      forward_impl<4>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
+      forward_impl<T, 4>(out, lse, q, k, v, s, nq, h, qkv_stride, out_stride, L, stream);
   }
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
-                        const float* lse, const float* q, const float* k, const float* v, int64_t b,
-                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
-                        int64_t out_stride, cudaStream_t stream) {
+template <typename T>
+void backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const float* lse, const T* q,
+              const T* k, const T* v, int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+              int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
   const Launch kv_launch = plan(b, s, nq, nkv, hd, 4, nkv);
   const Launch q_launch = plan(b, s, nq, nkv, hd, 4, nq);
   if (b == 0 || s == 0) return;
@@ -439,26 +443,54 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   // Freed when this returns: safe for work enqueued on the same stream (allocator.h).
   DeviceBuffer<float> D(static_cast<size_t>(b * nq * s));
   constexpr int kDThreads = 256;
-  attention_backward_d_kernel<<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
+  attention_backward_d_kernel<T><<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
       D.data(), dout, out, b, s, static_cast<int>(nq), h, out_stride);
   MDS_CUDA_LAUNCH_CHECK();
   switch ((h + 31) / 32) {
     case 1:
-      backward_impl<1>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
-                       kv_launch, q_launch, stream);
+      backward_impl<T, 1>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride,
+                          out_stride, kv_launch, q_launch, stream);
       break;
     case 2:
-      backward_impl<2>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
-                       kv_launch, q_launch, stream);
+      backward_impl<T, 2>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride,
+                          out_stride, kv_launch, q_launch, stream);
       break;
     case 3:
-      backward_impl<3>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
-                       kv_launch, q_launch, stream);
+      backward_impl<T, 3>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride,
+                          out_stride, kv_launch, q_launch, stream);
       break;
     default:
-      backward_impl<4>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride, out_stride,
-                       kv_launch, q_launch, stream);
+      backward_impl<T, 4>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride,
+                          out_stride, kv_launch, q_launch, stream);
   }
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                        const float* lse, const float* q, const float* k, const float* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream) {
+  backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                        const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream) {
+  backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
 }  // namespace mds::ops::cuda

@@ -1,8 +1,9 @@
-// Helpers shared by the CUDA kernels: grid sizing, the post-launch check and block-wide
-// reductions. The reductions combine in a fixed tree (warp shuffles, then one warp over the
-// warp results), so for a fixed block size the result never depends on timing.
+// Helpers shared by the CUDA kernels: grid sizing, the post-launch check, fp32 <-> storage-type
+// conversion and block-wide reductions. The reductions combine in a fixed tree (warp shuffles, then
+// one warp over the warp results), so for a fixed block size the result never depends on timing.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -20,6 +21,26 @@ inline unsigned blocks_for(int64_t work, int threads) {
 
 // After every launch: an invalid configuration is reported here, not at the next sync.
 #define MDS_CUDA_LAUNCH_CHECK() MDS_CUDA_CHECK(cudaGetLastError())
+
+// Storage types: kernels templated on T (float or __nv_bfloat16) load through to_float and store
+// through from_float<T>, so the arithmetic is fp32 whatever the buffers hold and a bf16 output is
+// rounded once, to nearest even.
+__device__ __forceinline__ float to_float(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
 
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {

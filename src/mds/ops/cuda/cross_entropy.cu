@@ -8,6 +8,11 @@
 // Targets come from user data: one outside [0, vocab) raises a device flag that the host reads
 // back (a stream synchronisation) to throw mds::UserError as the CPU does. The trainer will
 // check targets once on the host instead, where the batch is built; then this sync goes away.
+//
+// bf16 logits: the max and sum passes read them as fp32. The fp32 path keeps the exponentials
+// of pass 2 in dlogits and scales them in pass 3; in bf16 that would round each probability
+// twice and lose the low bits of the small ones, so the bf16 finish recomputes exp(x - max)
+// from the logits (one more read of a row, no fp32 scratch of [n, vocab]) and rounds once.
 #include <limits>
 
 #include "mds/ops/cuda/allocator.h"
@@ -53,32 +58,35 @@ void check_targets(const int32_t* targets, int64_t n, int64_t vocab, cudaStream_
       target, first, vocab);
 }
 
-__global__ void local_max_kernel(float* row_max, float* target_logit, const float* logits,
+template <typename T>
+__global__ void local_max_kernel(float* row_max, float* target_logit, const T* logits,
                                  const int32_t* targets, int64_t cols, int64_t col_begin,
                                  int64_t real) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const float* x = logits + row * cols;
+  const T* x = logits + row * cols;
   float mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < real; j += blockDim.x) mx = fmaxf(mx, x[j]);
+  for (int64_t j = threadIdx.x; j < real; j += blockDim.x) mx = fmaxf(mx, to_float(x[j]));
   mx = block_max(mx, scratch);
   if (threadIdx.x == 0) {
     row_max[row] = mx;
     const int64_t t = targets[row] - col_begin;
-    target_logit[row] = t >= 0 && t < cols ? x[t] : 0.0f;
+    target_logit[row] = t >= 0 && t < cols ? to_float(x[t]) : 0.0f;
   }
 }
 
-__global__ void local_sum_exp_kernel(double* sum_exp, float* exps, const float* logits,
+// exps (fp32 only) may be null.
+template <typename T>
+__global__ void local_sum_exp_kernel(double* sum_exp, float* exps, const T* logits,
                                      const float* row_max, int64_t cols, int64_t real) {
   __shared__ double scratch[32];
   const int64_t row = blockIdx.x;
-  const float* x = logits + row * cols;
+  const T* x = logits + row * cols;
   float* e = exps ? exps + row * cols : nullptr;
   const float mx = row_max[row];
   float acc = 0.0f;
   for (int64_t j = threadIdx.x; j < real; j += blockDim.x) {
-    const float ej = expf(x[j] - mx);
+    const float ej = expf(to_float(x[j]) - mx);
     acc += ej;
     if (e) e[j] = ej;
   }
@@ -103,26 +111,61 @@ __global__ void finish_kernel(float* losses, float* dlogits, const float* row_ma
     dx[j] = j == t ? dx[j] * scale - dscale : dx[j] * scale;
 }
 
-}  // namespace
+// The bf16 finish: losses as finish_kernel; dlogits from the logits themselves (see the top).
+// Each thread reads x[j] before it writes dx[j], so dlogits may alias logits.
+template <typename T>
+__global__ void finish_from_logits_kernel(float* losses, T* dlogits, const T* logits,
+                                          const float* row_max, const double* sum_exp,
+                                          const float* target_logit, const int32_t* targets,
+                                          int64_t cols, int64_t col_begin, int64_t real,
+                                          float dscale) {
+  const int64_t row = blockIdx.x;
+  if (threadIdx.x == 0)
+    losses[row] = static_cast<float>(log(sum_exp[row]) + row_max[row] - target_logit[row]);
+  if (!dlogits) return;
+  const T* x = logits + row * cols;
+  T* dx = dlogits + row * cols;
+  const float mx = row_max[row];
+  const float scale = static_cast<float>(dscale / sum_exp[row]);
+  const int64_t t = targets[row] - col_begin;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float p = j < real ? expf(to_float(x[j]) - mx) * scale : 0.0f;
+    dx[j] = from_float<T>(j == t ? p - dscale : p);
+  }
+}
 
-void cross_entropy_local_max(float* row_max, float* target_logit, const float* logits,
-                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
-                             int64_t vocab, cudaStream_t stream) {
+template <typename T>
+void local_max(float* row_max, float* target_logit, const T* logits, const int32_t* targets,
+               int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, cudaStream_t stream) {
   check_targets(targets, n, vocab, stream);
   if (n == 0) return;
-  local_max_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+  local_max_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
       row_max, target_logit, logits, targets, cols, col_begin,
       real_columns(cols, col_begin, vocab));
   MDS_CUDA_LAUNCH_CHECK();
 }
 
+template <typename T>
+void local_sum_exp(double* sum_exp, float* exps, const T* logits, const float* row_max, int64_t n,
+                   int64_t cols, int64_t col_begin, int64_t vocab, cudaStream_t stream) {
+  if (n == 0) return;
+  local_sum_exp_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      sum_exp, exps, logits, row_max, cols, real_columns(cols, col_begin, vocab));
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void cross_entropy_local_max(float* row_max, float* target_logit, const float* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab, cudaStream_t stream) {
+  local_max(row_max, target_logit, logits, targets, n, cols, col_begin, vocab, stream);
+}
+
 void cross_entropy_local_sum_exp(double* sum_exp, float* exps, const float* logits,
                                  const float* row_max, int64_t n, int64_t cols, int64_t col_begin,
                                  int64_t vocab, cudaStream_t stream) {
-  if (n == 0) return;
-  local_sum_exp_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      sum_exp, exps, logits, row_max, cols, real_columns(cols, col_begin, vocab));
-  MDS_CUDA_LAUNCH_CHECK();
+  local_sum_exp(sum_exp, exps, logits, row_max, n, cols, col_begin, vocab, stream);
 }
 
 void cross_entropy_finish(float* losses, float* dlogits, const float* row_max,
@@ -155,6 +198,48 @@ void cross_entropy_forward_backward(float* losses, float* dlogits, const float* 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab, cudaStream_t stream) {
   // The same passes without a gradient: pass 2 keeps no exponentials, pass 3 writes no dlogits.
+  cross_entropy_forward_backward(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
+}
+
+// ---- bf16 logits ----
+
+void cross_entropy_local_max(float* row_max, float* target_logit, const bf16* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab, cudaStream_t stream) {
+  local_max(row_max, target_logit, logits, targets, n, cols, col_begin, vocab, stream);
+}
+
+void cross_entropy_local_sum_exp(double* sum_exp, const bf16* logits, const float* row_max,
+                                 int64_t n, int64_t cols, int64_t col_begin, int64_t vocab,
+                                 cudaStream_t stream) {
+  local_sum_exp<bf16>(sum_exp, nullptr, logits, row_max, n, cols, col_begin, vocab, stream);
+}
+
+void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, const float* row_max,
+                          const double* sum_exp, const float* target_logit, const int32_t* targets,
+                          int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
+                          cudaStream_t stream) {
+  if (n == 0) return;
+  finish_from_logits_kernel<bf16><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      losses, dlogits, logits, row_max, sum_exp, target_logit, targets, cols, col_begin,
+      real_columns(cols, col_begin, vocab), dscale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* logits,
+                                    const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
+                                    float dscale, cudaStream_t stream) {
+  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
+  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
+  cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
+                          stream);
+  cross_entropy_local_sum_exp(sum_exp.data(), logits, row_max.data(), n, vpad, 0, vocab, stream);
+  cross_entropy_finish(losses, dlogits, logits, row_max.data(), sum_exp.data(), target_logit.data(),
+                       targets, n, vpad, 0, vocab, dscale, stream);
+}
+
+void cross_entropy_forward(float* losses, const bf16* logits, const int32_t* targets, int64_t n,
+                           int64_t vpad, int64_t vocab, cudaStream_t stream) {
   cross_entropy_forward_backward(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
 }
 

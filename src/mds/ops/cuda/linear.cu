@@ -1,6 +1,13 @@
-// Linear layers on the GPU through cuBLASLt, fp32 in and out with fp32 accumulation
-// (CUBLAS_COMPUTE_32F: no TF32, so results match the CPU's OpenBLAS to fp32 rounding of the
-// k-term sums). bf16 inputs, fp32 accumulation and epilogues come next (issue 6).
+// Linear layers on the GPU through cuBLASLt, always with fp32 accumulation (CUBLAS_COMPUTE_32F,
+// fp32 alpha/beta):
+//   fp32: A, B, C/D fp32, no TF32, so results match the CPU's OpenBLAS to fp32 rounding of the
+//         k-term sums;
+//   bf16: A, B bf16 on the tensor cores; D bf16 for y and dx, fp32 for dw, which accumulates
+//         into Megatron's fp32 main_grad directly (beta = 1 on an fp32 C: the
+//         gradient_accumulation_fusion of Megatron's wgrad GEMM, no bf16 dw and no extra add).
+// Both bf16 combinations (A/B bf16 with C/D bf16 or C/D fp32, compute 32F, scale 32F) are rows
+// of cuBLASLt's table of supported types for cublasLtMatmul. No epilogue: Llama's linears have
+// no bias, and the activation (SwiGLU) needs both halves of the output.
 //
 // mds is row-major, cuBLAS column-major: a row-major [r, c] matrix is a column-major [c, r] one,
 // so each product is computed transposed:
@@ -52,19 +59,28 @@ struct Descriptors {
   }
 };
 
-// The largest power of two (at most 256) that divides the address.
-uint32_t alignment(const void* p) {
+// The largest power of two (at most 256, at least the element size) that divides the address.
+uint32_t alignment(const void* p, uint32_t element_bytes) {
   const auto addr = reinterpret_cast<uintptr_t>(p);
   uint32_t a = 256;
-  while (a > 4 && addr % a != 0) a >>= 1;
+  while (a > element_bytes && addr % a != 0) a >>= 1;
   return a;
 }
 
+uint32_t type_bytes(cudaDataType_t t) {
+  return t == CUDA_R_16BF ? 2 : 4;
+}
+
+const char* type_name(cudaDataType_t t) {
+  return t == CUDA_R_16BF ? "bf16" : "fp32";
+}
+
 // Column-major C[m, n] = op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n]; lda/ldb/ldc
-// are the leading dimensions of the matrices as stored.
+// are the leading dimensions of the matrices as stored. A and B are of type ab, C (= D) of type
+// cd; the accumulation is fp32 for every combination.
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-          float beta, cudaStream_t stream) {
+          cudaDataType_t ab, const void* a, int64_t lda, const void* b, int64_t ldb,
+          cudaDataType_t cd, void* c, int64_t ldc, float beta, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   MDS_ASSERT(k > 0, "GEMM with an empty inner dimension (k = 0)");
   Lt& state = lt();
@@ -75,16 +91,17 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
   MDS_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
   const bool a_t = ta == CUBLAS_OP_T, b_t = tb == CUBLAS_OP_T;
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, CUDA_R_32F, a_t ? k : m, a_t ? m : k, lda));
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, CUDA_R_32F, b_t ? n : k, b_t ? k : n, ldb));
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, m, n, ldc));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, ab, a_t ? k : m, a_t ? m : k, lda));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, ab, b_t ? n : k, b_t ? k : n, ldb));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, cd, m, n, ldc));
   MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   const size_t ws = kWorkspaceBytes;
   MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
       d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
   // The heuristic assumes 256-byte aligned pointers unless told otherwise; views into the flat
   // parameter buffer may be less aligned, so state each pointer's real alignment.
-  const uint32_t align_a = alignment(a), align_b = alignment(b), align_c = alignment(c);
+  const uint32_t align_a = alignment(a, type_bytes(ab)), align_b = alignment(b, type_bytes(ab)),
+                 align_c = alignment(c, type_bytes(cd));
   MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
       d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a));
   MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
@@ -97,25 +114,48 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
   int found = 0;
   MDS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1,
                                                   &heuristic, &found));
-  MDS_ASSERT(found > 0, "cuBLASLt has no fp32 algorithm for a {}x{}x{} GEMM", m, n, k);
+  MDS_ASSERT(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} GEMM ({} A/B, {} C/D)", m, n, k,
+             type_name(ab), type_name(cd));
   const float alpha = 1.0f;
   MDS_CUBLAS_CHECK(cublasLtMatmul(state.handle, d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c, d.c,
                                   &heuristic.algo, state.workspace, ws, stream));
+}
+
+// The three products of the header comment; ab is the storage type of x, w, y, dy and dx.
+void forward(cudaDataType_t ab, void* y, const void* x, const void* w, int64_t m, int64_t k,
+             int64_t n, cudaStream_t stream) {
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, ab, w, k, x, k, ab, y, n, 0.0f, stream);
+}
+
+// dw is fp32 for both storage types.
+void backward(cudaDataType_t ab, void* dx, float* dw, const void* dy, const void* x, const void* w,
+              int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
+  if (dx)
+    gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, ab, w, k, dy, n, ab, dx, k, accumulate_dx ? 1.0f : 0.0f,
+         stream);
+  if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, ab, x, k, dy, n, CUDA_R_32F, dw, k, 1.0f, stream);
 }
 
 }  // namespace
 
 void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k, int64_t n,
                     cudaStream_t stream) {
-  gemm(CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, w, k, x, k, y, n, 0.0f, stream);
+  forward(CUDA_R_32F, y, x, w, m, k, n, stream);
 }
 
 void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
-  if (dx)
-    gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, w, k, dy, n, dx, k, accumulate_dx ? 1.0f : 0.0f,
-         stream);
-  if (dw) gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, x, k, dy, n, dw, k, 1.0f, stream);
+  backward(CUDA_R_32F, dx, dw, dy, x, w, m, k, n, accumulate_dx, stream);
+}
+
+void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k, int64_t n,
+                    cudaStream_t stream) {
+  forward(CUDA_R_16BF, y, x, w, m, k, n, stream);
+}
+
+void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
+                     int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
+  backward(CUDA_R_16BF, dx, dw, dy, x, w, m, k, n, accumulate_dx, stream);
 }
 
 }  // namespace mds::ops::cuda

@@ -1,26 +1,44 @@
 // The CUDA kernels: the interface of mds/ops/ops.h (same names, arguments and semantics, fp32),
-// on device pointers, each enqueued on the given stream. Every pointer argument is a device
-// pointer; scalars are host values. A function returns once its work is enqueued, except where
-// it says it synchronises (it returns a host value or checks user data).
+// on device pointers, each enqueued on the given stream, and the same kernels on bf16 storage
+// with the fusions the GPU needs. Every pointer argument is a device pointer; scalars are host
+// values. A function returns once its work is enqueued, except where it says it synchronises
+// (it returns a host value or checks user data).
+//
+// Mixed precision as Megatron does it (--bf16): the model's weights and activations are bf16,
+// the optimizer keeps fp32 master weights and fp32 moments, and weight gradients accumulate in
+// fp32 (Megatron's main_grad, with gradient_accumulation_fusion). So a bf16 overload takes bf16
+// activations, bf16 weights and bf16 activation gradients, and writes fp32 wherever a value is a
+// weight gradient (dw, dtable), a saved statistic (rstd, lse, row max, sums) or a loss. Inside
+// every kernel the arithmetic is fp32 (reductions as the fp32 kernel: fp32 or double) and each
+// bf16 output is rounded once, to nearest even; the comment of each overload lists its bf16
+// buffers. bf16 is __nv_bfloat16 (cuda_bf16.h); mds/core/bf16.h converts on the host.
 //
 // Status (see README, "CUDA backend"): compiled for sm_90a, tested against the CPU kernels by
-// tests/cuda/, never yet run on a GPU. bf16 variants and fusions (RMSNorm + residual, the head's
-// cross entropy without the probabilities) come next (issue 6).
+// tests/cuda/ (bf16 kernels against the fp32 CPU kernels on bf16-rounded inputs), never yet run
+// on a GPU.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
 namespace mds::ops::cuda {
 
-// ---- GEMM (cuBLASLt, fp32 in and out, fp32 accumulation: CUBLAS_COMPUTE_32F, no TF32) ----
+using bf16 = __nv_bfloat16;
+
+// ---- GEMM (cuBLASLt, fp32 accumulation: CUBLAS_COMPUTE_32F; fp32 operands without TF32) ----
 // y[m, n] = x[m, k] @ w[n, k]^T
 void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k, int64_t n,
                     cudaStream_t stream);
 // dx[m, k] = dy @ w (+= when accumulate_dx);  dw[n, k] += dy^T @ x;  dx or dw may be null.
 void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream);
+// bf16: x, w, y, dy, dx bf16 (tensor cores, fp32 accumulation); dw fp32, += (main_grad).
+void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k, int64_t n,
+                    cudaStream_t stream);
+void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
+                     int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream);
 
 // ---- RMSNorm -------------------------------------------------------------------------------
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t h,
@@ -28,12 +46,42 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
 // dx += ..., dw += ... (dw deterministic: fixed row chunks summed in a fixed order)
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t h, cudaStream_t stream);
+// bf16: x, w, y, dy, dx bf16; rstd and dw fp32. dx += rounds the sum once.
+void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int64_t n, int64_t h,
+                     float eps, cudaStream_t stream);
+void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w,
+                      const float* rstd, int64_t n, int64_t h, cudaStream_t stream);
+
+// ---- RMSNorm fused with the residual add before it (pre-norm block: h = x + r; y = norm(h)) --
+// resid_out[n, h] = x + r (the new residual stream), y = rmsnorm(resid_out) * w in one kernel
+// (one pass over x and r instead of an add and a norm). resid_out may alias x or r; y may not.
+// In bf16 the norm is taken of the bf16-rounded sum, the value the backward reads back.
+void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
+                              const float* r, const float* w, int64_t n, int64_t h, float eps,
+                              cudaStream_t stream);
+void rmsnorm_residual_forward(bf16* y, bf16* resid_out, float* rstd, const bf16* x, const bf16* r,
+                              const bf16* w, int64_t n, int64_t h, float eps, cudaStream_t stream);
+// dsum[n, h] = dresid + d(norm)/d(resid_out) dy: the gradient of the sum, hence of both x and r
+// (dresid is the gradient reaching resid_out from later layers; null for none). dsum may alias
+// dresid. dw[h] += ... (fp32 in both overloads, deterministic as rmsnorm_backward's).
+void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
+                               const float* resid_out, const float* w, const float* rstd, int64_t n,
+                               int64_t h, cudaStream_t stream);
+void rmsnorm_residual_backward(bf16* dsum, float* dw, const bf16* dy, const bf16* dresid,
+                               const bf16* resid_out, const bf16* w, const float* rstd, int64_t n,
+                               int64_t h, cudaStream_t stream);
 
 // ---- RoPE, rotate-half, in place; cos/sin: [max_pos, hd/2] device tables from the CPU's
 // rope_tables() (uploaded once), so both devices rotate by the same fp32 values. ------------
 void rope_forward(float* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
                   int64_t hd, int64_t row_stride, int64_t pos0, cudaStream_t stream);
 void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int64_t s,
+                   int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
+                   cudaStream_t stream);
+// bf16: x (dx) bf16, rotated in fp32 by the fp32 tables, rounded once.
+void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                  int64_t hd, int64_t row_stride, int64_t pos0, cudaStream_t stream);
+void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
                    cudaStream_t stream);
 
@@ -47,10 +95,23 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* lse, const float* q, const float* k, const float* v, int64_t b,
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride, cudaStream_t stream);
+// bf16: q, k, v, out, dout, dq, dk, dv bf16; lse fp32; scores, softmax and accumulators fp32.
+// The backward's D = rowsum(dout * out) reads the bf16 out the forward stored.
+void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                        const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream);
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f, cudaStream_t stream);
 void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n, int64_t f,
+                     cudaStream_t stream);  // dgu may alias gu
+// bf16: gu, h, dh, dgu bf16.
+void swiglu_forward(bf16* h, const bf16* gu, int64_t n, int64_t f, cudaStream_t stream);
+void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64_t f,
                      cudaStream_t stream);  // dgu may alias gu
 
 // ---- Embedding (vocab range [vocab_begin, vocab_begin + rows)) ------------------------------
@@ -59,6 +120,12 @@ void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t
 // dtable[ids[i] - vocab_begin, :] += dx[i, :]. Deterministic without atomics: each thread owns
 // one column and adds the tokens in order (see embedding.cu for the cost and the plan).
 void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h,
+                        int64_t vocab_begin, int64_t rows, cudaStream_t stream);
+// bf16: the table (a model weight) and x bf16, a copy (no rounding); backward: dx bf16 into an
+// fp32 dtable (main_grad), in the same token order.
+void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n, int64_t h,
+                       int64_t vocab_begin, int64_t rows, cudaStream_t stream);
+void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64_t n, int64_t h,
                         int64_t vocab_begin, int64_t rows, cudaStream_t stream);
 
 // ---- Cross entropy -------------------------------------------------------------------------
@@ -80,6 +147,26 @@ void cross_entropy_finish(float* losses, float* dlogits, const float* row_max,
                           const double* sum_exp, const float* target_logit, const int32_t* targets,
                           int64_t n, int64_t cols, int64_t col_begin, float dscale,
                           cudaStream_t stream);
+// bf16 logits (the LM head's output), fp32 losses, row_max, target_logit and sum_exp, bf16
+// dlogits. No probabilities are kept between the passes (a bf16 copy would round them twice):
+// the sum pass keeps none and the finish recomputes exp(logit - max) from the logits and writes
+// (softmax - onehot) * dscale, rounded once, 0 on padding. dlogits may alias logits.
+void cross_entropy_forward(float* losses, const bf16* logits, const int32_t* targets, int64_t n,
+                           int64_t vpad, int64_t vocab, cudaStream_t stream);
+void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* logits,
+                                    const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
+                                    float dscale, cudaStream_t stream);
+void cross_entropy_local_max(float* row_max, float* target_logit, const bf16* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab, cudaStream_t stream);
+void cross_entropy_local_sum_exp(double* sum_exp, const bf16* logits, const float* row_max,
+                                 int64_t n, int64_t cols, int64_t col_begin, int64_t vocab,
+                                 cudaStream_t stream);
+// dlogits null: the losses only.
+void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, const float* row_max,
+                          const double* sum_exp, const float* target_logit, const int32_t* targets,
+                          int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
+                          cudaStream_t stream);
 
 // ---- Elementwise and reductions ------------------------------------------------------------
 void add(float* y, const float* a, const float* b, int64_t n, cudaStream_t stream);
@@ -90,9 +177,26 @@ void scale_inplace(float* y, float alpha, int64_t n, cudaStream_t stream);
 double sum_squares(const float* x, int64_t n, cudaStream_t stream);
 void sum_squares_async(double* out, const float* x, int64_t n, cudaStream_t stream);
 
+// ---- Precision conversion and the overflow check --------------------------------------------
+// y[i] = bf16(x[i]) (round to nearest even): the bf16 model weights from the fp32 master.
+void to_bf16(bf16* y, const float* x, int64_t n, cudaStream_t stream);
+void to_fp32(float* y, const bf16* x, int64_t n, cudaStream_t stream);  // exact
+// Whether any x[i] is inf or NaN: the skip test of fp16 dynamic loss scaling, over the fp32
+// gradients. any_non_finite synchronises the stream to return it. any_non_finite_async sets
+// *flag (device) to 1 when it finds one and never clears it, so one flag zeroed once can collect
+// several buffers and be read back once. The answer is an OR: the same whatever the timing.
+bool any_non_finite(const float* x, int64_t n, cudaStream_t stream);
+void any_non_finite_async(int32_t* flag, const float* x, int64_t n, cudaStream_t stream);
+
 // ---- AdamW (the CPU's operation order; scalar coefficients formed on the host in double) ----
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                 float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
                 cudaStream_t stream);
+// The mixed-precision step: the same update of the fp32 master p (and fp32 g, m, v), which is
+// also written to the bf16 model weights p_bf16 = bf16(p) in the same pass (no separate
+// to_bf16 over the parameters).
+void adamw_step(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
+                float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                float grad_scale, cudaStream_t stream);
 
 }  // namespace mds::ops::cuda

@@ -1,6 +1,7 @@
 // RoPE on the GPU, rotate-half, in place, matching ops/cpu/rope.cpp: one thread per rotated pair
 // (x[i], x[i + hd/2]) of one head of one token; the same fp32 tables and the same arithmetic, so
-// the results agree with the CPU's to rounding of the two products.
+// the results agree with the CPU's to rounding of the two products. bf16 storage: the pair is
+// rotated in fp32 and each element rounded once.
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -10,7 +11,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void rope_kernel(float* x, const float* cos, const float* sin, int64_t rows, int64_t s,
+template <typename T>
+__global__ void rope_kernel(T* x, const float* cos, const float* sin, int64_t rows, int64_t s,
                             int64_t heads, int64_t half, int64_t row_stride, int64_t pos0,
                             float sign) {
   const int64_t total = rows * heads * half;
@@ -19,20 +21,21 @@ __global__ void rope_kernel(float* x, const float* cos, const float* sin, int64_
     const int64_t i = t % half, hh = (t / half) % heads, row = t / (half * heads);
     const int64_t pos = pos0 + row % s;
     const float c = cos[pos * half + i], sn = sign * sin[pos * half + i];
-    float* xh = x + row * row_stride + hh * 2 * half;
-    const float x1 = xh[i], x2 = xh[i + half];
-    xh[i] = x1 * c - x2 * sn;
-    xh[i + half] = x2 * c + x1 * sn;
+    T* xh = x + row * row_stride + hh * 2 * half;
+    const float x1 = to_float(xh[i]), x2 = to_float(xh[i + half]);
+    xh[i] = from_float<T>(x1 * c - x2 * sn);
+    xh[i + half] = from_float<T>(x2 * c + x1 * sn);
   }
 }
 
-void rotate(float* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+template <typename T>
+void rotate(T* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
             int64_t hd, int64_t row_stride, int64_t pos0, float sign, cudaStream_t stream) {
   MDS_ASSERT(hd % 2 == 0, "rotary head dim must be even, got {}", hd);
   const int64_t total = b * s * heads * (hd / 2);
   if (total == 0) return;
-  rope_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(x, cos, sin, b * s, s, heads,
-                                                                    hd / 2, row_stride, pos0, sign);
+  rope_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, stream>>>(
+      x, cos, sin, b * s, s, heads, hd / 2, row_stride, pos0, sign);
   MDS_CUDA_LAUNCH_CHECK();
 }
 
@@ -45,6 +48,17 @@ void rope_forward(float* x, const float* cos, const float* sin, int64_t b, int64
 
 // The transpose of a rotation is the rotation by the opposite angle.
 void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int64_t s,
+                   int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
+                   cudaStream_t stream) {
+  rotate(dx, cos, sin, b, s, heads, hd, row_stride, pos0, -1.0f, stream);
+}
+
+void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                  int64_t hd, int64_t row_stride, int64_t pos0, cudaStream_t stream) {
+  rotate(x, cos, sin, b, s, heads, hd, row_stride, pos0, 1.0f, stream);
+}
+
+void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
                    cudaStream_t stream) {
   rotate(dx, cos, sin, b, s, heads, hd, row_stride, pos0, -1.0f, stream);

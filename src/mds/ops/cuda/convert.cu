@@ -1,0 +1,37 @@
+// fp32 <-> bf16 conversion of whole buffers on the GPU: the bf16 model weights from the fp32
+// master weights (round to nearest even, the bits of mds/core/bf16.h's host conversion), and
+// back (exact). Element-wise, grid-stride.
+#include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/ops_cuda.h"
+
+namespace mds::ops::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename To, typename From>
+__global__ void convert_kernel(To* y, const From* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] = from_float<To>(to_float(x[i]));
+}
+
+template <typename To, typename From>
+void convert(To* y, const From* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  convert_kernel<To, From><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void to_bf16(bf16* y, const float* x, int64_t n, cudaStream_t stream) {
+  convert(y, x, n, stream);
+}
+
+void to_fp32(float* y, const bf16* x, int64_t n, cudaStream_t stream) {
+  convert(y, x, n, stream);
+}
+
+}  // namespace mds::ops::cuda
