@@ -14,6 +14,8 @@ Configurations (flags override any field; defaults fit an 80 GB H100 with room t
 
 PyTorch modes, each timed after warm-up with CUDA events, AdamW (lr 3e-4, betas 0.9/0.95,
 weight decay 0.1 on matrices only, torch.optim.AdamW(fused=True)), gradient clipping at 1.0:
+  fp32      plain fp32, TF32 off: the like-for-like peer of mds's fp32 GPU path (MDS_DEVICE=cuda
+            without --bf16), which the mds row runs while mds's bf16 path is not wired in.
   autocast  fp32 weights, torch.autocast(bf16) over forward and loss: the usual PyTorch recipe
             (the fp32 weights are the master copy; every GEMM casts them to bf16 again).
   bf16      Megatron's recipe (Float16OptimizerWithFloat16Params + fp32 main_grad): the model
@@ -21,7 +23,7 @@ weight decay 0.1 on matrices only, torch.optim.AdamW(fused=True)), gradient clip
             fp32 main_grad as soon as it is accumulated (post-accumulate-grad hook) and freed,
             clipping and fused AdamW on fp32 master weights, the masters copied back to bf16.
             This is what mds --bf16 implements (DESIGN.md, Precision), so it is the faithful peer.
-  compile   the faster of the two above with torch.compile(forward + loss) (default options).
+  compile   the fastest of the above with torch.compile(forward + loss) (default options).
 Attention is Hugging Face's attn_implementation="sdpa" (no mask: PyTorch's causal flash /
 cuDNN kernel; --sdpa-backend forces one). The loss is computed here on the logits, not by
 passing labels: each sample is seq+1 tokens, inputs the first seq, targets the next seq, so a
@@ -271,7 +273,18 @@ class MasterTrainer:
         return total
 
 
-MODES = {"autocast": AutocastTrainer, "bf16": MasterTrainer}
+class Fp32Trainer(AutocastTrainer):
+    """Plain fp32 (TF32 off, as mds's CUBLAS_COMPUTE_32F): the like-for-like peer of mds's fp32
+    GPU path, the one mds runs until its bf16 path is wired in."""
+
+    def __init__(self, model, loss_fn, device, low, fused):
+        import torch
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False
+        super().__init__(model, loss_fn, device, torch.float32, fused)
+
+
+MODES = {"fp32": Fp32Trainer, "autocast": AutocastTrainer, "bf16": MasterTrainer}
 
 
 def sdpa_context(backend):
@@ -387,6 +400,15 @@ def mds_command(a, c, prefix, tok, iters, log, gpu_flags):
             "--log-interval", "1", "--eval-iters", "0", "--log-json", log, *gpu_flags]
 
 
+def mds_fp32_on_gpu(a, prefix, tok, tmp):
+    """Whether `MDS_DEVICE=cuda mds train` trains in fp32 on the GPU (mds's first GPU path)."""
+    tiny = dict(layers=2, hidden=64, ffn=192, heads=4, kv_heads=2, seq=32, micro=1, accum=1)
+    probe = subprocess.run(mds_command(a, tiny, prefix, tok, 1, os.path.join(tmp, "probe32.jsonl"),
+                                       []), capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, MDS_DEVICE="cuda"))
+    return probe.returncode == 0 and "fp32 on CPU" not in probe.stdout
+
+
 def mds_gpu_flags(a, prefix, tok, tmp):
     """The flags that make `mds train` run on the GPU in bf16, or (None, why not)."""
     try:
@@ -416,7 +438,11 @@ def run_mds(c, a, notes, device):
         try:
             prefix, tok = mds_data(a, tmp)
             flags, why = mds_gpu_flags(a, prefix, tok, tmp)
-            if flags is None:
+            env = dict(os.environ)
+            if flags is None and device.type == "cuda" and mds_fp32_on_gpu(a, prefix, tok, tmp):
+                notes.append(why + "; mds timed in fp32 on the GPU (compare with the fp32 row)")
+                flags, row["mode"], env["MDS_DEVICE"] = [], "fp32 (GPU)", "cuda"
+            elif flags is None:
                 if device.type == "cuda":
                     notes.append(why)
                     print(why, flush=True)
@@ -428,7 +454,7 @@ def run_mds(c, a, notes, device):
             log = os.path.join(tmp, "log.jsonl")
             t0 = time.perf_counter()
             r = subprocess.run(mds_command(a, c, prefix, tok, a.warmup + a.iters, log, flags),
-                               capture_output=True, text=True, timeout=a.mds_timeout)
+                               capture_output=True, text=True, timeout=a.mds_timeout, env=env)
             if r.returncode != 0:
                 row["error"] = "mds train failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
                 return row
@@ -528,7 +554,7 @@ def main():
     low = torch.float32 if a.smoke else torch.bfloat16
     a.iters = a.iters or (2 if a.smoke else 10)
     a.warmup = a.warmup if a.warmup is not None else (1 if a.smoke else 3)
-    modes = (a.modes or ("autocast,bf16" if a.smoke else "autocast,bf16,compile")).split(",")
+    modes = (a.modes or ("autocast,bf16" if a.smoke else "fp32,autocast,bf16,compile")).split(",")
     if a.data != "random" and not os.path.exists(a.data + ".bin"):
         a.data = "random"
 
@@ -604,7 +630,7 @@ def main():
     # that a --time-budget or a timeout cuts the compiled rows, not the baseline ones.
     for m in modes:
         if m not in MODES and m != "compile":
-            sys.exit(f"unknown mode {m!r}: use autocast, bf16, compile")
+            sys.exit(f"unknown mode {m!r}: use fp32, autocast, bf16, compile")
     eager = {}
     for c in configs:
         if a.mds and budget_left(f"mds {c['name']}"):

@@ -46,6 +46,7 @@ class LlamaModel {
   Buffer<float>& params() { return params_; }
   const Buffer<float>& params() const { return params_; }
   Buffer<float>& grads() { return grads_; }
+  const Buffer<float>& grads() const { return grads_; }
 
   // N(0, init_std) for matrices (std/sqrt(2L) for o_proj and down_proj), ones for norms.
   // Element i of every logical tensor is drawn from a stream keyed by the tensor's name, so

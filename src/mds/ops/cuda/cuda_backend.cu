@@ -1,7 +1,9 @@
 // The CUDA backend: device memory from the caching allocator (ops/cuda/allocator.h), copies
-// with cudaMemcpy*Async on the legacy default stream, and the kernels of ops/cuda/ops_cuda.h
-// enqueued on that stream. Host-valued results synchronise: sum downloads the n values and
-// adds them in index order, as the CPU does, so both devices sum a loss the same way.
+// with cudaMemcpy*Async on the legacy default stream (cudaMemcpyDefault within the device: with
+// unified addressing a host source, such as a pipeline's receive buffer, works too), and the
+// kernels of ops/cuda/ops_cuda.h enqueued on that stream. Host-valued results synchronise: sum
+// downloads the n values and adds them in index order, as the CPU does, so both devices sum a loss
+// the same way.
 #include <cuda_runtime_api.h>
 
 #include <vector>
@@ -44,13 +46,13 @@ class CudaBackend final : public Backend {
     CachingAllocator::instance().free(p);
   }
   void copy(void* dst, const void* src, size_t bytes) override {
-    if (bytes) MDS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, kStream));
+    if (bytes) MDS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, kStream));
   }
   void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
                size_t rows) override {
     if (width && rows)
       MDS_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows,
-                                       cudaMemcpyDeviceToDevice, kStream));
+                                       cudaMemcpyDefault, kStream));
   }
   void zero(void* p, size_t bytes) override {
     if (bytes) MDS_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, kStream));
