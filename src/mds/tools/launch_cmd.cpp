@@ -38,7 +38,8 @@ const char* kUsage =
     "  --bind-to B          core (default: each rank gets its threads' cores) or none\n"
     "  --dry-run            print the launcher line, run nothing\n"
     "Threads per rank: cores / ranks per host (OMP_NUM_THREADS). MDS_DEVICE=cpu|cuda and\n"
-    "MDS_BACKEND=mpi|nccl override the detection.\n";
+    "MDS_BACKEND=mpi|nccl override the detection. MDS_SELF, when set, is the mds the ranks run\n"
+    "(default: this binary, /proc/self/exe).\n";
 
 // The commands of tools/mds.cpp that launch runs as this binary.
 bool is_mds_command(const std::string& s) {
@@ -47,7 +48,11 @@ bool is_mds_command(const std::string& s) {
   return false;
 }
 
+// This binary, as the ranks run it. MDS_SELF, when set, wins: a bundled mds runs under its own
+// loader (scripts/device_bundle.sh), so /proc/self/exe is ld-linux, and the bundle's wrapper
+// sets MDS_SELF to itself.
 std::string self_exe() {
+  if (const char* self = std::getenv("MDS_SELF"); self && *self) return self;
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
   MDS_ASSERT(n > 0, "cannot read /proc/self/exe: {}", std::strerror(errno));
