@@ -37,7 +37,7 @@ std::string compiler() {
 }
 
 std::string cuda_backend() {
-#ifdef MDS_CUDA
+#ifdef MDS_HAVE_CUDA
   return "built";
 #else
   return "not built";
