@@ -6,6 +6,7 @@
 # and the Brown corpus with the GPT-2 tokenizer files.
 #
 #   bash scripts/device_bundle.sh [OUT]        (default: device-bundle.tar.xz in the repo root)
+#   bash scripts/device_bundle.sh --source-hash   (prints the hash of the sources, see INFO)
 #
 # What a session with the GPU machine does:
 #   1. here: bash scripts/device_bundle.sh     (2.5 min from a fresh build-bundle/ with a warm
@@ -34,6 +35,17 @@
 # default without a launcher) never initialises MPI and needs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The source hash: the files that make the binaries. INFO records it; device_session.sh asks
+# `bash scripts/device_bundle.sh --source-hash` for the tree's own, to tell a stale bundle.
+source_hash() {
+  find CMakeLists.txt src tools tests -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' \
+    -o -name '*.cuh' -o -name CMakeLists.txt \) | LC_ALL=C sort | xargs -d '\n' sha256sum |
+    sha256sum | cut -c1-16
+}
+if [[ ${1:-} == --source-hash ]]; then
+  source_hash
+  exit 0
+fi
 root=$PWD
 out=${1:-$root/device-bundle.tar.xz}
 [[ $out == /* ]] || out=$PWD/$out
@@ -97,14 +109,10 @@ cp -L "$loader" "$dir/lib/ld-linux-x86-64.so.2"
 cp -L data/brown_text_document.bin data/brown_text_document.idx data/gpt2-vocab.json \
   data/gpt2-merges.txt "$dir/data/"
 
-# The source hash: the files that make the binaries (device_session.sh computes the same).
-source_hash=$(find CMakeLists.txt src tools tests -type f \( -name '*.cpp' -o -name '*.h' \
-  -o -name '*.cu' -o -name '*.cuh' -o -name CMakeLists.txt \) | LC_ALL=C sort |
-  xargs -d '\n' sha256sum | sha256sum | cut -c1-16)
 {
   echo "commit: $(git log -1 --format='%h %s' 2> /dev/null || echo unknown)"
   git diff --quiet HEAD -- src tools tests CMakeLists.txt 2> /dev/null || echo "uncommitted changes: yes"
-  echo "source_hash: $source_hash"
+  echo "source_hash: $(source_hash)"
   echo "built: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n), $(gcc --version | head -1)"
   echo "cuda: $(nvcc --version 2> /dev/null | tail -1 || echo unknown); archs ${MDS_CUDA_ARCHS:-90a}"
   echo "march: x86-64-v3; programs: ${bins[*]##*/}"
