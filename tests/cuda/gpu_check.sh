@@ -3,7 +3,9 @@
 # sm_90a, run every CUDA test, fp32 and bf16 (none may skip there), then the same binary under
 # compute-sanitizer (out-of-bounds accesses, races in shared memory, uninitialised reads).
 # Prints a summary. MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh
-# with a carried build).
+# with a carried build); MDS_CUDA_TESTS=PATH runs that test binary instead of
+# BUILD/tests/mds_cuda_tests (the device bundle's bin/mds_cuda_tests, scripts/device_bundle.sh);
+# the logs still go to the build dir.
 #   bash tests/cuda/gpu_check.sh [build-dir]       (default build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +15,8 @@ if [[ ${MDS_SKIP_BUILD:-0} != 1 ]]; then  # 1: a build dir made elsewhere, used 
   cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
   cmake --build "$build" -j"$(nproc)" --target mds_cuda_tests
 fi
-bin="$build/tests/mds_cuda_tests"
+bin=${MDS_CUDA_TESTS:-$build/tests/mds_cuda_tests}
+mkdir -p "$build"
 "$bin" 2>&1 | tee "$build/cuda_tests.log"
 if grep -q "SKIPPED" "$build/cuda_tests.log"; then
   echo "FAIL: CUDA tests skipped on a machine that has a GPU" >&2
@@ -22,7 +25,8 @@ fi
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck initcheck; do
   echo "== compute-sanitizer --tool $tool"
-  "$sanitizer" --tool "$tool" --error-exitcode 3 "$bin" --gtest_brief=1 \
+  # --target-processes all: a wrapper script (the bundle's) execs the real binary.
+  "$sanitizer" --tool "$tool" --target-processes all --error-exitcode 3 "$bin" --gtest_brief=1 \
     --gtest_filter='-*m256_k768_n1024*' 2>&1 | tail -5  # the big GEMMs (fp32, bf16) are slow there
 done
 echo "gpu_check: all CUDA tests ran and passed"

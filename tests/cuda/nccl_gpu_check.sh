@@ -2,7 +2,9 @@
 # The NCCL communicator's checks on a machine with a GPU: build mds_nccl_tests with MDS_CUDA=ON,
 # run it as one process (a world of one on GPU 0: nothing may skip but the 2-rank test), then,
 # with 2+ GPUs and mpirun, on 2 ranks (one GPU each). Prints a summary.
-# MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh with a carried build).
+# MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh with a carried build);
+# MDS_NCCL_TESTS=PATH runs that test binary instead of BUILD/tests/mds_nccl_tests (the device
+# bundle's bin/mds_nccl_tests); the logs still go to the build dir.
 #   bash tests/cuda/nccl_gpu_check.sh [build-dir]       (default build-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,7 +14,8 @@ if [[ ${MDS_SKIP_BUILD:-0} != 1 ]]; then  # 1: a build dir made elsewhere, used 
   cmake -B "$build" -S . -DCMAKE_BUILD_TYPE=Release -DMDS_CUDA=ON >/dev/null
   cmake --build "$build" -j"$(nproc)" --target mds_nccl_tests
 fi
-bin="$build/tests/mds_nccl_tests"
+bin=${MDS_NCCL_TESTS:-$build/tests/mds_nccl_tests}
+mkdir -p "$build"
 export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
 timeout 300 "$bin" 2>&1 | tee "$build/nccl_tests.log"
 if grep -E "SKIPPED \] [A-Za-z]" "$build/nccl_tests.log" | grep -v "SendThenRecvBetweenPairs" | grep -q .; then
