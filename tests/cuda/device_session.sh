@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Everything a session with the GPU machine (one H100/H200, 16 cores) checks, in ONE call that
-# ends within ~9 minutes: the machine and its tools, the CUDA build of mds, the CUDA kernel tests
-# (tests/cuda/gpu_check.sh), the NCCL tests (tests/cuda/nccl_gpu_check.sh), and the training
-# benchmark beside PyTorch + Hugging Face (bench/gpu_train_bench.py --config all). Each stage is
-# time-boxed and the next one runs whatever happened; a summary of the stages ends the output.
+# ends within ~9 minutes: the machine and its tools, the CUDA build of mds (or the prebuilt
+# bundle), the CUDA kernel tests (tests/cuda/gpu_check.sh), the NCCL tests
+# (tests/cuda/nccl_gpu_check.sh), CPU-vs-GPU training parity (tests/cuda/gpu_train_parity.sh,
+# when it exists), and the training benchmark beside PyTorch + Hugging Face
+# (bench/gpu_train_bench.py --config all). Each stage is time-boxed and the next one runs
+# whatever happened; a summary of the stages ends the output.
 #
-#   bash tests/cuda/device_session.sh [build-dir]      (default build-gpu)
+#   bash tests/cuda/device_session.sh [build-dir]      (default build-gpu; unused with a bundle)
 #
-# From the device tool, in one run (timeout_s 600; the script itself stops by ~540 s):
-#   command: PYTHONUNBUFFERED=1 bash tests/cuda/device_session.sh
+# What a session does (the GPU machine lacks mds's build dependencies, so build here):
+#   1. here: bash scripts/device_bundle.sh   (writes device-bundle.tar.xz, ~22 MiB: mds,
+#      mds_cuda_tests, mds_nccl_tests with their libraries, glibc included, and the Brown data;
+#      2.5 min with a warm ccache on 2 cores, 20 s when up to date)
+#   2. the device tool, one run: carry ["device-bundle.tar.xz"],
+#      command "PYTHONUNBUFFERED=1 bash tests/cuda/device_session.sh", timeout_s 600
+#      (the script itself stops by ~540 s).
+# With device-bundle.tar.xz in the repo root (or DEVICE_BUNDLE=PATH), the stage "bundle"
+# unpacks it to /tmp/mds-device-bundle, warns when it was built from other sources than this
+# tree's (INFO's source_hash), and replaces the build: every stage runs the bundle's wrappers
+# (bin/mds, bin/mds_cuda_tests, bin/mds_nccl_tests: the bundled loader and libraries, the
+# machine's libcuda, libcublasLt and libnccl), and the data is the bundle's unless data/ has it.
+# Without a bundle, mds is configured and built here (stage "build"; it needs the dependencies),
 # and, to give the benchmark the Brown corpus instead of random tokens, carry
 # ["data/brown_text_document.bin", "data/brown_text_document.idx", "data/gpt2-vocab.json",
 #  "data/gpt2-merges.txt"].
@@ -19,9 +32,10 @@
 # files, as the tool brings back: summary.txt, session.log (every stage's output),
 # gpu_train_bench.json and .md, logs.tar.gz (each stage's log, the test logs, CMake's logs).
 #
-# Time boxes (seconds; DEVICE_SESSION_BUDGET, default 530, is the whole): env 30, build 170,
-# gpu_check 120, nccl_gpu_check 45, and the benchmark the rest (at least 160): a stage never
-# starts with less than the benchmark's reserve left, so the benchmark always runs.
+# Time boxes (seconds; DEVICE_SESSION_BUDGET, default 530, is the whole): env 30, then with a
+# bundle: bundle 30, gpu_check 150, nccl_gpu_check 60, train_parity 90; without: build 170,
+# gpu_check 120, nccl_gpu_check 45, train_parity 90; the benchmark the rest (at least 160): a
+# stage never starts with less than the benchmark's reserve left, so the benchmark always runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 root=$PWD
@@ -34,7 +48,23 @@ bench_reserve=${DEVICE_SESSION_BENCH_RESERVE:-160}
 t0=$SECONDS
 summary=()
 jobs=$(nproc)
-[[ -d $build/lib ]] && export LD_LIBRARY_PATH="$root/$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+bundle_tar=${DEVICE_BUNDLE:-$root/device-bundle.tar.xz}
+bundle_root=/tmp/mds-device-bundle
+bundle=
+if [[ -f $bundle_tar ]]; then
+  bundle=$bundle_root/device-bundle
+  build=$bundle_root/logs  # gpu_check.sh and nccl_gpu_check.sh write their logs there
+  mkdir -p "$build"
+  export MDS_SKIP_BUILD=1 MDS_CUDA_TESTS=$bundle/bin/mds_cuda_tests
+  export MDS_NCCL_TESTS=$bundle/bin/mds_nccl_tests
+  mds=$bundle/bin/mds
+else
+  [[ -d $build/lib ]] && export LD_LIBRARY_PATH="$root/$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  mds=$build/mds
+fi
+# The Brown corpus and GPT-2 files: data/ when carried or prepared, else the bundle's.
+data_dir=$root/data
+[[ ! -f $data_dir/brown_text_document.bin && -n $bundle ]] && data_dir=$bundle/data
 export PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}  # the device image's python3 is the one with torch and transformers
 [[ -d /usr/local/cuda/bin ]] && export PATH="$PATH:/usr/local/cuda/bin"
@@ -99,7 +129,12 @@ env_report() {
   for h in nlohmann/json.hpp CLI/CLI.hpp mpi.h gtest/gtest.h; do
     if echo "#include <$h>" | c++ -std=c++20 -fsyntax-only -x c++ - "${mpi_flags[@]}" 2>/dev/null; then echo "header $h: found"; else missing+=("header:$h"); fi
   done
-  ((${#missing[@]})) && echo "MISSING for the mds build: ${missing[*]}" || echo "all build dependencies found"
+  if ((${#missing[@]})); then
+    [[ -n $bundle ]] && echo "(not needed: the bundle is prebuilt) missing for the mds build: ${missing[*]}" ||
+      echo "MISSING for the mds build: ${missing[*]}"
+  else
+    echo "all build dependencies found"
+  fi
   echo "--- Python"
   "$python" - <<'EOF'
 import importlib
@@ -153,23 +188,57 @@ build_mds() {
   fi
 }
 
+# The bundle, unpacked (python's tarfile when there is no xz), its INFO, and mds info through
+# its wrapper, which says where it found the machine's libcuda, libcublasLt and libnccl.
+unpack_bundle() {
+  echo "bundle: $bundle_tar ($(du -h "$bundle_tar" | cut -f1)) -> $bundle"
+  rm -rf "$bundle"
+  if command -v xz > /dev/null; then
+    tar -xJf "$bundle_tar" -C "$bundle_root" || return 1
+  else
+    "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$bundle_tar" "$bundle_root" || return 1
+  fi
+  cat "$bundle/INFO"
+  local here
+  here=$(bash scripts/device_bundle.sh --source-hash)
+  grep -q "^source_hash: $here\$" "$bundle/INFO" ||
+    echo "WARNING: the bundle was built from other sources than this tree's (source_hash $here):" \
+      "its binaries may not match; rebuild it (bash scripts/device_bundle.sh)"
+  ls -l "$bundle/libexec"
+  "$bundle/bin/run" mds info
+}
+
 bench() {  # bench SECONDS_LEFT
-  local mds=()
-  [[ -x $build/mds ]] && mds=(--mds "$build/mds")
+  local mds_args=()
+  [[ -x $mds ]] && mds_args=(--mds "$mds")
+  [[ -f $data_dir/brown_text_document.bin ]] && mds_args+=(--data "$data_dir/brown_text_document")
   # --time-budget: no run starts after it, so that the last one ends before the stage's timeout
   # (a 1b torch.compile run takes a minute or two); the JSON and .md are rewritten after each row.
-  "$python" bench/gpu_train_bench.py --config all "${mds[@]}" --out "$out/gpu_train_bench.json" \
+  "$python" bench/gpu_train_bench.py --config all "${mds_args[@]}" --out "$out/gpu_train_bench.json" \
     --time-budget $(($1 > 150 ? $1 - 90 : $1 / 2))
 }
 
-export build jobs out logs root python
-export -f env_report build_mds bench
-nccl_from_wheel
-stage env 30 env_report
-stage build 170 build_mds
+export build jobs out logs root python bundle bundle_tar bundle_root mds data_dir
+export -f env_report build_mds unpack_bundle bench
+if [[ -n $bundle ]]; then
+  stage env 30 env_report
+  stage bundle 30 unpack_bundle
+  caps=(150 60)
+else
+  nccl_from_wheel
+  stage env 30 env_report
+  stage build 170 build_mds
+  caps=(120 45)
+fi
 if [[ ${MDS_SKIP_BUILD:-0} == 1 ]]; then export MDS_SKIP_BUILD; fi
-stage gpu_check 120 bash tests/cuda/gpu_check.sh "$build"
-stage nccl_gpu_check 45 bash tests/cuda/nccl_gpu_check.sh "$build"
+stage gpu_check "${caps[0]}" bash tests/cuda/gpu_check.sh "$build"
+stage nccl_gpu_check "${caps[1]}" bash tests/cuda/nccl_gpu_check.sh "$build"
+if [[ -f tests/cuda/gpu_train_parity.sh ]]; then  # CPU and GPU runs of mds train, compared
+  stage train_parity 90 env MDS_DATA_DIR="$data_dir" bash tests/cuda/gpu_train_parity.sh "$mds"
+else
+  summary+=("$(printf '%-16s SKIPPED   (no tests/cuda/gpu_train_parity.sh)' train_parity)")
+fi
 stage bench "$budget" bench $((budget - (SECONDS - t0) - 5))
 
 {
@@ -178,7 +247,8 @@ stage bench "$budget" bench $((budget - (SECONDS - t0) - 5))
   git log -1 --format='commit %h %s' 2>/dev/null
   printf '%s\n' "${summary[@]}"
   grep -h "MISSING" "$logs/env.log" 2>/dev/null
-  grep -h -E "^(gpu_check|nccl_gpu_check):|^FAIL" "$logs"/*.log 2>/dev/null
+  grep -h -E "^(commit|source_hash|WARNING|bin/run):" "$logs/bundle.log" 2>/dev/null | awk '!seen[$0]++'
+  grep -h -E "^(gpu_check|nccl_gpu_check|gpu_train_parity|train_parity):|^FAIL" "$logs"/*.log 2>/dev/null
   [[ -s $out/gpu_train_bench.md ]] && cat "$out/gpu_train_bench.md"
 } | tee "$out/summary.txt"
 
