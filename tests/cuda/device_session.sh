@@ -224,6 +224,7 @@ export -f env_report build_mds unpack_bundle bench
 if [[ -n $bundle ]]; then
   stage env 30 env_report
   stage bundle 30 unpack_bundle
+  export MDS_RUN_QUIET=1  # the bundle stage said where bin/run finds the CUDA libraries
   caps=(150 60)
 else
   nccl_from_wheel
