@@ -260,8 +260,11 @@ fi
   note "NO_FLASH_ATTN=$NO_FLASH_ATTN: mds has one attention kernel (flash-style, memory linear in SEQ); no effect"
 [[ -z ${CPU_OPTIMIZER:-} ]] ||
   note "CPU_OPTIMIZER=$CPU_OPTIMIZER: optimizer offload is not built; the optimizer runs where the model is (on the CPU backend, the CPU)"
-[[ -z ${TIMING_LOG_LEVEL:-} ]] ||
-  note "TIMING_LOG_LEVEL=$TIMING_LOG_LEVEL: mds prints one timers line per log line; no effect"
+TIMING_FLAGS=()
+if [[ -n ${TIMING_LOG_LEVEL:-} ]]; then
+  [[ $TIMING_LOG_LEVEL =~ ^[0-2]$ ]] || die "TIMING_LOG_LEVEL=$TIMING_LOG_LEVEL: must be 0, 1 or 2"
+  TIMING_FLAGS=(--timing-log-level "$TIMING_LOG_LEVEL")
+fi
 [[ -z ${LAUNCH_WITH:-} ]] ||
   note "LAUNCH_WITH=$LAUNCH_WITH: mds starts ranks with mds launch (mpirun, mpiexec or srun); no effect"
 
@@ -368,7 +371,7 @@ TRAIN=(
 TRAIN+=(
   --weight-decay "$WEIGHT_DECAY" --adam-beta1 "$ADAM_BETA1" --adam-beta2 "$ADAM_BETA2"
   --adam-eps "$ADAM_EPS" --clip-grad "$CLIP_GRAD"
-  "${ZERO_FLAGS[@]}" "${DTYPE_FLAGS[@]}" "${ACT_FLAGS[@]}"
+  "${ZERO_FLAGS[@]}" "${DTYPE_FLAGS[@]}" "${ACT_FLAGS[@]}" "${TIMING_FLAGS[@]}"
   "${DATA_FLAGS[@]}" --data-cache-path "$CKPT_DIR/.cache/$stem/index-cache"
   --split "$TRAIN_SPLIT,$VAL_SPLIT,$TEST_SPLIT" "${TOKENIZER_FLAGS[@]}"
   --save "$SAVE" --save-interval "$SAVE_INTERVAL" "${LOAD_FLAGS[@]}"

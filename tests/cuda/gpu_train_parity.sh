@@ -67,3 +67,15 @@ for r in gpu_full gpu_selective; do
 done
 grep -m1 "allocated" "$out/gpu.log"
 echo "gpu_train_parity: the GPU reproduces the CPU run (fp32), recomputation included"
+
+# Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
+# timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.
+TRAIN=(--num-layers 12 --hidden-size 768 --num-attention-heads 12 --seq-length 1024
+       --micro-batch-size 8 --global-batch-size 8
+       --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
+       --merge-file "$DATA/gpt2-merges.txt" --data-path "$DATA/brown_text_document"
+       --lr 3e-4 --train-iters 6 --log-interval 1 --eval-iters 0)
+run gpu_profile cuda --timing-log-level 2 ||
+  echo "gpu_profile: failed (see $out/gpu_profile.log)"
+sed -n '/^> kernel time/,/^>   total/p' "$out/gpu_profile.log"
+grep "iteration=  *6/" "$out/gpu_profile.log" | grep -o "elapsed_time_per_iteration_ms=[0-9.]*\|TFLOPs=[0-9.]*"

@@ -224,7 +224,7 @@ else
 fi
 reported "NO_FLASH_ATTN=1:"
 reported "CPU_OPTIMIZER=1:"
-reported "TIMING_LOG_LEVEL=2:"
+expect --timing-log-level 2
 reported "LAUNCH_WITH=deepspeed:"
 dry "${D[@]}" TRAIN_ITERS=1 DTYPE=fp16
 reported "DTYPE=fp16: the CPU backend trains in fp32 only"

@@ -163,6 +163,11 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
                  "loss-curve PNG at the end (default: beside --log-json, else in "
                  "--tensorboard-dir, else in --save)")
       ->group(g);
+  app.add_option("--timing-log-level", a.timing_log_level,
+                 "0, 1: the timers line per log line; 2: also every kernel's time at the end "
+                 "(each kernel synchronised: slower)")
+      ->check(CLI::Range(0, 2))
+      ->group(g);
   app.add_option("--peak-tflops", a.peak_tflops,
                  "peak TFLOP/s of one device for MFU (default: the device table, see mds info)")
       ->group(g);

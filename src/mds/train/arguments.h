@@ -49,6 +49,7 @@ struct TrainArgs {
   int64_t tensorboard_log_interval = 1;  // iterations between training scalars
   std::string plot;                      // the loss-curve PNG; "" beside the logs (trainer.cpp)
   double peak_tflops = 0;                // > 0: one device's peak for MFU, instead of the table
+  int64_t timing_log_level = 0;          // 2: the per-kernel time table at the end of the run
 
   // Parallel layout. data_parallel = world / (T x P x S), set by set_data_parallel.
   int64_t tensor_parallel = 1, pipeline_parallel = 1, sequence_parallel = 1;

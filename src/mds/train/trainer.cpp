@@ -20,6 +20,7 @@
 #include "mds/launch/devices.h"
 #include "mds/model/llama.h"
 #include "mds/ops/backend.h"
+#include "mds/ops/timed_backend.h"
 #include "mds/optim/adamw.h"
 #include "mds/optim/lr_schedule.h"
 #include "mds/parallel/grad_sync.h"
@@ -292,7 +293,16 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
             "{} processes on GPUs: the trainer runs one GPU process for now (multi-GPU needs "
             "its NCCL groups, not wired yet); run one process, or MDS_DEVICE=cpu for MPI on CPUs",
             world.size());
-  ops::Backend& backend = ops::backend_for(on_gpu ? ops::Device::cuda : ops::Device::cpu);
+  ops::Backend* device_backend = &ops::backend_for(on_gpu ? ops::Device::cuda : ops::Device::cpu);
+  std::optional<ops::TimedBackend> timing;  // --timing-log-level 2: every kernel timed
+  if (a.timing_log_level >= 2) device_backend = &timing.emplace(*device_backend);
+  ops::Backend& backend = *device_backend;
+  // Leaves evaluation and checkpoint writes out of the kernel table.
+  auto untimed = [&](auto&& f) {
+    if (timing) timing->pause(true);
+    f();
+    if (timing) timing->pause(false);
+  };
   model::LlamaModel model(a.model, par.shard(), par.model_comm(), a.recompute, backend);
   model.init_weights(a.seed);
   optim::AdamW optimizer(model.table(), a.adam, backend);
@@ -325,6 +335,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   const int tp_rank = par.topology().coords().tp;
 
   report.start();
+  if (timing) timing->reset();  // from the first training step on
   while (iteration < a.train_iters) {
     const auto start = Clock::now();
     model.zero_grads();
@@ -377,13 +388,18 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       interval_iters = 0;
     }
     if (data.valid && a.eval_iters > 0 && iteration % a.eval_interval == 0) {
-      const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
+      double vl = 0;
+      untimed([&] { vl = evaluate(model, *data.valid, valid_consumed, a, mb, par); });
       report.evaluation("validation", strfmt("iteration {}", iteration), iteration, consumed, vl);
     }
     if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
-      save(a, model, par, iteration, consumed, tokenizer->eod());
+      untimed([&] { save(a, model, par, iteration, consumed, tokenizer->eod()); });
       last_saved = iteration;
     }
+  }
+  if (timing) {
+    timing->pause(true);
+    std::fputs(timing->report(iteration - start.iteration).c_str(), stdout);
   }
   std::fputs(par.comm_summary(iteration - start.iteration, a.num_micro_batches(),
                               a.micro_batch_size, model)
