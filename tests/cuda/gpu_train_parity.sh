@@ -75,7 +75,7 @@ TRAIN=(--num-layers 12 --hidden-size 768 --num-attention-heads 12 --seq-length 1
        --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
        --merge-file "$DATA/gpt2-merges.txt" --data-path "$DATA/brown_text_document"
        --lr 3e-4 --train-iters 6 --log-interval 1 --eval-iters 0)
-run gpu_profile cuda --timing-log-level 2 ||
+(run gpu_profile cuda --timing-log-level 2) ||
   echo "gpu_profile: failed (see $out/gpu_profile.log)"
 sed -n '/^> kernel time/,/^>   total/p' "$out/gpu_profile.log"
 grep "iteration=  *6/" "$out/gpu_profile.log" | grep -o "elapsed_time_per_iteration_ms=[0-9.]*\|TFLOPs=[0-9.]*"
