@@ -458,7 +458,11 @@ def run_mds(c, a, notes, device):
             if r.returncode != 0:
                 row["error"] = "mds train failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
                 return row
-            rows = [j for j in map(json.loads, open(log)) if "iteration" in j][a.warmup:]
+            lines = [json.loads(line) for line in open(log) if line.strip()]
+            rows = [j for j in lines if "iteration" in j][a.warmup:]
+            for j in lines:  # mds's peak of its device buffers (caching allocator on the GPU)
+                if "peak_memory_bytes" in j:
+                    row["peak_memory_gib"] = j["peak_memory_bytes"] / 2**30
             times = sorted(j["elapsed_time_per_iteration_ms"] / 1e3 for j in rows)
             mean = sum(times) / len(times)
             tokens = c["micro"] * c["accum"] * c["seq"]

@@ -39,6 +39,12 @@ class GuardedBackend final : public ops::CpuBackend {
     live_.erase(p);
   }
   int64_t live_allocations() const { return int64_t(live_.size()); }
+  MemoryStats memory_stats() const override {
+    MemoryStats m;
+    for (const auto& [p, len] : live_) m.current += int64_t(len);  // whole pages
+    m.peak = m.current;
+    return m;
+  }
 
  protected:
   void enter() override { protect(PROT_READ | PROT_WRITE, true); }

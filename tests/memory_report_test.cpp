@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mds/model/llama.h"
+#include "mds/ops/cpu/cpu_backend.h"
 #include "mds/optim/adamw.h"
 #include "mds/parallel/pipeline_schedule.h"
 #include "mds/train/memory_report.h"
@@ -123,4 +124,31 @@ TEST(MemoryReport, ActivationsScaleWithSlotsAndMicroBatchAndAdamIsTwiceTheParame
   const std::string s = train::format_memory_table(train::memory_per_stage(c, 1, 1, 2, 2, 4));
   EXPECT_NE(s.find("activations"), std::string::npos);
   EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 4) << s;
+}
+
+// Every byte the model and the optimizer hold is a Buffer of their backend, so the backend's
+// peak over a whole training step (a fresh CPU backend, counting only them) is exactly the
+// banner's total: nothing is allocated behind the table's back, nothing grows after prepare().
+TEST(MemoryReport, ThePeakOfTheBackendIsTheBannerTotal) {
+  const LlamaConfig c = config(3);
+  for (int64_t p = 0; p < 2; ++p) {
+    SCOPED_TRACE(p);
+    ops::CpuBackend backend;
+    const ModelShard shard = ModelShard::of(c, 0, 1, p, 2);
+    const BatchShape shape{2, c.seq_length, 0};
+    const int slots = int(parallel::pipeline_slots(p, 2, 3));
+    const MemoryReport want = train::estimate_memory(c, shard, 1, shape, slots);
+    {
+      model::LlamaModel m(c, shard, {}, {}, backend);
+      optim::AdamW opt(m.table(), {}, backend);
+      m.init_weights(1);
+      m.prepare(shape, slots);
+      m.zero_grads();
+      run_step(m, shape, slots);
+      opt.step(m.params().data(), m.grads().data(), 1e-3);
+      EXPECT_EQ(backend.memory_stats().current, want.total());
+    }
+    EXPECT_EQ(backend.memory_stats().peak, want.total());
+    EXPECT_EQ(backend.memory_stats().current, 0);  // all released with the model
+  }
 }

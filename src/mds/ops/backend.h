@@ -34,6 +34,12 @@ class Backend {
   virtual void upload(void* dst, const void* host, size_t bytes) = 0;
   virtual void download(void* host, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Bytes allocated through this backend and not yet released, and the most at any time (the
+  // CUDA backend counts its caching allocator's size classes).
+  struct MemoryStats {
+    int64_t current = 0, peak = 0;
+  };
+  virtual MemoryStats memory_stats() const = 0;
 
   // ---- Kernels (ops.h) -------------------------------------------------------------------
   virtual void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k,

@@ -60,6 +60,7 @@ class TimedBackend final : public Backend {
   void* allocate(size_t bytes) override { return inner_.allocate(bytes); }
   void release(void* p) override { inner_.release(p); }
   void synchronize() override { inner_.synchronize(); }
+  MemoryStats memory_stats() const override { return inner_.memory_stats(); }
   void copy(void* dst, const void* src, size_t bytes) override {
     timed("copy", [&] { inner_.copy(dst, src, bytes); });
   }

@@ -259,6 +259,23 @@ void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, 
   std::fflush(stdout);
 }
 
+// Rank 0's peak of the model's backend memory beside the banner's row for it (on the CPU they
+// are equal: every buffer is in the table), printed and written to --log-json.
+void report_peak_memory(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par,
+                        RunReport& report) {
+  const dist::ParallelSizes& n = par.topology().sizes();
+  const int64_t banner =
+      memory_per_stage(m.config(), n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(),
+                       a.recompute)[size_t(par.topology().coords().pp)]
+          .memory.total();
+  const ops::Backend::MemoryStats mem = m.backend().memory_stats();
+  const char* device = ops::device_name(m.backend().device());
+  std::printf("> memory: peak %.1f MiB of %s buffers on rank 0 (the banner's row: %.1f MiB)\n",
+              double(mem.peak) / 1048576.0, device, double(banner) / 1048576.0);
+  report.json_line(strfmt(R"({"peak_memory_bytes": {}, "device": "{}", "banner_bytes": {}})",
+                          mem.peak, device, banner));
+}
+
 }  // namespace
 
 namespace {
@@ -401,6 +418,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     timing->pause(true);
     std::fputs(timing->report(iteration - start.iteration).c_str(), stdout);
   }
+  report_peak_memory(a, model, par, report);
   std::fputs(par.comm_summary(iteration - start.iteration, a.num_micro_batches(),
                               a.micro_batch_size, model)
                  .c_str(),

@@ -4,9 +4,12 @@
 // checking backend.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include "mds/ops/backend.h"
 #include "mds/ops/ops.h"
@@ -21,9 +24,28 @@ class CpuBackend : public Backend {
     if (bytes == 0) return nullptr;
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p) throw std::bad_alloc();
+    const std::lock_guard<std::mutex> lock(mu_);
+    sizes_[p] = bytes;
+    stats_.current += int64_t(bytes);
+    stats_.peak = std::max(stats_.peak, stats_.current);
     return p;
   }
-  void release(void* p) override { std::free(p); }
+  void release(void* p) override {
+    if (!p) return;
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      const auto it = sizes_.find(p);
+      if (it != sizes_.end()) {
+        stats_.current -= int64_t(it->second);
+        sizes_.erase(it);
+      }
+    }
+    std::free(p);
+  }
+  MemoryStats memory_stats() const override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
   void copy(void* dst, const void* src, size_t bytes) override {
     const Scope scope(*this);
     if (bytes) std::memmove(dst, src, bytes);
@@ -166,6 +188,10 @@ class CpuBackend : public Backend {
   virtual void leave() {}
 
  private:
+  mutable std::mutex mu_;
+  std::unordered_map<void*, size_t> sizes_;  // live allocations
+  MemoryStats stats_;
+
   struct Scope {
     CpuBackend& b;
     explicit Scope(CpuBackend& backend) : b(backend) { b.enter(); }

@@ -68,6 +68,10 @@ class CudaBackend final : public Backend {
     MDS_CUDA_CHECK(cudaStreamSynchronize(kStream));
   }
   void synchronize() override { MDS_CUDA_CHECK(cudaStreamSynchronize(kStream)); }
+  MemoryStats memory_stats() const override {
+    const cuda::MemoryStats s = CachingAllocator::instance().stats();
+    return {int64_t(s.current), int64_t(s.peak)};
+  }
 
   void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k,
                       int64_t n) override {
