@@ -53,20 +53,20 @@ std::vector<float> full_forward_logits(LlamaModel& m, const std::vector<int32_t>
   const model::BatchShape shape{1, s, 0};
   const model::BlockDims dims = model::BlockDims::of(c, 1, 1);
   const model::RopeTables rope(c);
-  model::BlockScratch scratch;
+  model::BlockScratch<float> scratch;
   scratch.resize(dims, shape);
   const parallel::ModelComm comm;
   parallel::UlyssesExchange ulysses;
-  model::BlockEnv env{ops::cpu_backend(), c, dims, rope, comm, scratch, ulysses};
+  model::BlockEnv<float> env{ops::cpu_backend(), c, dims, rope, comm, scratch, ulysses};
   float* params = m.params().data();
   auto at = [&](const char* name) { return params + m.table().at(name).offset; };
   std::vector<float> x(static_cast<size_t>(s * h)), y(x.size());
   ops::embedding_forward(x.data(), tokens.data(), at("model.embed_tokens.weight"), s, h);
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    model::BlockActs acts;
+    model::BlockActs<float> acts;
     acts.resize(dims, shape);
-    model::block_forward(y.data(), x.data(), model::BlockWeights::in(params, m.table(), l), acts,
-                         env, shape);
+    model::block_forward(y.data(), x.data(), model::BlockWeights<float>::in(params, m.table(), l),
+                         acts, env, shape);
     std::swap(x, y);
   }
   std::vector<float> xn(x.size()), rstd(static_cast<size_t>(s)),

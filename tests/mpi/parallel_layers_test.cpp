@@ -242,16 +242,16 @@ BlockResult run_block(const LlamaConfig& c, const ParamTable& table, std::vector
                       const std::vector<float>& x, const std::vector<float>& dy) {
   const model::BlockDims dims = model::BlockDims::of(c, comm.tp_size(), comm.sp_size());
   const model::RopeTables rope(c);
-  model::BlockScratch scratch;
+  model::BlockScratch<float> scratch;
   scratch.resize(dims, shape);
   parallel::UlyssesExchange ulysses;
-  model::BlockEnv env{ops::cpu_backend(), c, dims, rope, comm, scratch, ulysses};
-  model::BlockActs acts;
+  model::BlockEnv<float> env{ops::cpu_backend(), c, dims, rope, comm, scratch, ulysses};
+  model::BlockActs<float> acts;
   acts.resize(dims, shape);
   BlockResult out;
   out.grads.assign(table.total(), 0.0f);
-  const auto bw = model::BlockWeights::in(w.data(), table, 0);
-  const auto bg = model::BlockWeights::in(out.grads.data(), table, 0);
+  const auto bw = model::BlockWeights<float>::in(w.data(), table, 0);
+  const auto bg = model::BlockWeights<float>::in(out.grads.data(), table, 0);
   out.y.assign(shape.n() * c.hidden_size, 0.0f);
   model::block_forward(out.y.data(), x.data(), bw, acts, env, shape);
   out.dx = dy;

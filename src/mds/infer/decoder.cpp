@@ -20,7 +20,7 @@ Decoder::Decoder(const model::LlamaConfig& config, std::vector<float> params, in
              "cache capacity {} outside [1, max_position_embeddings {}]", capacity,
              cfg_.max_position_embeddings);
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    blocks_.push_back(model::BlockWeights::in(params_.data(), table_, l));
+    blocks_.push_back(model::BlockWeights<float>::in(params_.data(), table_, l));
     k_cache_.emplace_back(size_t(capacity * dims_.kvd()));
     v_cache_.emplace_back(size_t(capacity * dims_.kvd()));
   }
@@ -36,7 +36,7 @@ Decoder::Decoder(const model::LlamaConfig& config, std::vector<float> params, in
 }
 
 void Decoder::layer(int64_t l, int64_t n, int64_t pos) {
-  const model::BlockWeights& w = blocks_[size_t(l)];
+  const model::BlockWeights<float>& w = blocks_[size_t(l)];
   const int64_t h = dims_.h, f = dims_.f, hd = dims_.hd;
   const int64_t qd = dims_.qd(), kvd = dims_.kvd(), qkvd = dims_.qkvd();
   const float eps = cfg_.norm_eps;

@@ -51,7 +51,7 @@ class Decoder {
   std::vector<float> params_;
   int64_t capacity_, length_ = 0;
   model::BlockDims dims_;
-  std::vector<model::BlockWeights> blocks_;
+  std::vector<model::BlockWeights<float>> blocks_;
   model::RopeTables rope_;
   std::vector<std::vector<float>> k_cache_, v_cache_;  // per layer [capacity, nkv * hd]
   // Scratch for one chunk of n <= kChunk tokens.

@@ -6,7 +6,8 @@
 
 namespace mds::model {
 
-BlockWeights BlockWeights::in(float* base, const ParamTable& table, int64_t layer) {
+template <typename Elem>
+BlockWeights<Elem> BlockWeights<Elem>::in(Elem* base, const ParamTable& table, int64_t layer) {
   const std::string l = "model.layers." + std::to_string(layer) + ".";
   auto at = [&](const char* name) { return base + table.at(l + name).offset; };
   return {at("input_layernorm.weight"),  at("self_attn.q_proj.weight"),
@@ -25,7 +26,8 @@ BlockDims BlockDims::of(const LlamaConfig& c, int64_t tp, int64_t sp) {
   return d;
 }
 
-void AttentionOut::resize(const BlockDims& d, const BatchShape& shape) {
+template <typename Elem>
+void AttentionOut<Elem>::resize(const BlockDims& d, const BatchShape& shape) {
   const int64_t n = shape.n();
   core_out.resize(d.sp > 1 ? n * d.qd() : 0);
   attn.resize(n * d.qd());
@@ -35,15 +37,17 @@ void AttentionOut::resize(const BlockDims& d, const BatchShape& shape) {
 namespace {
 template <typename... V>
 int64_t capacity_bytes(const V&... v) {
-  return ((v.capacity() * int64_t(sizeof(float))) + ...);
+  return ((v.capacity() * int64_t(sizeof(*v.data()))) + ...);
 }
 }  // namespace
 
-int64_t AttentionOut::allocated_bytes() const {
+template <typename Elem>
+int64_t AttentionOut<Elem>::allocated_bytes() const {
   return capacity_bytes(core_out, attn, lse);
 }
 
-void BlockActs::resize(const BlockDims& d, const BatchShape& shape, bool keep_attention) {
+template <typename Elem>
+void BlockActs<Elem>::resize(const BlockDims& d, const BatchShape& shape, bool keep_attention) {
   const int64_t n = shape.n();
   norm1.resize(n * d.h);
   rstd1.resize(n);
@@ -56,12 +60,15 @@ void BlockActs::resize(const BlockDims& d, const BatchShape& shape, bool keep_at
   act.resize(n * d.f);
 }
 
-int64_t BlockActs::allocated_bytes() const {
+template <typename Elem>
+int64_t BlockActs<Elem>::allocated_bytes() const {
   return capacity_bytes(norm1, rstd1, qkv, mid, norm2, rstd2, gate_up, act) +
          core.allocated_bytes();
 }
 
-void BlockScratch::resize(const BlockDims& d, const BatchShape& shape, bool recompute_attention) {
+template <typename Elem>
+void BlockScratch<Elem>::resize(const BlockDims& d, const BatchShape& shape,
+                                bool recompute_attention) {
   const int64_t n = shape.n(), split = d.sp > 1 ? n : 0;
   qkv_local.resize(split * d.qkvd());
   d_norm.resize(n * d.h);
@@ -74,7 +81,8 @@ void BlockScratch::resize(const BlockDims& d, const BatchShape& shape, bool reco
   if (recompute_attention) core.resize(d, shape);
 }
 
-int64_t BlockScratch::allocated_bytes() const {
+template <typename Elem>
+int64_t BlockScratch<Elem>::allocated_bytes() const {
   return capacity_bytes(qkv_local, d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up,
                         d_act) +
          core.allocated_bytes();
@@ -95,19 +103,23 @@ namespace {
 
 // Where a block's attention core results live: its own activations, or the shared scratch
 // under selective recomputation.
-AttentionOut& attention_out(BlockActs& a, BlockEnv& env) {
+template <typename Elem>
+AttentionOut<Elem>& attention_out(BlockActs<Elem>& a, BlockEnv<Elem>& env) {
   return env.recompute_attention ? env.scratch.core : a.core;
 }
-const AttentionOut& attention_out(const BlockActs& a, BlockEnv& env) {
+template <typename Elem>
+const AttentionOut<Elem>& attention_out(const BlockActs<Elem>& a, BlockEnv<Elem>& env) {
   return env.recompute_attention ? env.scratch.core : a.core;
 }
 
 // The attention core on the gathered q|k|v (the core's layout), and its output brought back
 // to this rank's tokens (Ulysses, S > 1).
-void attention_core(AttentionOut& o, const float* q, BlockEnv& env, const BatchShape& shape) {
+template <typename Elem>
+void attention_core(AttentionOut<Elem>& o, const Elem* q, BlockEnv<Elem>& env,
+                    const BatchShape& shape) {
   const BlockDims& d = env.dims;
   const int64_t S = d.sp, qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
-  float* core_out = S > 1 ? o.core_out.data() : o.attn.data();
+  Elem* core_out = S > 1 ? o.core_out.data() : o.attn.data();
   env.k.attention_forward(core_out, o.lse.data(), q, q + qd / S, q + (qd + kvd) / S, shape.b,
                           shape.s * S, d.nq / S, d.nkv / S, d.hd, qkvd / S, qd / S);
   if (S > 1)
@@ -117,8 +129,9 @@ void attention_core(AttentionOut& o, const float* q, BlockEnv& env, const BatchS
 
 }  // namespace
 
-void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a, BlockEnv& env,
-                   const BatchShape& shape) {
+template <typename Elem>
+void block_forward(Elem* y, const Elem* x, const BlockWeights<Elem>& w, BlockActs<Elem>& a,
+                   BlockEnv<Elem>& env, const BatchShape& shape) {
   const BlockDims& d = env.dims;
   const int64_t n = shape.n(), h = d.h, f = d.f, hd = d.hd, S = d.sp;
   const int64_t qd = d.qd(), qkvd = d.qkvd();
@@ -126,14 +139,14 @@ void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a
   const float *cos = env.rope.cos.data(), *sin = env.rope.sin.data();
 
   // Attention half: mid = x + o_proj(attn(rope(q), rope(k), v)).
-  float* qkv = S > 1 ? env.scratch.qkv_local.data() : a.qkv.data();
+  Elem* qkv = S > 1 ? env.scratch.qkv_local.data() : a.qkv.data();
   env.k.rmsnorm_forward(a.norm1.data(), a.rstd1.data(), x, w.input_norm, n, h, eps);
   env.k.linear_forward(qkv, a.norm1.data(), w.qkv, n, h, qkvd);
   env.k.rope_forward(qkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
   env.k.rope_forward(qkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
   if (S > 1)
     env.ulysses.seq_to_heads(*env.comm.sp, a.qkv.data(), qkv, shape.b, shape.s, env.qkv_sections());
-  AttentionOut& core = attention_out(a, env);
+  AttentionOut<Elem>& core = attention_out(a, env);
   attention_core(core, a.qkv.data(), env, shape);
   env.k.linear_forward(a.mid.data(), core.attn.data(), w.o_proj, n, qd, h);
   env.comm.tp_all_reduce(a.mid.data(), n * h);  // row-parallel: sum the ranks' partial outputs
@@ -148,13 +161,14 @@ void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a
   env.k.add_inplace(y, a.mid.data(), n * h);
 }
 
-void block_backward(float* dx, const float* x, const BlockWeights& w, const BlockWeights& g,
-                    const BlockActs& a, BlockEnv& env, const BatchShape& shape) {
+template <typename Elem>
+void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const BlockGrads& g,
+                    const BlockActs<Elem>& a, BlockEnv<Elem>& env, const BatchShape& shape) {
   const BlockDims& d = env.dims;
   const int64_t n = shape.n(), h = d.h, f = d.f, hd = d.hd, S = d.sp;
   const int64_t qd = d.qd(), kvd = d.kvd(), qkvd = d.qkvd();
   const float *cos = env.rope.cos.data(), *sin = env.rope.sin.data();
-  BlockScratch& t = env.scratch;
+  BlockScratch<Elem>& t = env.scratch;
 
   // MLP half. The residual passes dy straight through; the norm's input gradient adds to it.
   env.k.linear_backward(t.d_act.data(), g.down, dx, a.act.data(), w.down, n, f, h, false);
@@ -166,17 +180,17 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
                          a.rstd2.data(), n, h);  // dx is now dL/dmid
 
   // Attention half, the core in its own layout (recomputed first under selective recompute).
-  const AttentionOut& core = attention_out(a, env);
+  const AttentionOut<Elem>& core = attention_out(a, env);
   if (env.recompute_attention) attention_core(t.core, a.qkv.data(), env, shape);
   env.k.linear_backward(t.d_attn.data(), g.o_proj, dx, core.attn.data(), w.o_proj, n, qd, h, false);
-  const float* d_core_out = t.d_attn.data();
+  const Elem* d_core_out = t.d_attn.data();
   if (S > 1) {
     env.ulysses.seq_to_heads(*env.comm.sp, t.d_core_out.data(), t.d_attn.data(), shape.b, shape.s,
                              std::array<int64_t, 1>{qd});
     d_core_out = t.d_core_out.data();
   }
-  const float* q = a.qkv.data();
-  float* dq = S > 1 ? t.d_qkv_core.data() : t.d_qkv.data();
+  const Elem* q = a.qkv.data();
+  Elem* dq = S > 1 ? t.d_qkv_core.data() : t.d_qkv.data();
   env.k.attention_backward(dq, dq + qd / S, dq + (qd + kvd) / S, d_core_out,
                            S > 1 ? core.core_out.data() : core.attn.data(), core.lse.data(), q,
                            q + qd / S, q + (qd + kvd) / S, shape.b, shape.s * S, d.nq / S,
@@ -184,7 +198,7 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   if (S > 1)
     env.ulysses.heads_to_seq(*env.comm.sp, t.d_qkv.data(), dq, shape.b, shape.s,
                              env.qkv_sections());
-  float* dqkv = t.d_qkv.data();
+  Elem* dqkv = t.d_qkv.data();
   env.k.rope_backward(dqkv, cos, sin, shape.b, shape.s, d.nq, hd, qkvd, shape.pos0);
   env.k.rope_backward(dqkv + qd, cos, sin, shape.b, shape.s, d.nkv, hd, qkvd, shape.pos0);
   env.k.linear_backward(t.d_norm.data(), g.qkv, dqkv, a.norm1.data(), w.qkv, n, h, qkvd, false);
@@ -192,5 +206,14 @@ void block_backward(float* dx, const float* x, const BlockWeights& w, const Bloc
   env.k.rmsnorm_backward(dx, g.input_norm, t.d_norm.data(), x, w.input_norm, a.rstd1.data(), n,
                          h);  // dx is now dL/dx
 }
+
+template struct BlockWeights<float>;
+template struct AttentionOut<float>;
+template struct BlockActs<float>;
+template struct BlockScratch<float>;
+template void block_forward(float*, const float*, const BlockWeights<float>&, BlockActs<float>&,
+                            BlockEnv<float>&, const BatchShape&);
+template void block_backward(float*, const float*, const BlockWeights<float>&, const BlockGrads&,
+                             const BlockActs<float>&, BlockEnv<float>&, const BatchShape&);
 
 }  // namespace mds::model

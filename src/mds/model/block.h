@@ -31,17 +31,20 @@
 
 namespace mds::model {
 
-// Views of one block's tensors inside a flat buffer (the weights, or their gradients).
+// Views of one block's tensors inside a flat buffer: the weights (of the model's element type), or
+// their gradients (always fp32: Megatron's main_grad, accumulated across micro-batches).
+template <typename Elem>
 struct BlockWeights {
-  float* input_norm;  // [h]
-  float* qkv;         // [qkvd, h]: q_proj, k_proj, v_proj slices stacked (one GEMM)
-  float* o_proj;      // [h, q_dim/T]
-  float* post_norm;   // [h]
-  float* gate_up;     // [2f/T, h]: gate_proj, up_proj slices stacked (one GEMM)
-  float* down;        // [h, f/T]
+  Elem* input_norm;  // [h]
+  Elem* qkv;         // [qkvd, h]: q_proj, k_proj, v_proj slices stacked (one GEMM)
+  Elem* o_proj;      // [h, q_dim/T]
+  Elem* post_norm;   // [h]
+  Elem* gate_up;     // [2f/T, h]: gate_proj, up_proj slices stacked (one GEMM)
+  Elem* down;        // [h, f/T]
 
-  static BlockWeights in(float* base, const ParamTable& table, int64_t layer);
+  static BlockWeights in(Elem* base, const ParamTable& table, int64_t layer);
 };
+using BlockGrads = BlockWeights<float>;
 
 // A block's dimensions on one rank of T x S.
 struct BlockDims {
@@ -63,19 +66,26 @@ struct BatchShape {
 
 // The attention core's results: its output in the core's layout (S > 1 only), the same on
 // this rank's tokens (o_proj's input) and the row log-sum-exp [b, nq/S, s*S].
+template <typename Elem>
 struct AttentionOut {
-  Buffer<float> core_out, attn, lse;
+  Buffer<Elem> core_out, attn;
+  Buffer<float> lse;
   explicit AttentionOut(ops::Backend& b = ops::cpu_backend()) : core_out(b), attn(b), lse(b) {}
   void resize(const BlockDims& d, const BatchShape& shape);
   int64_t allocated_bytes() const;
 };
 
-// What forward saves for backward. `core` is empty under selective recomputation.
+// What forward saves for backward. `core` is empty under selective recomputation. Activations
+// are of the model's element type; the norms' rstd and attention's lse are always fp32.
+template <typename Elem>
 struct BlockActs {
-  Buffer<float> norm1, rstd1;
-  Buffer<float> qkv;  // post-RoPE q, k, v as the attention core reads them
-  AttentionOut core;
-  Buffer<float> mid, norm2, rstd2, gate_up, act;
+  Buffer<Elem> norm1;
+  Buffer<float> rstd1;
+  Buffer<Elem> qkv;  // post-RoPE q, k, v as the attention core reads them
+  AttentionOut<Elem> core;
+  Buffer<Elem> mid, norm2;
+  Buffer<float> rstd2;
+  Buffer<Elem> gate_up, act;
   explicit BlockActs(ops::Backend& b = ops::cpu_backend())
       : norm1(b), rstd1(b), qkv(b), core(b), mid(b), norm2(b), rstd2(b), gate_up(b), act(b) {}
   void resize(const BlockDims& d, const BatchShape& shape, bool keep_attention = true);
@@ -83,10 +93,11 @@ struct BlockActs {
 };
 
 // Scratch shared by all blocks (one block runs at a time).
+template <typename Elem>
 struct BlockScratch {
-  Buffer<float> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
-  Buffer<float> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
-  AttentionOut core;  // selective recomputation only: the attention core's results
+  Buffer<Elem> qkv_local;  // forward, S > 1: q, k, v before the all-to-all
+  Buffer<Elem> d_norm, d_qkv, d_qkv_core, d_attn, d_core_out, d_gate_up, d_act;
+  AttentionOut<Elem> core;  // selective recomputation only: the attention core's results
   explicit BlockScratch(ops::Backend& b = ops::cpu_backend())
       : qkv_local(b),
         d_norm(b),
@@ -108,24 +119,30 @@ struct RopeTables {
 };
 
 // Everything a block needs besides its weights and activations.
+template <typename Elem>
 struct BlockEnv {
   ops::Backend& k;  // where the buffers live and the kernels run
   const LlamaConfig& config;
   BlockDims dims;
   const RopeTables& rope;
   const parallel::ModelComm& comm;
-  BlockScratch& scratch;
+  BlockScratch<Elem>& scratch;
   parallel::UlyssesExchange& ulysses;
   bool recompute_attention = false;  // selective: the core's results are in scratch.core
   std::array<int64_t, 3> qkv_sections() const { return {dims.qd(), dims.kvd(), dims.kvd()}; }
 };
 
 // y = block(x). x must stay alive until backward (it is the residual input).
-void block_forward(float* y, const float* x, const BlockWeights& w, BlockActs& a, BlockEnv& env,
-                   const BatchShape& shape);
+template <typename Elem>
+void block_forward(Elem* y, const Elem* x, const BlockWeights<Elem>& w, BlockActs<Elem>& a,
+                   BlockEnv<Elem>& env, const BatchShape& shape);
 
 // dx: on entry dL/dy, on return dL/dx (updated in place). Weight gradients accumulate (+=).
-void block_backward(float* dx, const float* x, const BlockWeights& w, const BlockWeights& g,
-                    const BlockActs& a, BlockEnv& env, const BatchShape& shape);
+template <typename Elem>
+void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const BlockGrads& g,
+                    const BlockActs<Elem>& a, BlockEnv<Elem>& env, const BatchShape& shape);
+
+// Elem: the element type of the weights and activations, float (instantiated in block.cpp);
+// bf16 for Megatron's mixed precision comes with the bf16 kernels of the backends.
 
 }  // namespace mds::model

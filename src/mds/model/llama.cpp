@@ -37,8 +37,8 @@ LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, paral
              "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
              comm_.tp_rank(), comm_.tp_size());
   for (int64_t l = 0; l < layers_; ++l) {
-    block_params_.push_back(BlockWeights::in(params_.data(), table_, shard.first_layer + l));
-    block_grads_.push_back(BlockWeights::in(grads_.data(), table_, shard.first_layer + l));
+    block_params_.push_back(BlockWeights<float>::in(params_.data(), table_, shard.first_layer + l));
+    block_grads_.push_back(BlockWeights<float>::in(grads_.data(), table_, shard.first_layer + l));
   }
 }
 
@@ -105,12 +105,12 @@ LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
   for (const Slot& s : slots_) {
     m.activations += bytes(s.tokens) + bytes(s.d_out);
     for (const auto& r : s.resid) m.activations += bytes(r);
-    for (const BlockActs& a : s.acts) m.activations += a.allocated_bytes();
+    for (const BlockActs<float>& a : s.acts) m.activations += a.allocated_bytes();
   }
   m.head = head_.allocated_bytes();
   m.scratch = scratch_.allocated_bytes() + bytes(d_resid_) + bytes(rope_.cos) + bytes(rope_.sin) +
               ulysses_.allocated_bytes();
-  for (const BlockActs& a : ws_.acts) m.scratch += a.allocated_bytes();
+  for (const BlockActs<float>& a : ws_.acts) m.scratch += a.allocated_bytes();
   for (const auto& r : ws_.resid) m.scratch += bytes(r);
   return m;
 }
@@ -137,7 +137,7 @@ float* LlamaModel::block_input(Slot& s, int64_t l) {
   return plan_.keeps_input(l) ? s.resid[l].data() : ws_.resid[l - plan_.chunk_begin(l)].data();
 }
 
-BlockActs& LlamaModel::block_acts(Slot& s, int64_t l) {
+BlockActs<float>& LlamaModel::block_acts(Slot& s, int64_t l) {
   return plan_.checkpointed(l) ? ws_.acts[l - plan_.chunk_begin(l)] : s.acts[l];
 }
 

@@ -62,9 +62,9 @@ class LlamaModel {
   // Bytes this shard holds, by purpose (train/memory_report.h computes the same from shapes).
   struct AllocatedBytes {
     int64_t params = 0, grads = 0;
-    int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs, d_out
+    int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs<float>, d_out
     int64_t head = 0;         // the LM head's buffers (logits chunk)
-    int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE,
+    int64_t scratch = 0;      // shared by the blocks: BlockScratch<float>, d_resid, Ulysses, RoPE,
                               // the recomputation workspace
   };
   AllocatedBytes allocated_bytes() const;
@@ -93,18 +93,18 @@ class LlamaModel {
  private:
   // One micro-batch's activations.
   struct Slot {
-    Buffer<int32_t> tokens;            // first stage: for the embedding's backward
-    std::vector<Buffer<float>> resid;  // resid[i]: input of local block i; back(): output
-                                       // (empty where the plan does not keep it)
-    std::vector<BlockActs> acts;       // empty for checkpointed blocks
-    Buffer<float> d_out;               // last stage: dL/d(output) from loss()
+    Buffer<int32_t> tokens;              // first stage: for the embedding's backward
+    std::vector<Buffer<float>> resid;    // resid[i]: input of local block i; back(): output
+                                         // (empty where the plan does not keep it)
+    std::vector<BlockActs<float>> acts;  // empty for checkpointed blocks
+    Buffer<float> d_out;                 // last stage: dL/d(output) from loss()
     explicit Slot(ops::Backend& b) : tokens(b), d_out(b) {}
   };
   // Full recomputation: a checkpointed chunk's activations and inner residuals, shared by
   // all slots; ws_resid_[i] is the input of the chunk's block i (i >= 1), ws_resid_[0] where
   // the recomputed last block writes the output nobody reads.
   struct Workspace {
-    std::vector<BlockActs> acts;
+    std::vector<BlockActs<float>> acts;
     std::vector<Buffer<float>> resid;
   };
 
@@ -117,20 +117,20 @@ class LlamaModel {
   ParamTable table_;
   Buffer<float> params_, grads_;  // fixed size: the views below point into them
   int64_t layers_;                // this stage's blocks
-  std::vector<BlockWeights> block_params_, block_grads_;  // per local layer, built once
+  std::vector<BlockWeights<float>> block_params_, block_grads_;  // per local layer, built once
   RopeTables rope_;
   BatchShape shape_;
   std::vector<Slot> slots_;
   Workspace ws_;
-  BlockScratch scratch_;
+  BlockScratch<float> scratch_;
   parallel::UlyssesExchange ulysses_;
-  BlockEnv env_;
+  BlockEnv<float> env_;
   Buffer<float> d_resid_;
   LMHead head_;
 
   // Block l's input and the buffer of its output in slot s, and where its activations go.
   float* block_input(Slot& s, int64_t l);
-  BlockActs& block_acts(Slot& s, int64_t l);
+  BlockActs<float>& block_acts(Slot& s, int64_t l);
   // Full recomputation: runs blocks [begin, end) forward again from the slot's kept input.
   void recompute_chunk(Slot& s, int64_t begin, int64_t end);
 
