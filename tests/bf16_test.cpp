@@ -1,5 +1,6 @@
 // The host bf16 conversion (core/bf16.h): round to nearest with ties to even at the 16-bit cut,
-// the special values, and the unit roundoff 2^-8 that the CUDA tests' bf16 tolerances assume.
+// the special values, and the unit roundoff 2^-8 that the CUDA tests' bf16 tolerances assume;
+// and the storage type mds::bf16 (its bits, its ==, Buffer<bf16>).
 #include "mds/core/bf16.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,10 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <type_traits>
+#include <vector>
+
+#include "mds/core/buffer.h"
 
 namespace mds {
 namespace {
@@ -62,6 +67,31 @@ TEST(Bf16, RelativeErrorIsAtMostTheUnitRoundoff) {
   }
   EXPECT_LE(worst, kBf16UnitRoundoff);
   EXPECT_GT(worst, 0.9 * kBf16UnitRoundoff);  // and the bound is reached (ties exist)
+}
+
+// ---- The storage type -------------------------------------------------------------------------
+
+TEST(Bf16Type, IsTheBitsOfTheHostConversion) {
+  static_assert(sizeof(bf16) == 2 && std::is_trivially_copyable_v<bf16>);
+  static_assert(bf16(1.0f).bits == 0x3f80 && static_cast<float>(bf16::from_bits(0xc040)) == -3.0f);
+  std::mt19937 gen(52);
+  for (int i = 0; i < 10000; ++i) {
+    const float x = std::bit_cast<float>(static_cast<uint32_t>(gen()));
+    ASSERT_EQ(bf16(x).bits, bf16_bits(x));
+    ASSERT_EQ(std::bit_cast<uint32_t>(static_cast<float>(bf16(x))),
+              std::bit_cast<uint32_t>(round_to_bf16(x)));
+  }
+  EXPECT_NE(bf16(0.0f), bf16(-0.0f));  // == compares the stored bits
+  EXPECT_EQ(bf16(NAN), bf16(NAN));
+}
+
+TEST(Bf16Type, BufferKeepsItsContentsAcrossAResize) {
+  Buffer<bf16> b(ops::cpu_backend(), 3);
+  b[0] = bf16(1.5f), b[1] = bf16(-2.0f), b[2] = bf16::from_bits(0x7f80);
+  b.resize(1000);
+  b.resize(3);
+  EXPECT_EQ(b.to_host(), (std::vector<bf16>{bf16(1.5f), bf16(-2.0f), bf16(INFINITY)}));
+  EXPECT_EQ(b.bytes(), 6);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The kernel interface: free functions on raw fp32 buffers, one signature per kernel for
-// every device. Kernels know nothing of layers. Row-major everywhere; n = tokens (b*s).
+// every device (the bf16 forms: ops/cpu/bf16_reference.h on the CPU, ops/cuda/ops_cuda.h). Kernels
+// know nothing of layers. Row-major everywhere; n = tokens (b*s).
 // "+=" in a comment means the kernel accumulates into that output; otherwise it overwrites.
 #pragma once
 
@@ -22,6 +23,17 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
 // dx[n, h] += ..., dw[h] += ...
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t h);
+
+// RMSNorm fused with the residual add before it (a pre-norm block: h = x + r; y = norm(h)):
+// resid_out[n, h] = x + r (the new residual stream; may alias x or r), y = rmsnorm(resid_out).
+// y may not alias. The backward: dsum[n, h] = dresid + d(norm)/d(resid_out) dy, the gradient of
+// the sum (so of both x and r), where dresid is the gradient reaching resid_out from later
+// layers (null for none; dsum may alias it); dw[h] += ... as rmsnorm_backward.
+void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
+                              const float* r, const float* w, int64_t n, int64_t h, float eps);
+void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
+                               const float* resid_out, const float* w, const float* rstd, int64_t n,
+                               int64_t h);
 
 // ---- Rotary position embedding, rotate-half (NeoX / Hugging Face) convention ------------
 // cos, sin: [max_pos, hd/2] tables from rope_tables(). x holds b*s rows of `heads` heads of
@@ -113,6 +125,7 @@ void add(float* y, const float* a, const float* b, int64_t n);  // y = a + b (y 
 void add_inplace(float* y, const float* x, int64_t n);          // y += x
 void scale_inplace(float* y, float alpha, int64_t n);           // y *= alpha
 double sum_squares(const float* x, int64_t n);                  // in double, deterministic
+bool any_non_finite(const float* x, int64_t n);  // any inf or NaN (loss scaling's skip test)
 
 // ---- AdamW (decoupled weight decay, torch.optim.AdamW semantics) -------------------------
 // g is multiplied by grad_scale first (clipping). step counts from 1 (bias correction).

@@ -1,6 +1,8 @@
-// Element-wise kernels and the sum of squares (gradient-norm clipping) on the CPU.
+// Element-wise kernels, the sum of squares (gradient-norm clipping) and the non-finite check
+// (loss scaling) on the CPU.
 // sum_squares adds fixed-size chunks in double and then the chunk sums in order, so its result
 // depends neither on the thread count nor on the schedule.
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -38,6 +40,13 @@ double sum_squares(const float* x, int64_t n) {
   double total = 0.0;
   for (double p : partial) total += p;
   return total;
+}
+
+bool any_non_finite(const float* x, int64_t n) {
+  bool found = false;
+#pragma omp parallel for simd schedule(static) reduction(|| : found)
+  for (int64_t i = 0; i < n; ++i) found = found || !std::isfinite(x[i]);
+  return found;
 }
 
 }  // namespace mds::ops

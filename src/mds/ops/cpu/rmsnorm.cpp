@@ -4,6 +4,7 @@
 // reduced per fixed column block over all rows in order, so it is deterministic for any
 // thread count.
 #include <cmath>
+#include <cstring>
 
 #include "mds/ops/ops.h"
 
@@ -57,6 +58,25 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
     }
     for (int64_t j = j0; j < j1; ++j) dw[j] += acc[j - j0];
   }
+}
+
+// The fused forms are the add and the plain kernels in sequence on the CPU (the fusion saves a
+// pass over memory on the GPU; here it changes no arithmetic).
+void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
+                              const float* r, const float* w, int64_t n, int64_t h, float eps) {
+  add(resid_out, x, r, n * h);
+  rmsnorm_forward(y, rstd, resid_out, w, n, h, eps);
+}
+
+void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
+                               const float* resid_out, const float* w, const float* rstd, int64_t n,
+                               int64_t h) {
+  const size_t bytes = sizeof(float) * static_cast<size_t>(n * h);
+  if (!dresid)
+    std::memset(dsum, 0, bytes);
+  else if (dresid != dsum)
+    std::memcpy(dsum, dresid, bytes);
+  rmsnorm_backward(dsum, dw, dy, resid_out, w, rstd, n, h);
 }
 
 }  // namespace mds::ops

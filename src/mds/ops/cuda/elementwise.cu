@@ -1,4 +1,5 @@
-// Element-wise kernels and the sum of squares (gradient-norm clipping) on the GPU.
+// Element-wise kernels (fp32; the add also on bf16 storage) and the sum of squares
+// (gradient-norm clipping) on the GPU.
 // sum_squares is deterministic: blocks own fixed chunks of 2^14 elements and sum them in double
 // through a fixed tree, then one block adds the chunk sums, again through a fixed tree. The
 // result equals the CPU's up to the order of double additions (~1e-16 relative).
@@ -20,8 +21,9 @@ constexpr int64_t kChunk = 1 << 14;
 __global__ void add_kernel(float* y, const float* a, const float* b, int64_t n) {
   MDS_GRID_STRIDE(i, n) y[i] = a[i] + b[i];
 }
-__global__ void add_inplace_kernel(float* y, const float* x, int64_t n) {
-  MDS_GRID_STRIDE(i, n) y[i] += x[i];
+template <typename T>
+__global__ void add_inplace_kernel(T* y, const T* x, int64_t n) {
+  MDS_GRID_STRIDE(i, n) y[i] = from_float<T>(to_float(y[i]) + to_float(x[i]));
 }
 __global__ void scale_inplace_kernel(float* y, float alpha, int64_t n) {
   MDS_GRID_STRIDE(i, n) y[i] *= alpha;
@@ -55,7 +57,14 @@ void add(float* y, const float* a, const float* b, int64_t n, cudaStream_t strea
 
 void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_inplace_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
+  add_inplace_kernel<float><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+// bf16: the sum in fp32, rounded once.
+void add_inplace(bf16* y, const bf16* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_inplace_kernel<bf16><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
   MDS_CUDA_LAUNCH_CHECK();
 }
 

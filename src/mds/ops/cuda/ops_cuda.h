@@ -171,6 +171,7 @@ void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, cons
 // ---- Elementwise and reductions ------------------------------------------------------------
 void add(float* y, const float* a, const float* b, int64_t n, cudaStream_t stream);
 void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream);
+void add_inplace(bf16* y, const bf16* x, int64_t n, cudaStream_t stream);  // y = bf16(y + x)
 void scale_inplace(float* y, float alpha, int64_t n, cudaStream_t stream);
 // In double, deterministic (fixed chunks, fixed reduction tree). Synchronises the stream to
 // return the value; sum_squares_async leaves it in *out (device) instead.
