@@ -191,6 +191,149 @@ class TimedBackend final : public Backend {
       inner_.adamw_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
     });
   }
+
+  // bf16 (and the fused fp32 kernels that came with them)
+  void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
+                                const float* r, const float* w, int64_t n, int64_t h,
+                                float eps) override {
+    timed("rmsnorm_residual_forward",
+          [&] { inner_.rmsnorm_residual_forward(y, resid_out, rstd, x, r, w, n, h, eps); });
+  }
+  void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
+                                 const float* resid_out, const float* w, const float* rstd,
+                                 int64_t n, int64_t h) override {
+    timed("rmsnorm_residual_backward", [&] {
+      inner_.rmsnorm_residual_backward(dsum, dw, dy, dresid, resid_out, w, rstd, n, h);
+    });
+  }
+  bool any_non_finite(const float* x, int64_t n) override {
+    return timed("any_non_finite", [&] { return inner_.any_non_finite(x, n); });
+  }
+  void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k,
+                      int64_t n) override {
+    timed("linear_forward", [&] { inner_.linear_forward(y, x, w, m, k, n); });
+  }
+  void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
+                       int64_t k, int64_t n, bool accumulate_dx) override {
+    timed("linear_backward",
+          [&] { inner_.linear_backward(dx, dw, dy, x, w, m, k, n, accumulate_dx); });
+  }
+  void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int64_t n, int64_t h,
+                       float eps) override {
+    timed("rmsnorm_forward", [&] { inner_.rmsnorm_forward(y, rstd, x, w, n, h, eps); });
+  }
+  void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w,
+                        const float* rstd, int64_t n, int64_t h) override {
+    timed("rmsnorm_backward", [&] { inner_.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, h); });
+  }
+  void rmsnorm_residual_forward(bf16* y, bf16* resid_out, float* rstd, const bf16* x, const bf16* r,
+                                const bf16* w, int64_t n, int64_t h, float eps) override {
+    timed("rmsnorm_residual_forward",
+          [&] { inner_.rmsnorm_residual_forward(y, resid_out, rstd, x, r, w, n, h, eps); });
+  }
+  void rmsnorm_residual_backward(bf16* dsum, float* dw, const bf16* dy, const bf16* dresid,
+                                 const bf16* resid_out, const bf16* w, const float* rstd, int64_t n,
+                                 int64_t h) override {
+    timed("rmsnorm_residual_backward", [&] {
+      inner_.rmsnorm_residual_backward(dsum, dw, dy, dresid, resid_out, w, rstd, n, h);
+    });
+  }
+  void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_t s,
+                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
+    timed("rope_forward",
+          [&] { inner_.rope_forward(x, cos, sin, b, s, heads, hd, row_stride, pos0); });
+  }
+  void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
+                     int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
+    timed("rope_backward",
+          [&] { inner_.rope_backward(dx, cos, sin, b, s, heads, hd, row_stride, pos0); });
+  }
+  void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                         int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                         int64_t qkv_stride, int64_t out_stride) override {
+    timed("attention_forward", [&] {
+      inner_.attention_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride);
+    });
+  }
+  void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                          const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                          int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                          int64_t out_stride) override {
+    timed("attention_backward", [&] {
+      inner_.attention_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
+                                out_stride);
+    });
+  }
+  void swiglu_forward(bf16* h, const bf16* gu, int64_t n, int64_t f) override {
+    timed("swiglu_forward", [&] { inner_.swiglu_forward(h, gu, n, f); });
+  }
+  void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64_t f) override {
+    timed("swiglu_backward", [&] { inner_.swiglu_backward(dgu, dh, gu, n, f); });
+  }
+  void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n, int64_t h,
+                         int64_t vocab_begin, int64_t rows) override {
+    timed("embedding_forward",
+          [&] { inner_.embedding_forward(x, ids, table, n, h, vocab_begin, rows); });
+  }
+  void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64_t n, int64_t h,
+                          int64_t vocab_begin, int64_t rows) override {
+    timed("embedding_backward",
+          [&] { inner_.embedding_backward(dtable, dx, ids, n, h, vocab_begin, rows); });
+  }
+  void cross_entropy_forward(float* losses, const bf16* logits, const int32_t* targets, int64_t n,
+                             int64_t vpad, int64_t vocab) override {
+    timed("cross_entropy_forward",
+          [&] { inner_.cross_entropy_forward(losses, logits, targets, n, vpad, vocab); });
+  }
+  void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* logits,
+                                      const int32_t* targets, int64_t n, int64_t vpad,
+                                      int64_t vocab, float dscale) override {
+    timed("cross_entropy_forward_backward", [&] {
+      inner_.cross_entropy_forward_backward(losses, dlogits, logits, targets, n, vpad, vocab,
+                                            dscale);
+    });
+  }
+  void cross_entropy_local_max(float* row_max, float* target_logit, const bf16* logits,
+                               const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                               int64_t vocab) override {
+    timed("cross_entropy_local_max", [&] {
+      inner_.cross_entropy_local_max(row_max, target_logit, logits, targets, n, cols, col_begin,
+                                     vocab);
+    });
+  }
+  void cross_entropy_local_sum_exp(double* sum_exp, const bf16* logits, const float* row_max,
+                                   int64_t n, int64_t cols, int64_t col_begin,
+                                   int64_t vocab) override {
+    timed("cross_entropy_local_sum_exp", [&] {
+      inner_.cross_entropy_local_sum_exp(sum_exp, logits, row_max, n, cols, col_begin, vocab);
+    });
+  }
+  void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, const float* row_max,
+                            const double* sum_exp, const float* target_logit,
+                            const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                            int64_t vocab, float dscale) override {
+    timed("cross_entropy_finish", [&] {
+      inner_.cross_entropy_finish(losses, dlogits, logits, row_max, sum_exp, target_logit, targets,
+                                  n, cols, col_begin, vocab, dscale);
+    });
+  }
+  void add_inplace(bf16* y, const bf16* x, int64_t n) override {
+    timed("add_inplace", [&] { inner_.add_inplace(y, x, n); });
+  }
+  void to_bf16(bf16* y, const float* x, int64_t n) override {
+    timed("to_bf16", [&] { inner_.to_bf16(y, x, n); });
+  }
+  void to_fp32(float* y, const bf16* x, int64_t n) override {
+    timed("to_fp32", [&] { inner_.to_fp32(y, x, n); });
+  }
+  void adamw_step(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                  float grad_scale) override {
+    timed("adamw_step", [&] {
+      inner_.adamw_step(p, p_bf16, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
+                        grad_scale);
+    });
+  }
 };
 
 }  // namespace mds::ops
