@@ -18,6 +18,7 @@
 #include "mds/infer/checkpoint_model.h"
 #include "mds/infer/evaluate.h"
 #include "mds/model/llama.h"
+#include "model_test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -26,13 +27,6 @@ namespace {
 
 using model::LlamaConfig;
 using model::LlamaModel;
-
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = int32_t(gen() % uint32_t(vocab));
-  return ids;
-}
 
 std::string run_output(const std::string& cmd) {
   std::string out;
@@ -84,7 +78,7 @@ TEST_F(EvalTest, MatchesFloat64TorchReference) {
       << "PyTorch missing: run scripts/setup.sh (installs python3-torch)";
   // 1013 tokens, N = 24: 40 windows of 25, 13 tokens dropped; micro-batches of 3 leave a last
   // batch of 1.
-  const auto ids = random_ids(1013, c.vocab_size, 5);
+  const auto ids = test::random_ids(1013, c.vocab_size, 5);
   std::ofstream(dir / "tokens.bin", std::ios::binary)
       .write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 4));
   auto m = load();
@@ -109,7 +103,7 @@ TEST_F(EvalTest, MatchesFloat64TorchReference) {
 }
 
 TEST_F(EvalTest, MicroBatchSizeDoesNotChangeTheLoss) {
-  const auto ids = random_ids(500, c.vocab_size, 6);
+  const auto ids = test::random_ids(500, c.vocab_size, 6);
   auto m = load();
   const infer::VectorTokenStream s(ids);
   const infer::EvalResult one = infer::evaluate(*m, s, 30, 1), many = infer::evaluate(*m, s, 30, 7),
@@ -123,7 +117,7 @@ TEST_F(EvalTest, MicroBatchSizeDoesNotChangeTheLoss) {
 // on the first window's tokens.
 TEST_F(EvalTest, WindowsDoNotSeeEachOther) {
   auto m = load();
-  auto ids = random_ids(2 * 17, c.vocab_size, 7);
+  auto ids = test::random_ids(2 * 17, c.vocab_size, 7);
   const double both = infer::evaluate(*m, infer::VectorTokenStream(ids), 16, 2).loss;
   const std::vector<int32_t> second(ids.begin() + 17, ids.end());
   const double b = infer::evaluate(*m, infer::VectorTokenStream(second), 16, 1).loss;
@@ -137,12 +131,12 @@ TEST_F(EvalTest, WindowsDoNotSeeEachOther) {
 
 TEST_F(EvalTest, UserMistakesAreUserErrors) {
   auto m = load();
-  const infer::VectorTokenStream short_stream(random_ids(20, c.vocab_size, 8));
+  const infer::VectorTokenStream short_stream(test::random_ids(20, c.vocab_size, 8));
   EXPECT_THROW(infer::evaluate(*m, short_stream, 20, 1), UserError);  // 20 < N + 1
   EXPECT_NO_THROW(infer::evaluate(*m, short_stream, 19, 1));          // exactly one window
   EXPECT_THROW(infer::evaluate(*m, short_stream, 33, 1), UserError);  // > max positions (32)
   EXPECT_THROW(infer::evaluate(*m, short_stream, 0, 1), UserError);
-  auto ids = random_ids(40, c.vocab_size, 9);
+  auto ids = test::random_ids(40, c.vocab_size, 9);
   ids[39] = 100;  // outside the vocabulary (a padding row)
   EXPECT_THROW(infer::evaluate(*m, infer::VectorTokenStream(ids), 9, 1), UserError);
   // Only the windows read are checked: token 39 lies in the dropped remainder of N = 12.
@@ -154,7 +148,7 @@ TEST_F(EvalTest, UserMistakesAreUserErrors) {
 
 TEST_F(EvalTest, DatasetStreamIsTheSequencesInIndexOrder) {
   // Documents of several sequences and an empty document.
-  const auto ids = random_ids(60, c.vocab_size, 10);
+  const auto ids = test::random_ids(60, c.vocab_size, 10);
   {
     data::IndexedDatasetWriter w((dir / "data").string(), data::TokenDType::u16);
     const std::vector<int32_t> lengths_a = {5, 7}, lengths_b = {0 + 20}, lengths_c = {1, 27};

@@ -16,6 +16,7 @@
 #include "mds/model/block.h"
 #include "mds/model/llama.h"
 #include "mds/ops/ops.h"
+#include "model_test_util.h"
 
 namespace mds {
 namespace {
@@ -36,13 +37,6 @@ LlamaConfig tiny_config(int64_t max_pos) {
   c.rope_theta = 500.0;       // fast rotation so that position matters within a short sequence
   c.finalize(128);
   return c;
-}
-
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = int32_t(gen() % uint32_t(vocab));
-  return ids;
 }
 
 // Logits [s, vocab] of every position, by the training code path: embedding, block_forward
@@ -95,7 +89,7 @@ class DecoderTest : public ::testing::Test {
 };
 
 TEST_F(DecoderTest, PrefillLogitsMatchFullForwardAtEveryPosition) {
-  const auto tokens = random_ids(290, c.vocab_size, 3);
+  const auto tokens = test::random_ids(290, c.vocab_size, 3);
   const auto ref = full_forward_logits(m, tokens);
   infer::Decoder d(c, m.params().to_host(), c.max_position_embeddings);
   const float* logits = d.forward(tokens.data(), int64_t(tokens.size()), infer::LogitRows::all);
@@ -107,7 +101,7 @@ TEST_F(DecoderTest, PrefillLogitsMatchFullForwardAtEveryPosition) {
 }
 
 TEST_F(DecoderTest, OneTokenAtATimeMatchesFullForward) {
-  const auto tokens = random_ids(150, c.vocab_size, 4);
+  const auto tokens = test::random_ids(150, c.vocab_size, 4);
   const auto ref = full_forward_logits(m, tokens);
   infer::Decoder d(c, m.params().to_host(), 150);
   // A prefill of 40, then single steps: the cache written by one path is read by the other.
@@ -143,7 +137,7 @@ std::vector<int32_t> greedy_by_recomputation(LlamaModel& m, std::vector<int32_t>
 }
 
 TEST_F(DecoderTest, CachedGreedyEqualsGreedyByFullRecomputation) {
-  const auto prompt = random_ids(7, c.vocab_size, 5);
+  const auto prompt = test::random_ids(7, c.vocab_size, 5);
   infer::Decoder d(c, m.params().to_host(), 60);
   infer::GenerateOptions o;
   o.max_new_tokens = 50;
@@ -167,7 +161,7 @@ infer::Generation sample(infer::Decoder& d, const std::vector<int32_t>& prompt, 
 }
 
 TEST_F(DecoderTest, SameSeedSameTokensOtherSeedOtherTokens) {
-  const auto prompt = random_ids(5, c.vocab_size, 6);
+  const auto prompt = test::random_ids(5, c.vocab_size, 6);
   infer::Decoder d(c, m.params().to_host(), 50);
   const infer::SamplingOptions t1{1.0, 0, 1.0};
   const auto a = sample(d, prompt, 7, t1), b = sample(d, prompt, 7, t1),
@@ -179,7 +173,7 @@ TEST_F(DecoderTest, SameSeedSameTokensOtherSeedOtherTokens) {
 }
 
 TEST_F(DecoderTest, TopKOneIsGreedy) {
-  const auto prompt = random_ids(5, c.vocab_size, 7);
+  const auto prompt = test::random_ids(5, c.vocab_size, 7);
   infer::Decoder d(c, m.params().to_host(), 50);
   const auto greedy = sample(d, prompt, 1, {0.0, 0, 1.0});
   EXPECT_EQ(sample(d, prompt, 1, {1.0, 1, 1.0}).tokens, greedy.tokens);
@@ -189,7 +183,7 @@ TEST_F(DecoderTest, TopKOneIsGreedy) {
 }
 
 TEST_F(DecoderTest, StopTokenEndsGenerationAndIsNotReturned) {
-  const auto prompt = random_ids(5, c.vocab_size, 8);
+  const auto prompt = test::random_ids(5, c.vocab_size, 8);
   infer::Decoder d(c, m.params().to_host(), 50);
   const auto greedy = sample(d, prompt, 1, {0.0, 0, 1.0}, 30);
   const int32_t stop = greedy.tokens[6];
@@ -205,7 +199,7 @@ TEST_F(DecoderTest, StopTokenEndsGenerationAndIsNotReturned) {
 }
 
 TEST_F(DecoderTest, FullContextEndsGeneration) {
-  const auto prompt = random_ids(10, c.vocab_size, 9);
+  const auto prompt = test::random_ids(10, c.vocab_size, 9);
   infer::Decoder d(c, m.params().to_host(), 16);  // room for 6 more positions
   const auto g = sample(d, prompt, 1, {0.0, 0, 1.0}, 100);
   EXPECT_EQ(g.stop, infer::StopReason::context_full);
@@ -216,7 +210,7 @@ TEST_F(DecoderTest, FullContextEndsGeneration) {
 }
 
 TEST_F(DecoderTest, VocabLimitRestrictsSampledIds) {
-  const auto prompt = random_ids(5, c.vocab_size, 10);
+  const auto prompt = test::random_ids(5, c.vocab_size, 10);
   infer::Decoder d(c, m.params().to_host(), 50);
   infer::GenerateOptions o;
   o.max_new_tokens = 40;

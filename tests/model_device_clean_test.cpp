@@ -13,6 +13,7 @@
 #include "mds/model/llama.h"
 #include "mds/optim/adamw.h"
 #include "mds/parallel/grad_sync.h"
+#include "model_test_util.h"
 
 namespace mds {
 namespace {
@@ -38,13 +39,6 @@ LlamaConfig config() {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = int32_t(gen() % uint32_t(vocab));
-  return ids;
-}
-
 struct Results {
   double loss = 0, eval = 0, norm = 0, sharded_norm = 0;
   std::vector<float> grads, params_after_step;
@@ -54,8 +48,8 @@ struct Results {
 Results train_whole(ops::Backend& backend, const Recompute& r) {
   const LlamaConfig c = config();
   const int64_t b = 2, s = c.seq_length;
-  const auto tokens = random_ids(b * s, c.vocab_size, 1),
-             targets = random_ids(b * s, c.vocab_size, 2);
+  const auto tokens = test::random_ids(b * s, c.vocab_size, 1),
+             targets = test::random_ids(b * s, c.vocab_size, 2);
   LlamaModel m(c, {}, {}, r, backend);
   optim::AdamW opt(m.table(), {}, backend);
   m.init_weights(7);

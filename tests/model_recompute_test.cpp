@@ -10,6 +10,7 @@
 #include "mds/model/llama.h"
 #include "mds/parallel/pipeline_schedule.h"
 #include "mds/train/memory_report.h"
+#include "model_test_util.h"
 
 using namespace mds;
 using model::BatchShape;
@@ -42,13 +43,6 @@ LlamaConfig config(int64_t layers) {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = int32_t(gen() % uint32_t(vocab));
-  return ids;
-}
-
 // Every plan the tests compare with keeping everything, on a model of 5 layers.
 std::vector<Recompute> plans() {
   return {full(RecomputeMethod::uniform, 1), full(RecomputeMethod::uniform, 2),
@@ -72,7 +66,7 @@ StageRun run_stage(const LlamaConfig& c, const ModelShard& shard, const Recomput
   std::vector<std::vector<int32_t>> ids;
   std::vector<std::vector<float>> inputs;
   for (int k = 0; k < slots; ++k) {
-    ids.push_back(random_ids(n, c.vocab_size, 11 + k));
+    ids.push_back(test::random_ids(n, c.vocab_size, 11 + k));
     std::vector<float> x(n * h);
     std::mt19937 gen(100 + k);
     std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -11,6 +11,7 @@
 
 #include "mds/core/rng.h"
 #include "mds/model/llama.h"
+#include "model_test_util.h"
 
 using mds::model::LlamaConfig;
 using mds::model::LlamaModel;
@@ -32,27 +33,10 @@ LlamaConfig tiny_config(int64_t seq) {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = int32_t(gen() % vocab);
-  return ids;
-}
-
 template <typename T>
 void write_raw(const std::filesystem::path& p, const std::vector<T>& v) {
   std::ofstream(p, std::ios::binary)
       .write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
-}
-
-// Relative L2 distance of a against b over [offset, offset + n).
-double rel_diff(const float* a, const float* b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
 }
 
 }  // namespace
@@ -64,8 +48,8 @@ TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(7);
-  const auto tokens = random_ids(b * s, c.vocab_size, 1),
-             targets = random_ids(b * s, c.vocab_size, 2);
+  const auto tokens = mds::test::random_ids(b * s, c.vocab_size, 1),
+             targets = mds::test::random_ids(b * s, c.vocab_size, 2);
   m.zero_grads();
   const double loss = m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
 
@@ -100,7 +84,7 @@ TEST(LlamaModel, LossAndGradientsMatchTorchReference) {
   std::ifstream(dir / "grads.bin", std::ios::binary)
       .read(reinterpret_cast<char*>(ref.data()), std::streamsize(ref.size() * sizeof(float)));
   for (const auto& p : m.table().params())
-    EXPECT_LT(rel_diff(m.grads().data() + p.offset, ref.data() + p.offset, p.numel), 1e-4)
+    EXPECT_LT(mds::test::rel_l2(m.grads().data() + p.offset, ref.data() + p.offset, p.numel), 1e-4)
         << p.name;
 }
 
@@ -109,8 +93,8 @@ TEST(LlamaModel, GradientsMatchFiniteDifferences) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(3);
-  const auto tokens = random_ids(b * s, c.vocab_size, 5),
-             targets = random_ids(b * s, c.vocab_size, 6);
+  const auto tokens = mds::test::random_ids(b * s, c.vocab_size, 5),
+             targets = mds::test::random_ids(b * s, c.vocab_size, 6);
   m.zero_grads();
   m.forward_backward(tokens.data(), targets.data(), b, s, 1.0f);
   std::mt19937 gen(11);
@@ -138,8 +122,8 @@ TEST(LlamaModel, AccumulatedMicroBatchesEqualOneBatch) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(1);
-  const auto tokens = random_ids(2 * s, c.vocab_size, 8),
-             targets = random_ids(2 * s, c.vocab_size, 9);
+  const auto tokens = mds::test::random_ids(2 * s, c.vocab_size, 8),
+             targets = mds::test::random_ids(2 * s, c.vocab_size, 9);
   m.zero_grads();
   const double whole = m.forward_backward(tokens.data(), targets.data(), 2, s, 1.0f);
   const std::vector<float> g_whole = m.grads().to_host();
@@ -148,7 +132,7 @@ TEST(LlamaModel, AccumulatedMicroBatchesEqualOneBatch) {
   for (int k = 0; k < 2; ++k)
     halves += 0.5 * m.forward_backward(tokens.data() + k * s, targets.data() + k * s, 1, s, 0.5f);
   EXPECT_NEAR(halves, whole, 1e-6 * whole);
-  EXPECT_LT(rel_diff(m.grads().data(), g_whole.data(), int64_t(g_whole.size())), 1e-5);
+  EXPECT_LT(mds::test::rel_l2(m.grads().data(), g_whole.data(), int64_t(g_whole.size())), 1e-5);
 }
 
 TEST(LlamaModel, PaddedVocabularyRowsTakeNoPart) {
@@ -156,7 +140,8 @@ TEST(LlamaModel, PaddedVocabularyRowsTakeNoPart) {
   LlamaConfig c = tiny_config(s);
   LlamaModel m(c);
   m.init_weights(2);
-  const auto tokens = random_ids(s, c.vocab_size, 3), targets = random_ids(s, c.vocab_size, 4);
+  const auto tokens = mds::test::random_ids(s, c.vocab_size, 3),
+             targets = mds::test::random_ids(s, c.vocab_size, 4);
   m.zero_grads();
   const double loss = m.forward_backward(tokens.data(), targets.data(), 1, s, 1.0f);
   const auto& head = m.table().at("lm_head.weight");

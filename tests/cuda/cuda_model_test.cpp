@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "../model_test_util.h"
 #include "cuda_test_util.h"
 #include "mds/core/buffer.h"
 #include "mds/model/llama.h"
@@ -28,15 +29,6 @@ using model::Recompute;
 constexpr double kLossRtol = 1e-5;
 constexpr double kGradRelL2 = 1e-4;
 
-double rel_l2(const float* a, const float* b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
 LlamaConfig config() {
   LlamaConfig c;
   c.num_layers = 3;
@@ -51,13 +43,6 @@ LlamaConfig config() {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = int32_t(gen() % uint32_t(vocab));
-  return ids;
-}
-
 ops::Backend& gpu() {
   return ops::backend_for(ops::Device::cuda);
 }
@@ -66,7 +51,8 @@ void expect_same_gradients(const LlamaModel& gpu_model, const LlamaModel& cpu_mo
   const std::vector<float> g = gpu_model.grads().to_host();
   const std::vector<float> want = cpu_model.grads().to_host();
   for (const model::ParamInfo& p : cpu_model.table().params())
-    EXPECT_LT(rel_l2(g.data() + p.offset, want.data() + p.offset, p.numel), kGradRelL2) << p.name;
+    EXPECT_LT(test::rel_l2(g.data() + p.offset, want.data() + p.offset, p.numel), kGradRelL2)
+        << p.name;
 }
 
 class CudaModel : public test::CudaTest {};
@@ -89,8 +75,8 @@ TEST_F(CudaModel, BuffersResizeKeepingContentsAndCopyBothWays) {
 TEST_F(CudaModel, WholeModelLossAndGradientsMatchTheCpu) {
   const LlamaConfig c = config();
   const int64_t b = 2, s = c.seq_length;
-  const auto tokens = random_ids(b * s, c.vocab_size, 1),
-             targets = random_ids(b * s, c.vocab_size, 2);
+  const auto tokens = test::random_ids(b * s, c.vocab_size, 1),
+             targets = test::random_ids(b * s, c.vocab_size, 2);
   for (const Recompute& r :
        {Recompute{},
         Recompute{model::RecomputeGranularity::full, model::RecomputeMethod::uniform, 2},
@@ -139,7 +125,7 @@ TEST_F(CudaModel, PipelineStageWithSlotsInFlightMatchesTheCpu) {
     const float* want = on_cpu.backward(k, d_out.data());
     std::vector<float> got(static_cast<size_t>(nh));
     gpu().download(got.data(), on_gpu.backward(k, d_gpu.data()), got.size() * sizeof(float));
-    EXPECT_LT(rel_l2(got.data(), want, nh), kGradRelL2) << "micro-batch " << k;
+    EXPECT_LT(test::rel_l2(got.data(), want, nh), kGradRelL2) << "micro-batch " << k;
   }
   expect_same_gradients(on_gpu, on_cpu);
 }
@@ -147,8 +133,8 @@ TEST_F(CudaModel, PipelineStageWithSlotsInFlightMatchesTheCpu) {
 TEST_F(CudaModel, OneAdamWStepMatchesTheCpu) {
   const LlamaConfig c = config();
   const int64_t b = 1, s = c.seq_length;
-  const auto tokens = random_ids(b * s, c.vocab_size, 5),
-             targets = random_ids(b * s, c.vocab_size, 6);
+  const auto tokens = test::random_ids(b * s, c.vocab_size, 5),
+             targets = test::random_ids(b * s, c.vocab_size, 6);
   LlamaModel on_cpu(c), on_gpu(c, {}, {}, {}, gpu());
   optim::AdamW opt_cpu(on_cpu.table(), {}), opt_gpu(on_gpu.table(), {}, gpu());
   for (LlamaModel* m : {&on_cpu, &on_gpu}) {
@@ -161,7 +147,7 @@ TEST_F(CudaModel, OneAdamWStepMatchesTheCpu) {
   EXPECT_NEAR(norm_gpu, norm_cpu, 1e-5 * norm_cpu);
   const std::vector<float> p = on_gpu.params().to_host(), want = on_cpu.params().to_host();
   for (const model::ParamInfo& info : on_cpu.table().params())
-    EXPECT_LT(rel_l2(p.data() + info.offset, want.data() + info.offset, info.numel), 1e-5)
+    EXPECT_LT(test::rel_l2(p.data() + info.offset, want.data() + info.offset, info.numel), 1e-5)
         << info.name;
 }
 
