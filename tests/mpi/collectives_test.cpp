@@ -47,6 +47,33 @@ TEST(Collectives, AllReduceIntegersAndDoubles) {
   EXPECT_NEAR(d, 1.0 / 3.0 + (p - 1) / 2.0, 1e-15);
 }
 
+// bf16 (mixed precision's activations under TP/SP): user MPI operations combining in fp32 and
+// rounding once. Values exact in bf16 (small integers) give exact sums; a rounding case checks
+// the result is a bf16 value next to the exact sum, and the all-to-all moves 2-byte elements.
+TEST(Collectives, AllReduceAndAllToAllBf16) {
+  const int p = world().size(), r = world().rank(), n = 4;
+  std::vector<bf16> sum(n), mx(n), avg(n);
+  for (int i = 0; i < n; ++i) sum[i] = mx[i] = avg[i] = bf16(float(r * 8 + i));
+  world().all_reduce(sum.data(), n, ReduceOp::sum);
+  world().all_reduce(mx.data(), n, ReduceOp::max);
+  world().all_reduce(avg.data(), n, ReduceOp::avg);
+  const float rank_sum = float(p * (p - 1) / 2);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(float(sum[i]), 8 * rank_sum + float(p * i)) << i;
+    EXPECT_EQ(float(mx[i]), float(8 * (p - 1) + i)) << i;
+    EXPECT_EQ(float(avg[i]), round_to_bf16((8 * rank_sum + float(p * i)) / float(p))) << i;
+  }
+  bf16 odd(1.0f + float(r) / 128.0f);  // p values 1 + r/128: their sum needs more than 8 bits
+  world().all_reduce(&odd, 1, ReduceOp::sum);
+  const float exact = float(p) + rank_sum / 128.0f;
+  EXPECT_EQ(float(odd), round_to_bf16(float(odd)));
+  EXPECT_NEAR(float(odd), exact, float(p) * exact / 128.0f);
+  std::vector<bf16> in(p), out(p);
+  for (int j = 0; j < p; ++j) in[j] = bf16(float(100 * r + j));
+  world().all_to_all(in.data(), out.data(), 1);
+  for (int j = 0; j < p; ++j) EXPECT_EQ(float(out[j]), float(100 * j + r)) << j;
+}
+
 TEST(Collectives, ReduceScatterGivesEachRankItsBlock) {
   const int p = world().size(), r = world().rank(), n = 3;
   std::vector<float> in(p * n), out(n, -1);

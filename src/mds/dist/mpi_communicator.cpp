@@ -25,6 +25,8 @@ namespace {
 
 MPI_Datatype mpi_type(ElemType t) {
   switch (t) {
+    case ElemType::bf16:
+      return MPI_UINT16_T;  // reduced by the bf16 operations below
     case ElemType::f32:
       return MPI_FLOAT;
     case ElemType::f64:
@@ -37,8 +39,30 @@ MPI_Datatype mpi_type(ElemType t) {
   MDS_ASSERT(false, "unknown element type");
 }
 
+// MPI has no bf16: sum and max of bf16 are user operations that combine two values in fp32 and
+// round once, as NCCL's bf16 reductions do at each step.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const bf16*>(in);
+  auto* b = static_cast<bf16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = bf16(float(a[i]) + float(b[i]));
+}
+void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const bf16*>(in);
+  auto* b = static_cast<bf16*>(inout);
+  for (int i = 0; i < *len; ++i)
+    if (float(a[i]) > float(b[i])) b[i] = a[i];
+}
+MPI_Op bf16_op(ReduceOp op) {
+  static MPI_Op sum = MPI_OP_NULL, max = MPI_OP_NULL;  // created on first use, after MPI_Init
+  MPI_Op& made = op == ReduceOp::max ? max : sum;
+  if (made == MPI_OP_NULL)
+    MDS_MPI_CHECK(MPI_Op_create(op == ReduceOp::max ? bf16_max : bf16_sum, 1, &made));
+  return made;
+}
+
 // avg is a sum followed by a division (MPI has no average).
-MPI_Op mpi_op(ReduceOp op) {
+MPI_Op mpi_op(ReduceOp op, ElemType t) {
+  if (t == ElemType::bf16) return bf16_op(op);
   return op == ReduceOp::max ? MPI_MAX : MPI_SUM;
 }
 
@@ -49,6 +73,11 @@ int count(int64_t n) {
 
 void divide(void* data, int64_t n, ElemType t, int by) {
   switch (t) {
+    case ElemType::bf16: {
+      auto* p = static_cast<bf16*>(data);
+      for (int64_t i = 0; i < n; ++i) p[i] = bf16(float(p[i]) / float(by));
+      break;
+    }
     case ElemType::f32: {
       auto* p = static_cast<float*>(data);
       const float inv = 1.0f / float(by);
@@ -108,11 +137,11 @@ class MpiCommunicator final : public Communicator {
 
  protected:
   void do_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) override {
-    MDS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, count(n), mpi_type(t), mpi_op(op), comm_));
+    MDS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, count(n), mpi_type(t), mpi_op(op, t), comm_));
     if (op == ReduceOp::avg) divide(data, n, t, size_);
   }
   void do_reduce_scatter(const void* in, void* out, int64_t n, ElemType t, ReduceOp op) override {
-    MDS_MPI_CHECK(MPI_Reduce_scatter_block(in, out, count(n), mpi_type(t), mpi_op(op), comm_));
+    MDS_MPI_CHECK(MPI_Reduce_scatter_block(in, out, count(n), mpi_type(t), mpi_op(op, t), comm_));
     if (op == ReduceOp::avg) divide(out, n, t, size_);
   }
   void do_all_gather(const void* in, void* out, int64_t n, ElemType t) override {

@@ -18,6 +18,8 @@ namespace {
 
 ncclDataType_t nccl_type(ElemType t) {
   switch (t) {
+    case ElemType::bf16:
+      return ncclBfloat16;
     case ElemType::f32:
       return ncclFloat32;
     case ElemType::f64:

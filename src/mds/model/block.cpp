@@ -207,13 +207,16 @@ void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const 
                          h);  // dx is now dL/dx
 }
 
-template struct BlockWeights<float>;
-template struct AttentionOut<float>;
-template struct BlockActs<float>;
-template struct BlockScratch<float>;
-template void block_forward(float*, const float*, const BlockWeights<float>&, BlockActs<float>&,
-                            BlockEnv<float>&, const BatchShape&);
-template void block_backward(float*, const float*, const BlockWeights<float>&, const BlockGrads&,
-                             const BlockActs<float>&, BlockEnv<float>&, const BatchShape&);
+#define MDS_BLOCK_INSTANTIATE(Elem)                                                              \
+  template struct BlockWeights<Elem>;                                                            \
+  template struct AttentionOut<Elem>;                                                            \
+  template struct BlockActs<Elem>;                                                               \
+  template struct BlockScratch<Elem>;                                                            \
+  template void block_forward(Elem*, const Elem*, const BlockWeights<Elem>&, BlockActs<Elem>&,   \
+                              BlockEnv<Elem>&, const BatchShape&);                               \
+  template void block_backward(Elem*, const Elem*, const BlockWeights<Elem>&, const BlockGrads&, \
+                               const BlockActs<Elem>&, BlockEnv<Elem>&, const BatchShape&);
+MDS_BLOCK_INSTANTIATE(float)
+MDS_BLOCK_INSTANTIATE(bf16)
 
 }  // namespace mds::model

@@ -142,7 +142,7 @@ template <typename Elem>
 void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const BlockGrads& g,
                     const BlockActs<Elem>& a, BlockEnv<Elem>& env, const BatchShape& shape);
 
-// Elem: the element type of the weights and activations, float (instantiated in block.cpp);
-// bf16 for Megatron's mixed precision comes with the bf16 kernels of the backends.
+// Elem: the element type of the weights and activations: float, or bf16 for Megatron's mixed
+// precision (both instantiated in block.cpp; bf16 runs the backends' bf16 kernels).
 
 }  // namespace mds::model

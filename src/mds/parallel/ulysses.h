@@ -22,11 +22,15 @@ namespace mds::parallel {
 class UlyssesExchange {
  public:
   explicit UlyssesExchange(ops::Backend& b = ops::cpu_backend()) : send_(b), recv_(b) {}
-  void seq_to_heads(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
+  // Elem: float, or bf16 (mixed precision); instantiated for both in ulysses.cpp.
+  template <typename Elem>
+  void seq_to_heads(dist::Communicator& sp, Elem* out, const Elem* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);
-  void heads_to_seq(dist::Communicator& sp, float* out, const float* in, int64_t b, int64_t s_local,
+  template <typename Elem>
+  void heads_to_seq(dist::Communicator& sp, Elem* out, const Elem* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);
-  // Staging for exchanges of up to `floats` elements, allocated now rather than on first use.
+  // Staging for exchanges of up to `floats` fp32 elements (twice as many bf16), allocated now
+  // rather than on first use.
   void reserve(int64_t floats) {
     if (send_.size() < floats) send_.resize(floats);
     if (recv_.size() < floats) recv_.resize(floats);
@@ -36,7 +40,8 @@ class UlyssesExchange {
   }
 
  private:
-  Buffer<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all
+  Buffer<float> send_, recv_;  // [S, b, s/S, C/S] staging for one all-to-all (any Elem)
+  template <typename Elem>
   int64_t prepare(int size, int64_t b, int64_t s_local, std::span<const int64_t> sections);
 };
 
