@@ -317,7 +317,7 @@ TEST(VocabParallelHead, LossAndGradientsMatchUnsplitHead) {
   if (!fits(T)) GTEST_SKIP() << "the vocabulary padding does not split over " << T;
   const LlamaConfig c = small_config(T, 1, 8);
   const int64_t n = 300, h = c.hidden_size, vpad = c.padded_vocab_size, rows = vpad / T;
-  ASSERT_GT(n, model::LMHead::kChunk);
+  ASSERT_GT(n, model::LMHead<float>::kChunk);
   ASSERT_LT(c.vocab_size, vpad) << "the test wants masked padding rows";
   const std::vector<float> x = test::randn(n * h, 31), head_w = test::randn(vpad * h, 32, 0.2f);
   std::vector<float> norm_w = test::randn(h, 33, 0.1f);
@@ -327,7 +327,7 @@ TEST(VocabParallelHead, LossAndGradientsMatchUnsplitHead) {
   // Gradients accumulate: start both from the same nonzero values.
   const std::vector<float> d_norm0 = test::randn(h, 35), d_head0 = test::randn(vpad * h, 36);
 
-  model::LMHead one;
+  model::LMHead<float> one;
   std::vector<float> dx(n * h), d_norm = d_norm0, d_head = d_head0;
   const double loss =
       one.forward_backward(dx.data(), d_norm.data(), d_head.data(), x.data(), targets.data(), n,
@@ -341,7 +341,7 @@ TEST(VocabParallelHead, LossAndGradientsMatchUnsplitHead) {
   const parallel::ModelComm comm{tp.get(), nullptr};
   const std::vector<float> my_head(head_w.begin() + r * rows * h,
                                    head_w.begin() + (r + 1) * rows * h);
-  model::LMHead split;
+  model::LMHead<float> split;
   std::vector<float> sdx(n * h, -1.0f), sd_norm = d_norm0;
   std::vector<float> sd_head(d_head0.begin() + r * rows * h, d_head0.begin() + (r + 1) * rows * h);
   const double sloss =

@@ -1,6 +1,7 @@
 #include "mds/model/llama.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "mds/core/error.h"
 #include "mds/core/rng.h"
@@ -8,8 +9,10 @@
 
 namespace mds::model {
 
-LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, parallel::ModelComm comm,
-                       const Recompute& recompute, ops::Backend& backend)
+template <typename Elem>
+LlamaModelT<Elem>::LlamaModelT(const LlamaConfig& config, const ModelShard& shard,
+                               parallel::ModelComm comm, const Recompute& recompute,
+                               ops::Backend& backend)
     : k_(backend),
       cfg_(config),
       shard_(shard),
@@ -37,12 +40,13 @@ LlamaModel::LlamaModel(const LlamaConfig& config, const ModelShard& shard, paral
              "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
              comm_.tp_rank(), comm_.tp_size());
   for (int64_t l = 0; l < layers_; ++l) {
-    block_params_.push_back(BlockWeights<float>::in(params_.data(), table_, shard.first_layer + l));
-    block_grads_.push_back(BlockWeights<float>::in(grads_.data(), table_, shard.first_layer + l));
+    block_params_.push_back(BlockWeights<Elem>::in(params_.data(), table_, shard.first_layer + l));
+    block_grads_.push_back(BlockGrads::in(grads_.data(), table_, shard.first_layer + l));
   }
 }
 
-void LlamaModel::init_weights(uint64_t seed) {
+template <typename Elem>
+void LlamaModelT<Elem>::init_weights(uint64_t seed) {
   std::vector<float> host(
       static_cast<size_t>(params_.size()));  // drawn on the host, then copied in
   for (const ParamInfo& p : table_.params()) {
@@ -56,14 +60,21 @@ void LlamaModel::init_weights(uint64_t seed) {
       fill_normal(w + local, n, p.init_std, seed, stream, full);
     });
   }
-  params_.upload(host.data(), params_.size());
+  if constexpr (std::is_same_v<Elem, float>) {
+    params_.upload(host.data(), params_.size());
+  } else {  // the model's copy rounded from the fp32 draw (the optimizer keeps the fp32 one)
+    std::vector<Elem> cast(host.begin(), host.end());
+    params_.upload(cast.data(), params_.size());
+  }
 }
 
-void LlamaModel::zero_grads() {
+template <typename Elem>
+void LlamaModelT<Elem>::zero_grads() {
   grads_.zero();
 }
 
-void LlamaModel::prepare(const BatchShape& shape, int slots) {
+template <typename Elem>
+void LlamaModelT<Elem>::prepare(const BatchShape& shape, int slots) {
   const bool same = shape_.b == shape.b && shape_.s == shape.s;
   shape_ = shape;
   if (same && int(slots_.size()) >= slots) return;
@@ -97,7 +108,8 @@ void LlamaModel::prepare(const BatchShape& shape, int slots) {
   if (comm_.sp_size() > 1) ulysses_.reserve(shape.n() * env_.dims.qkvd());
 }
 
-LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
+template <typename Elem>
+typename LlamaModelT<Elem>::AllocatedBytes LlamaModelT<Elem>::allocated_bytes() const {
   auto bytes = [](const auto& v) { return v.capacity() * int64_t(sizeof(*v.data())); };
   AllocatedBytes m;
   m.params = bytes(params_);
@@ -105,17 +117,18 @@ LlamaModel::AllocatedBytes LlamaModel::allocated_bytes() const {
   for (const Slot& s : slots_) {
     m.activations += bytes(s.tokens) + bytes(s.d_out);
     for (const auto& r : s.resid) m.activations += bytes(r);
-    for (const BlockActs<float>& a : s.acts) m.activations += a.allocated_bytes();
+    for (const BlockActs<Elem>& a : s.acts) m.activations += a.allocated_bytes();
   }
   m.head = head_.allocated_bytes();
   m.scratch = scratch_.allocated_bytes() + bytes(d_resid_) + bytes(rope_.cos) + bytes(rope_.sin) +
               ulysses_.allocated_bytes();
-  for (const BlockActs<float>& a : ws_.acts) m.scratch += a.allocated_bytes();
+  for (const BlockActs<Elem>& a : ws_.acts) m.scratch += a.allocated_bytes();
   for (const auto& r : ws_.resid) m.scratch += bytes(r);
   return m;
 }
 
-const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* input) {
+template <typename Elem>
+const Elem* LlamaModelT<Elem>::forward(int slot, const int32_t* tokens, const Elem* input) {
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
   if (shard_.embedding) {
@@ -125,7 +138,7 @@ const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* i
                          h, comm_.tp_rank() * vocab_rows(), vocab_rows());
     comm_.tp_all_reduce(s.resid[0].data(), n * h);
   } else {
-    k_.copy(s.resid[0].data(), input, sizeof(float) * size_t(n * h));
+    k_.copy(s.resid[0].data(), input, sizeof(Elem) * size_t(n * h));
   }
   for (int64_t l = 0; l < layers_; ++l)
     block_forward(block_input(s, l + 1), block_input(s, l), block_params_[l], block_acts(s, l),
@@ -133,22 +146,26 @@ const float* LlamaModel::forward(int slot, const int32_t* tokens, const float* i
   return s.resid.back().data();
 }
 
-float* LlamaModel::block_input(Slot& s, int64_t l) {
+template <typename Elem>
+Elem* LlamaModelT<Elem>::block_input(Slot& s, int64_t l) {
   return plan_.keeps_input(l) ? s.resid[l].data() : ws_.resid[l - plan_.chunk_begin(l)].data();
 }
 
-BlockActs<float>& LlamaModel::block_acts(Slot& s, int64_t l) {
+template <typename Elem>
+BlockActs<Elem>& LlamaModelT<Elem>::block_acts(Slot& s, int64_t l) {
   return plan_.checkpointed(l) ? ws_.acts[l - plan_.chunk_begin(l)] : s.acts[l];
 }
 
-void LlamaModel::recompute_chunk(Slot& s, int64_t begin, int64_t end) {
+template <typename Elem>
+void LlamaModelT<Elem>::recompute_chunk(Slot& s, int64_t begin, int64_t end) {
   for (int64_t l = begin; l < end; ++l) {
-    float* y = l + 1 < end ? block_input(s, l + 1) : ws_.resid[0].data();
+    Elem* y = l + 1 < end ? block_input(s, l + 1) : ws_.resid[0].data();
     block_forward(y, block_input(s, l), block_params_[l], block_acts(s, l), env_, shape_);
   }
 }
 
-double LlamaModel::loss(int slot, const int32_t* targets) {
+template <typename Elem>
+double LlamaModelT<Elem>::loss(int slot, const int32_t* targets) {
   MDS_ASSERT(shard_.head, "loss() on a pipeline stage without the head");
   const int64_t n = shape_.n();
   return head_.forward(slots_.at(slot).resid.back().data(), targets, n, param("model.norm.weight"),
@@ -156,7 +173,8 @@ double LlamaModel::loss(int slot, const int32_t* targets) {
          double(n);
 }
 
-double LlamaModel::loss_and_grad(int slot, const int32_t* targets, float loss_weight) {
+template <typename Elem>
+double LlamaModelT<Elem>::loss_and_grad(int slot, const int32_t* targets, float loss_weight) {
   MDS_ASSERT(shard_.head, "loss_and_grad() on a pipeline stage without the head");
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n();
@@ -167,11 +185,12 @@ double LlamaModel::loss_and_grad(int slot, const int32_t* targets, float loss_we
          double(n);
 }
 
-const float* LlamaModel::backward(int slot, const float* d_output) {
+template <typename Elem>
+const Elem* LlamaModelT<Elem>::backward(int slot, const Elem* d_output) {
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
-  float* dx = d_resid_.data();
-  k_.copy(dx, d_output ? d_output : s.d_out.data(), sizeof(float) * size_t(n * h));
+  Elem* dx = d_resid_.data();
+  k_.copy(dx, d_output ? d_output : s.d_out.data(), sizeof(Elem) * size_t(n * h));
   for (int64_t l = layers_ - 1; l >= 0; --l) {
     if (plan_.checkpointed(l) && l + 1 == plan_.chunk_end(l))
       recompute_chunk(s, plan_.chunk_begin(l), l + 1);
@@ -184,8 +203,9 @@ const float* LlamaModel::backward(int slot, const float* d_output) {
   return dx;
 }
 
-double LlamaModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t b,
-                                    int64_t s, float loss_weight) {
+template <typename Elem>
+double LlamaModelT<Elem>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t b,
+                                           int64_t s, float loss_weight) {
   MDS_ASSERT(shard_.embedding && shard_.head, "forward_backward needs the whole pipeline");
   prepare({b, s, comm_.sp_rank() * s}, 1);
   forward(0, tokens, nullptr);
@@ -194,12 +214,16 @@ double LlamaModel::forward_backward(const int32_t* tokens, const int32_t* target
   return mean;
 }
 
-double LlamaModel::forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b,
-                                int64_t s) {
+template <typename Elem>
+double LlamaModelT<Elem>::forward_loss(const int32_t* tokens, const int32_t* targets, int64_t b,
+                                       int64_t s) {
   MDS_ASSERT(shard_.embedding && shard_.head, "forward_loss needs the whole pipeline");
   prepare({b, s, comm_.sp_rank() * s}, 1);
   forward(0, tokens, nullptr);
   return loss(0, targets);
 }
+
+template class LlamaModelT<float>;
+template class LlamaModelT<bf16>;
 
 }  // namespace mds::model

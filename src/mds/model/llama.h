@@ -15,6 +15,10 @@
 // Every buffer lives on the model's backend (ops/backend.h: the CPU, or a GPU), and so do the
 // pointers the calls below take and return, except token ids and targets, which come from the
 // host (the data loader) and are copied in.
+//
+// Elem: the element type of the weights and activations, float or bf16 (Megatron's mixed
+// precision: the fp32 master weights then live in the optimizer, optim/adamw.h); gradients are
+// fp32 either way. LlamaModel is the fp32 model.
 #pragma once
 
 #include <cstdint>
@@ -30,21 +34,22 @@
 
 namespace mds::model {
 
-class LlamaModel {
+template <typename Elem>
+class LlamaModelT {
  public:
-  explicit LlamaModel(const LlamaConfig& config, const ModelShard& shard = {},
-                      parallel::ModelComm comm = {}, const Recompute& recompute = {},
-                      ops::Backend& backend = ops::cpu_backend());
-  LlamaModel(const LlamaModel&) = delete;  // holds views into its own buffers
-  LlamaModel& operator=(const LlamaModel&) = delete;
+  explicit LlamaModelT(const LlamaConfig& config, const ModelShard& shard = {},
+                       parallel::ModelComm comm = {}, const Recompute& recompute = {},
+                       ops::Backend& backend = ops::cpu_backend());
+  LlamaModelT(const LlamaModelT&) = delete;  // holds views into its own buffers
+  LlamaModelT& operator=(const LlamaModelT&) = delete;
 
   const LlamaConfig& config() const { return cfg_; }
   const ModelShard& shard() const { return shard_; }
   const ParamTable& table() const { return table_; }
   const Recompute& recompute() const { return recompute_; }
   ops::Backend& backend() const { return k_; }
-  Buffer<float>& params() { return params_; }
-  const Buffer<float>& params() const { return params_; }
+  Buffer<Elem>& params() { return params_; }
+  const Buffer<Elem>& params() const { return params_; }
   Buffer<float>& grads() { return grads_; }
   const Buffer<float>& grads() const { return grads_; }
 
@@ -62,16 +67,16 @@ class LlamaModel {
   // Bytes this shard holds, by purpose (train/memory_report.h computes the same from shapes).
   struct AllocatedBytes {
     int64_t params = 0, grads = 0;
-    int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs<float>, d_out
+    int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs, d_out
     int64_t head = 0;         // the LM head's buffers (logits chunk)
-    int64_t scratch = 0;      // shared by the blocks: BlockScratch<float>, d_resid, Ulysses, RoPE,
+    int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE,
                               // the recomputation workspace
   };
   AllocatedBytes allocated_bytes() const;
   // Forward through this stage: the first stage embeds tokens [n], the others take the
   // previous stage's output [n, h]. Returns this stage's output [n, h] (valid until the slot
   // is reused).
-  const float* forward(int slot, const int32_t* tokens, const float* input);
+  const Elem* forward(int slot, const int32_t* tokens, const Elem* input);
   // Last stage, after forward: the mean token loss of the slot's micro-batch (over this
   // rank's tokens); loss_and_grad also keeps the gradient of loss_weight x that mean for
   // backward.
@@ -80,7 +85,7 @@ class LlamaModel {
   // Backward through this stage: d_output is the gradient of forward's output (null on the
   // last stage: loss() computed it). Weight gradients accumulate (+=). Returns the gradient of
   // the stage input [n, h] (for the previous stage; valid until the next backward).
-  const float* backward(int slot, const float* d_output);
+  const Elem* backward(int slot, const Elem* d_output);
 
   // ---- The whole model on one rank ---------------------------------------------------------
   // One micro-batch of b sequences of s tokens. Returns the mean token loss; the gradients of
@@ -93,19 +98,19 @@ class LlamaModel {
  private:
   // One micro-batch's activations.
   struct Slot {
-    Buffer<int32_t> tokens;              // first stage: for the embedding's backward
-    std::vector<Buffer<float>> resid;    // resid[i]: input of local block i; back(): output
-                                         // (empty where the plan does not keep it)
-    std::vector<BlockActs<float>> acts;  // empty for checkpointed blocks
-    Buffer<float> d_out;                 // last stage: dL/d(output) from loss()
+    Buffer<int32_t> tokens;             // first stage: for the embedding's backward
+    std::vector<Buffer<Elem>> resid;    // resid[i]: input of local block i; back(): output
+                                        // (empty where the plan does not keep it)
+    std::vector<BlockActs<Elem>> acts;  // empty for checkpointed blocks
+    Buffer<Elem> d_out;                 // last stage: dL/d(output) from loss()
     explicit Slot(ops::Backend& b) : tokens(b), d_out(b) {}
   };
   // Full recomputation: a checkpointed chunk's activations and inner residuals, shared by
   // all slots; ws_resid_[i] is the input of the chunk's block i (i >= 1), ws_resid_[0] where
   // the recomputed last block writes the output nobody reads.
   struct Workspace {
-    std::vector<BlockActs<float>> acts;
-    std::vector<Buffer<float>> resid;
+    std::vector<BlockActs<Elem>> acts;
+    std::vector<Buffer<Elem>> resid;
   };
 
   ops::Backend& k_;
@@ -115,28 +120,32 @@ class LlamaModel {
   Recompute recompute_;
   RecomputePlan plan_;
   ParamTable table_;
-  Buffer<float> params_, grads_;  // fixed size: the views below point into them
-  int64_t layers_;                // this stage's blocks
-  std::vector<BlockWeights<float>> block_params_, block_grads_;  // per local layer, built once
+  Buffer<Elem> params_;  // fixed size: the views below point into them
+  Buffer<float> grads_;
+  int64_t layers_;                                // this stage's blocks
+  std::vector<BlockWeights<Elem>> block_params_;  // per local layer, built once
+  std::vector<BlockGrads> block_grads_;
   RopeTables rope_;
   BatchShape shape_;
   std::vector<Slot> slots_;
   Workspace ws_;
-  BlockScratch<float> scratch_;
+  BlockScratch<Elem> scratch_;
   parallel::UlyssesExchange ulysses_;
-  BlockEnv<float> env_;
-  Buffer<float> d_resid_;
-  LMHead head_;
+  BlockEnv<Elem> env_;
+  Buffer<Elem> d_resid_;
+  LMHead<Elem> head_;
 
   // Block l's input and the buffer of its output in slot s, and where its activations go.
-  float* block_input(Slot& s, int64_t l);
-  BlockActs<float>& block_acts(Slot& s, int64_t l);
+  Elem* block_input(Slot& s, int64_t l);
+  BlockActs<Elem>& block_acts(Slot& s, int64_t l);
   // Full recomputation: runs blocks [begin, end) forward again from the slot's kept input.
   void recompute_chunk(Slot& s, int64_t begin, int64_t end);
 
-  float* param(const char* name) { return params_.data() + table_.at(name).offset; }
+  Elem* param(const char* name) { return params_.data() + table_.at(name).offset; }
   float* grad(const char* name) { return grads_.data() + table_.at(name).offset; }
   int64_t vocab_rows() const { return cfg_.padded_vocab_size / comm_.tp_size(); }
 };
+
+using LlamaModel = LlamaModelT<float>;
 
 }  // namespace mds::model

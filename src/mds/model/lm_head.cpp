@@ -1,11 +1,13 @@
 #include "mds/model/lm_head.h"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace mds::model {
 
-void LMHead::norm(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
-                  const LlamaConfig& c, int64_t cols) {
+template <typename Elem>
+void LMHead<Elem>::norm(const Elem* x, const int32_t* targets, int64_t n, const Elem* norm_w,
+                        const LlamaConfig& c, int64_t cols) {
   const int64_t h = c.hidden_size, m = std::min(n, kChunk);
   xn_.resize(n * h);
   rstd_.resize(n);
@@ -19,11 +21,12 @@ void LMHead::norm(const float* x, const int32_t* targets, int64_t n, const float
   k_.rmsnorm_forward(xn_.data(), rstd_.data(), x, norm_w, n, h, c.norm_eps);
 }
 
-void LMHead::chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const LlamaConfig& c,
-                        const parallel::ModelComm& comm) {
+template <typename Elem>
+void LMHead<Elem>::chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const LlamaConfig& c,
+                              const parallel::ModelComm& comm) {
   const int64_t cols = c.padded_vocab_size / comm.tp_size();
   const int32_t* targets = targets_.data();
-  float* logits = logits_.data();
+  Elem* logits = logits_.data();
   if (comm.tp_size() == 1) {  // the whole vocabulary here: one fused pass
     if (grad)
       k_.cross_entropy_forward_backward(losses_.data() + r, logits, logits, targets + r, m, cols,
@@ -37,15 +40,25 @@ void LMHead::chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const Lla
                              begin, c.vocab_size);
   comm.tp_all_reduce(row_max_.data(), m, dist::ReduceOp::max);
   comm.tp_all_reduce(target_logit_.data(), m);  // only the owner's is nonzero
-  k_.cross_entropy_local_sum_exp(sum_exp_.data(), grad ? logits : nullptr, logits, row_max_.data(),
-                                 m, cols, begin, c.vocab_size);
-  comm.tp_all_reduce(sum_exp_.data(), m);
-  k_.cross_entropy_finish(losses_.data() + r, grad ? logits : nullptr, row_max_.data(),
-                          sum_exp_.data(), target_logit_.data(), targets + r, m, cols, begin,
-                          dscale);
+  if constexpr (std::is_same_v<Elem, float>) {  // the exps kept in place of the logits
+    k_.cross_entropy_local_sum_exp(sum_exp_.data(), grad ? logits : nullptr, logits,
+                                   row_max_.data(), m, cols, begin, c.vocab_size);
+    comm.tp_all_reduce(sum_exp_.data(), m);
+    k_.cross_entropy_finish(losses_.data() + r, grad ? logits : nullptr, row_max_.data(),
+                            sum_exp_.data(), target_logit_.data(), targets + r, m, cols, begin,
+                            dscale);
+  } else {  // bf16: exps recomputed from the logits in the finish (one rounding of dlogits)
+    k_.cross_entropy_local_sum_exp(sum_exp_.data(), logits, row_max_.data(), m, cols, begin,
+                                   c.vocab_size);
+    comm.tp_all_reduce(sum_exp_.data(), m);
+    k_.cross_entropy_finish(losses_.data() + r, grad ? logits : nullptr, logits, row_max_.data(),
+                            sum_exp_.data(), target_logit_.data(), targets + r, m, cols, begin,
+                            c.vocab_size, dscale);
+  }
 }
 
-void LMHead::prepare(int64_t n, const LlamaConfig& c, int64_t tp_size) {
+template <typename Elem>
+void LMHead<Elem>::prepare(int64_t n, const LlamaConfig& c, int64_t tp_size) {
   const int64_t h = c.hidden_size, m = std::min(n, kChunk);
   xn_.resize(n * h);
   dxn_.resize(n * h);
@@ -58,18 +71,22 @@ void LMHead::prepare(int64_t n, const LlamaConfig& c, int64_t tp_size) {
   targets_.resize(n);
 }
 
-int64_t LMHead::allocated_bytes() const {
+template <typename Elem>
+int64_t LMHead<Elem>::allocated_bytes() const {
   auto bytes = [](const auto& v) { return v.capacity() * int64_t(sizeof(*v.data())); };
   return bytes(xn_) + bytes(rstd_) + bytes(dxn_) + bytes(logits_) + bytes(losses_) +
          bytes(row_max_) + bytes(target_logit_) + bytes(sum_exp_) + bytes(targets_);
 }
 
-double LMHead::sum_losses(int64_t n) const {
+template <typename Elem>
+double LMHead<Elem>::sum_losses(int64_t n) const {
   return k_.sum(losses_.data(), n);
 }
 
-double LMHead::forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
-                       const float* head_w, const LlamaConfig& c, const parallel::ModelComm& comm) {
+template <typename Elem>
+double LMHead<Elem>::forward(const Elem* x, const int32_t* targets, int64_t n, const Elem* norm_w,
+                             const Elem* head_w, const LlamaConfig& c,
+                             const parallel::ModelComm& comm) {
   const int64_t h = c.hidden_size, cols = c.padded_vocab_size / comm.tp_size();
   norm(x, targets, n, norm_w, c, cols);
   for (int64_t r = 0; r < n; r += kChunk) {
@@ -80,25 +97,29 @@ double LMHead::forward(const float* x, const int32_t* targets, int64_t n, const 
   return sum_losses(n);
 }
 
-double LMHead::forward_backward(float* dx, float* d_norm_w, float* d_head_w, const float* x,
-                                const int32_t* targets, int64_t n, const float* norm_w,
-                                const float* head_w, float loss_weight, const LlamaConfig& c,
-                                const parallel::ModelComm& comm) {
+template <typename Elem>
+double LMHead<Elem>::forward_backward(Elem* dx, float* d_norm_w, float* d_head_w, const Elem* x,
+                                      const int32_t* targets, int64_t n, const Elem* norm_w,
+                                      const Elem* head_w, float loss_weight, const LlamaConfig& c,
+                                      const parallel::ModelComm& comm) {
   const int64_t h = c.hidden_size, cols = c.padded_vocab_size / comm.tp_size();
   norm(x, targets, n, norm_w, c, cols);
   dxn_.resize(n * h);
   for (int64_t r = 0; r < n; r += kChunk) {
     const int64_t m = std::min(kChunk, n - r);
-    const float* xn = xn_.data() + r * h;
+    const Elem* xn = xn_.data() + r * h;
     k_.linear_forward(logits_.data(), xn, head_w, m, h, cols);
     chunk_loss(r, m, true, loss_weight, c, comm);  // logits_ now holds dlogits
     k_.linear_backward(dxn_.data() + r * h, d_head_w, logits_.data(), xn, head_w, m, h, cols,
                        false);
   }
   comm.tp_all_reduce(dxn_.data(), n * h);  // each rank's vocabulary slice contributes a part
-  k_.zero(dx, sizeof(float) * size_t(n * h));
+  k_.zero(dx, sizeof(Elem) * size_t(n * h));
   k_.rmsnorm_backward(dx, d_norm_w, dxn_.data(), x, norm_w, rstd_.data(), n, h);
   return sum_losses(n);
 }
+
+template class LMHead<float>;
+template class LMHead<bf16>;
 
 }  // namespace mds::model

@@ -9,6 +9,10 @@
 // vpad/T columns only and the cross entropy is Megatron's vocab-parallel one: all-reduces of
 // the row max, the sum of exponentials and the target logit; the full logits are never
 // gathered. The gradient of xn is summed over the ranks.
+//
+// Elem: the element type of x, the weights, xn and the logits (float, or bf16 for mixed
+// precision); rstd, the losses and the row statistics are fp32 (the sum of exps double), and
+// the weight gradients fp32.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,7 @@
 
 namespace mds::model {
 
+template <typename Elem>
 class LMHead {
  public:
   explicit LMHead(ops::Backend& b = ops::cpu_backend())
@@ -46,24 +51,26 @@ class LMHead {
 
   // x, the weights and the gradients are in the backend's memory; targets on the host.
   // Sum of the per-token losses over the n tokens (no gradients).
-  double forward(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
-                 const float* head_w, const LlamaConfig& c, const parallel::ModelComm& comm);
+  double forward(const Elem* x, const int32_t* targets, int64_t n, const Elem* norm_w,
+                 const Elem* head_w, const LlamaConfig& c, const parallel::ModelComm& comm);
 
   // Same sum; and the gradients of (loss_weight * sum of losses): dx [n, h] overwritten,
   // d_norm_w [h] and d_head_w [vpad/T, h] accumulated (+=).
-  double forward_backward(float* dx, float* d_norm_w, float* d_head_w, const float* x,
-                          const int32_t* targets, int64_t n, const float* norm_w,
-                          const float* head_w, float loss_weight, const LlamaConfig& c,
-                          const parallel::ModelComm& comm);
+  double forward_backward(Elem* dx, float* d_norm_w, float* d_head_w, const Elem* x,
+                          const int32_t* targets, int64_t n, const Elem* norm_w, const Elem* head_w,
+                          float loss_weight, const LlamaConfig& c, const parallel::ModelComm& comm);
 
  private:
   ops::Backend& k_;
-  Buffer<float> xn_, rstd_, dxn_, logits_, losses_;
+  Buffer<Elem> xn_;
+  Buffer<float> rstd_;
+  Buffer<Elem> dxn_, logits_;
+  Buffer<float> losses_;
   Buffer<float> row_max_, target_logit_;
   Buffer<double> sum_exp_;
   Buffer<int32_t> targets_;
   // Sizes the buffers, copies the targets in and normalises x into xn_.
-  void norm(const float* x, const int32_t* targets, int64_t n, const float* norm_w,
+  void norm(const Elem* x, const int32_t* targets, int64_t n, const Elem* norm_w,
             const LlamaConfig& c, int64_t cols);
   // losses_[r, r+m) from logits_ [m, cols]; with dscale != 0, logits_ becomes dlogits.
   void chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const LlamaConfig& c,

@@ -41,7 +41,7 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
   const int64_t workspace = plan.max_chunk() * (block_acts + n * h);
 
   if (shard.head) {
-    const int64_t m = std::min(n, model::LMHead::kChunk), cols = c.padded_vocab_size / T;
+    const int64_t m = std::min(n, model::LMHead<float>::kChunk), cols = c.padded_vocab_size / T;
     r.head = (2 * n * h + 2 * n + m * cols + 2 * m) * F + m * int64_t(sizeof(double)) +
              n * int64_t(sizeof(int32_t));  // the targets
   }
