@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "mds/core/error.h"
+
 namespace mds::optim {
 
 double global_grad_norm(const float* grads, int64_t n, ops::Backend& backend) {
@@ -15,7 +17,11 @@ double clip_coefficient(double norm, double clip_grad) {
 }
 
 AdamW::AdamW(const model::ParamTable& table, const AdamWOptions& opts, ops::Backend& backend)
-    : table_(table), o_(opts), m_(backend, table.total()), v_(backend, table.total()) {
+    : table_(table),
+      o_(opts),
+      m_(backend, table.total()),
+      v_(backend, table.total()),
+      master_(backend) {
   m_.zero();
   v_.zero();
 }
@@ -26,15 +32,34 @@ double AdamW::step(float* params, const float* grads, double lr) {
   return norm;
 }
 
-void AdamW::step(float* params, const float* grads, double lr, double norm) {
+// One step over every tensor of the table: one(offset, numel, lr, weight decay, clip scale).
+template <typename StepOne>
+void AdamW::each_param(double lr, double norm, StepOne&& one) {
   const float scale = float(clip_coefficient(norm, o_.clip_grad));
   ++step_;
-  for (const model::ParamInfo& p : table_.params()) {
-    const int64_t o = p.offset;
-    m_.backend().adamw_step(params + o, grads + o, m_.data() + o, v_.data() + o, p.numel, float(lr),
-                            float(o_.beta1), float(o_.beta2), float(o_.eps),
-                            p.decay ? float(o_.weight_decay) : 0.0f, step_, scale);
-  }
+  for (const model::ParamInfo& p : table_.params())
+    one(p.offset, p.numel, float(lr), p.decay ? float(o_.weight_decay) : 0.0f, scale);
+}
+
+void AdamW::step(float* params, const float* grads, double lr, double norm) {
+  each_param(lr, norm, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
+    m_.backend().adamw_step(params + o, grads + o, m_.data() + o, v_.data() + o, n, lr32,
+                            float(o_.beta1), float(o_.beta2), float(o_.eps), wd, step_, scale);
+  });
+}
+
+void AdamW::init_master(const bf16* params) {
+  master_.resize(table_.total());
+  m_.backend().to_fp32(master_.data(), params, table_.total());
+}
+
+void AdamW::step(bf16* params, const float* grads, double lr, double norm) {
+  MDS_ASSERT(master_.size() == table_.total(), "mixed-precision step before init_master()");
+  each_param(lr, norm, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
+    m_.backend().adamw_step(master_.data() + o, params + o, grads + o, m_.data() + o, v_.data() + o,
+                            n, lr32, float(o_.beta1), float(o_.beta2), float(o_.eps), wd, step_,
+                            scale);
+  });
 }
 
 }  // namespace mds::optim

@@ -32,11 +32,23 @@ class AdamW {
   Buffer<float>& exp_avg() { return m_; }
   Buffer<float>& exp_avg_sq() { return v_; }
 
+  // ---- Mixed precision (Megatron's Float16OptimizerWithFloat16Params) ----------------------
+  // The model's weights are bf16; the optimizer keeps their fp32 master copy, made from them
+  // (fp32(bf16 weights), as Megatron clones them), and every step updates the master and writes
+  // its bf16 rounding back into the model: the gradients are fp32 throughout.
+  void init_master(const bf16* params);
+  void step(bf16* params, const float* grads, double lr, double grad_norm);
+  Buffer<float>& master() { return master_; }  // empty before init_master
+  const Buffer<float>& master() const { return master_; }
+
  private:
   const model::ParamTable& table_;
   AdamWOptions o_;
   Buffer<float> m_, v_;
+  Buffer<float> master_;  // mixed precision only
   int64_t step_ = 0;
+  template <typename StepOne>
+  void each_param(double lr, double grad_norm, StepOne&& one);
 };
 
 // L2 norm over a whole gradient buffer of the backend, accumulated in double.
