@@ -11,8 +11,9 @@ namespace mds::train {
 
 MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
                              int64_t sp, const model::BatchShape& shape, int64_t slots,
-                             const model::Recompute& recompute) {
-  constexpr int64_t F = sizeof(float);
+                             const model::Recompute& recompute, model::Precision precision) {
+  constexpr int64_t F = sizeof(float);                // fp32 buffers
+  const int64_t E = model::element_bytes(precision);  // weights and activations
   const int64_t T = shard.tp_size, S = sp, n = shape.n(), h = c.hidden_size, hd = c.head_dim();
   const int64_t qd = c.num_attention_heads / T * hd, kvd = c.kv_heads() / T * hd;
   const int64_t qkvd = qd + 2 * kvd, f = c.ffn_hidden_size / T, nq = c.num_attention_heads / T;
@@ -20,45 +21,50 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
   const int64_t split = S > 1 ? n : 0;  // buffers only the Ulysses layout needs
 
   MemoryReport r;
-  r.params = r.grads = model::ParamTable(c, shard).total() * F;
-  r.optimizer = 2 * r.params;
+  const int64_t P = model::ParamTable(c, shard).total();
+  r.params = P * E;
+  r.grads = P * F;
+  r.optimizer = 2 * P * F + (precision == model::Precision::bf16 ? P * F : 0);  // m, v, master
 
-  // BlockActs: norm1, rstd1, qkv, mid, norm2, rstd2, gate_up, act, and the attention core's
-  // core_out (S > 1), attn, lse, which selective recomputation keeps in the scratch instead.
-  const int64_t attention_out = split * qd + n * qd + n * nq;
+  // BlockActs: norm1, qkv, mid, norm2, gate_up, act (E) and rstd1, rstd2 (fp32); the attention
+  // core's core_out (S > 1) and attn (E) and lse (fp32), which selective recomputation keeps in
+  // the scratch instead.
+  const int64_t attention_out = (split * qd + n * qd) * E + n * nq * F;
   const bool selective = recompute.selective();
-  const int64_t block_acts = n * h + n + n * qkvd + n * h + n * h + n + n * 2 * f + n * f +
-                             (selective ? 0 : attention_out);
+  const int64_t block_acts = (n * h + n * qkvd + n * h + n * h + n * 2 * f + n * f) * E +
+                             2 * n * F + (selective ? 0 : attention_out);
   // Full recomputation: a checkpointed block keeps neither its activations nor, inside a
   // chunk, its input; one chunk's worth lives in the shared workspace.
   const model::RecomputePlan plan(recompute, L);
-  int64_t slot = shard.head ? n * h : 0;  // d_out
+  int64_t slot = shard.head ? n * h * E : 0;  // d_out
   for (int64_t l = 0; l <= L; ++l) {
-    if (plan.keeps_input(l)) slot += n * h;
+    if (plan.keeps_input(l)) slot += n * h * E;
     if (l < L && !plan.checkpointed(l)) slot += block_acts;
   }
-  r.activations = slots * (slot * F + (shard.embedding ? n * int64_t(sizeof(int32_t)) : 0));
-  const int64_t workspace = plan.max_chunk() * (block_acts + n * h);
+  r.activations = slots * (slot + (shard.embedding ? n * int64_t(sizeof(int32_t)) : 0));
+  const int64_t workspace = plan.max_chunk() * (block_acts + n * h * E);
 
-  if (shard.head) {
+  if (shard.head) {  // xn, dxn, the logits chunk (E); rstd, losses, row max and target (fp32)
     const int64_t m = std::min(n, model::LMHead<float>::kChunk), cols = c.padded_vocab_size / T;
-    r.head = (2 * n * h + 2 * n + m * cols + 2 * m) * F + m * int64_t(sizeof(double)) +
+    r.head = (2 * n * h + m * cols) * E + (2 * n + 2 * m) * F + m * int64_t(sizeof(double)) +
              n * int64_t(sizeof(int32_t));  // the targets
   }
 
   // BlockScratch: qkv_local, d_qkv_core, d_core_out (S > 1); d_norm, d_qkv, d_attn, d_gate_up,
-  // d_act. Then d_resid, the Ulysses send/recv staging and the cos/sin tables.
+  // d_act. Then d_resid, the Ulysses send/recv staging (fp32 words) and the cos/sin tables.
   const int64_t block_scratch =
-      split * qkvd + split * qkvd + split * qd + n * h + n * qkvd + n * qd + n * 2 * f + n * f;
-  const int64_t ulysses = S > 1 ? 2 * n * qkvd : 0;
-  const int64_t rope = 2 * c.max_position_embeddings * (hd / 2);
+      (split * qkvd + split * qkvd + split * qd + n * h + n * qkvd + n * qd + n * 2 * f + n * f) *
+      E;
+  const int64_t ulysses = S > 1 ? 2 * ((n * qkvd * E + F - 1) / F) * F : 0;
+  const int64_t rope = 2 * c.max_position_embeddings * (hd / 2) * F;
   r.scratch =
-      (block_scratch + (selective ? attention_out : 0) + n * h + ulysses + rope + workspace) * F;
+      block_scratch + (selective ? attention_out : 0) + n * h * E + ulysses + rope + workspace;
   return r;
 }
 
-MemoryReport measured_memory(const model::LlamaModel& m, int64_t optimizer_bytes) {
-  const model::LlamaModel::AllocatedBytes a = m.allocated_bytes();
+template <typename Model>
+MemoryReport measured_memory(const Model& m, int64_t optimizer_bytes) {
+  const auto a = m.allocated_bytes();
   MemoryReport r;
   r.params = a.params;
   r.grads = a.grads;
@@ -69,9 +75,13 @@ MemoryReport measured_memory(const model::LlamaModel& m, int64_t optimizer_bytes
   return r;
 }
 
+template MemoryReport measured_memory(const model::LlamaModelT<float>&, int64_t);
+template MemoryReport measured_memory(const model::LlamaModelT<bf16>&, int64_t);
+
 std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t tp, int64_t sp,
                                           int64_t pp, int64_t micro, int64_t micro_batches,
-                                          const model::Recompute& recompute) {
+                                          const model::Recompute& recompute,
+                                          model::Precision precision) {
   std::vector<StageMemory> out;
   const model::BatchShape shape{micro, c.seq_length / sp, 0};
   for (int64_t p = 0; p < pp; ++p) {
@@ -82,7 +92,7 @@ std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t t
     s.layers = shard.layers(c);
     s.parameters = model::ParamTable(c, shard).total();
     s.slots = parallel::pipeline_slots(p, pp, micro_batches);
-    s.memory = estimate_memory(c, shard, sp, shape, s.slots, recompute);
+    s.memory = estimate_memory(c, shard, sp, shape, s.slots, recompute, precision);
     out.push_back(s);
   }
   return out;
@@ -91,7 +101,7 @@ std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t t
 std::string format_memory_table(const std::vector<StageMemory>& stages) {
   auto mib = [](int64_t bytes) { return double(bytes) / (1024.0 * 1024.0); };
   std::string s =
-      "> memory per rank in MiB (fp32; the ranks of a stage hold the same):\n"
+      "> memory per rank in MiB (the ranks of a stage hold the same):\n"
       ">   stage  layers  parameters   params    grads  adam m+v  activations  slots     head  "
       "scratch     total\n";
   char buf[256];
