@@ -225,20 +225,17 @@ if ((ZERO_STAGE > 0)); then
     setting ZERO_STAGE 0 "${_src[ZERO_STAGE]}: $ZERO_STAGE asked, ZeRO is not built"
   fi
 fi
-# DTYPE: Megatron's bf16 on GPUs; the CPU backend trains in fp32 only.
-if [[ $MDS_DEVICE == cuda ]]; then take DTYPE bf16 "default"; else take DTYPE fp32 "default (CPU: fp32 only; Megatron: bf16)"; fi
+# DTYPE: Megatron's bf16 mixed precision on GPUs. On the CPU, bf16 runs mds's reference kernels
+# (slow: each converts to fp32 and back), so fp32 is the CPU's default.
+if [[ $MDS_DEVICE == cuda ]]; then take DTYPE bf16 "default"; else take DTYPE fp32 "default (CPU; Megatron: bf16)"; fi
 DTYPE_FLAGS=()
 case $DTYPE in
   fp32) ;;
-  bf16 | fp16)
-    if [[ $MDS_DEVICE == cuda ]]; then
-      # The GPU trainer runs fp32 until its mixed-precision step is wired (issue 6).
-      note "DTYPE=$DTYPE: mds trains in fp32 on the GPU for now (its bf16 kernels exist, the mixed-precision trainer does not yet); running fp32"
-      setting DTYPE fp32 "${_src[DTYPE]}: $DTYPE asked, the GPU trainer is fp32 for now"
-    else
-      note "DTYPE=$DTYPE: the CPU backend trains in fp32 only; running fp32 (MDS_DEVICE=cuda needs the CUDA backend)"
-      setting DTYPE fp32 "${_src[DTYPE]}: $DTYPE asked, the CPU backend is fp32 only"
-    fi
+  bf16) DTYPE_FLAGS=(--bf16) ;;
+  fp16)
+    note "DTYPE=fp16: fp16 with dynamic loss scaling is not built yet; running bf16 (the same mixed precision without loss scaling)"
+    setting DTYPE bf16 "${_src[DTYPE]}: fp16 asked, not built"
+    DTYPE_FLAGS=(--bf16)
     ;;
   *) die "DTYPE=$DTYPE: must be bf16, fp16 or fp32" ;;
 esac

@@ -213,9 +213,7 @@ if has_train_flag --zero-stage; then expect --zero-stage 2; else
   reported "ZERO_STAGE=2: ZeRO is not built yet; running ZeRO-0"
   setting ZERO_STAGE 0 "env: 2 asked"
 fi
-reported "DTYPE=bf16: the CPU backend trains in fp32 only; running fp32"
-absent --bf16
-setting DTYPE fp32 "env: bf16 asked"
+train_value --bf16 > /dev/null  # DTYPE=bf16 is passed on (a flag)
 if has_train_flag --checkpoint-activations; then
   expect --checkpoint-num-layers 1
   train_value --deepspeed-activation-checkpointing > /dev/null  # present (a flag)
@@ -227,8 +225,9 @@ reported "CPU_OPTIMIZER=1:"
 expect --timing-log-level 2
 reported "LAUNCH_WITH=deepspeed:"
 dry "${D[@]}" TRAIN_ITERS=1 DTYPE=fp16
-reported "DTYPE=fp16: the CPU backend trains in fp32 only"
+reported "DTYPE=fp16: fp16 with dynamic loss scaling is not built yet; running bf16"
 absent --fp16
+train_value --bf16 > /dev/null
 # A model too large for this host's memory is said to be (70B in fp32 with Adam: ~1 TiB).
 dry "${D[@]}" TRAIN_ITERS=1 MODEL_ARCH=70B
 reported "MODEL_ARCH=70B needs about"

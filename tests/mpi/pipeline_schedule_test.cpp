@@ -194,8 +194,8 @@ TEST(ForwardOnly, EveryStageSeesEachMicroBatchInOrder) {
   for (int64_t M : {int64_t(1), 2 * P + 1}) {
     SCOPED_TRACE(::testing::Message() << "stage " << p << ", M " << M);
     FakeStage fake(p, P, n, M);
-    parallel::run_forward_only(*pp, M, n,
-                               [&](int64_t k, const float* in) { return fake.forward(k, in); });
+    parallel::run_forward_only<float>(
+        *pp, M, n, [&](int64_t k, const float* in) { return fake.forward(k, in); });
     EXPECT_EQ(fake.bad_inputs, 0);
     std::vector<std::pair<char, int64_t>> want;
     for (int64_t k = 0; k < M; ++k) want.push_back({'F', k});

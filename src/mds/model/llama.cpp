@@ -105,7 +105,8 @@ void LlamaModelT<Elem>::prepare(const BatchShape& shape, int slots) {
   scratch_.resize(env_.dims, shape, recompute_.selective());
   d_resid_.resize(nh);
   if (shard_.head) head_.prepare(shape.n(), cfg_, comm_.tp_size());
-  if (comm_.sp_size() > 1) ulysses_.reserve(shape.n() * env_.dims.qkvd());
+  if (comm_.sp_size() > 1)  // the staging is in fp32 words
+    ulysses_.reserve((shape.n() * env_.dims.qkvd() * int64_t(sizeof(Elem)) + 3) / 4);
 }
 
 template <typename Elem>

@@ -37,6 +37,7 @@ namespace mds::model {
 template <typename Elem>
 class LlamaModelT {
  public:
+  using Element = Elem;
   explicit LlamaModelT(const LlamaConfig& config, const ModelShard& shard = {},
                        parallel::ModelComm comm = {}, const Recompute& recompute = {},
                        ops::Backend& backend = ops::cpu_backend());

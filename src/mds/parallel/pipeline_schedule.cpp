@@ -6,6 +6,7 @@ namespace mds::parallel {
 namespace {
 
 // The point-to-point moves of one stage; a move to a stage that does not exist is nothing.
+template <typename Elem>
 class StageLinks {
  public:
   // Receive buffers only where something arrives: none at all without a pipeline.
@@ -14,28 +15,28 @@ class StageLinks {
   bool first() const { return pp_.rank() == 0; }
   bool last() const { return pp_.rank() == pp_.size() - 1; }
 
-  const float* recv_forward() {
+  const Elem* recv_forward() {
     if (first()) return nullptr;
     pp_.recv(input_.data(), n_, pp_.rank() - 1);
     return input_.data();
   }
-  void send_forward(const float* output) {
+  void send_forward(const Elem* output) {
     if (!last()) pp_.send(output, n_, pp_.rank() + 1);
   }
-  const float* recv_backward() {
+  const Elem* recv_backward() {
     if (last()) return nullptr;
     pp_.recv(d_output_.data(), n_, pp_.rank() + 1);
     return d_output_.data();
   }
-  void send_backward(const float* d_input) {
+  void send_backward(const Elem* d_input) {
     if (!first()) pp_.send(d_input, n_, pp_.rank() - 1);
   }
-  const float* send_forward_recv_backward(const float* output) {
+  const Elem* send_forward_recv_backward(const Elem* output) {
     if (last()) return nullptr;
     pp_.send_recv(output, n_, pp_.rank() + 1, d_output_.data(), n_, pp_.rank() + 1);
     return d_output_.data();
   }
-  const float* send_backward_recv_forward(const float* d_input) {
+  const Elem* send_backward_recv_forward(const Elem* d_input) {
     if (first()) return nullptr;
     pp_.send_recv(d_input, n_, pp_.rank() - 1, input_.data(), n_, pp_.rank() - 1);
     return input_.data();
@@ -44,7 +45,7 @@ class StageLinks {
  private:
   dist::Communicator& pp_;
   int64_t n_;
-  std::vector<float> input_, d_output_;
+  std::vector<Elem> input_, d_output_;
 };
 
 }  // namespace
@@ -53,18 +54,19 @@ int64_t pipeline_slots(int64_t stage, int64_t stages, int64_t micro_batches) {
   return std::max<int64_t>(1, std::min(stages - stage, micro_batches));
 }
 
+template <typename Elem>
 void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                     const StageWork& work) {
-  StageLinks links(pp, n);
+                     const StageWork<Elem>& work) {
+  StageLinks<Elem> links(pp, n);
   const int64_t M = micro_batches;
   const int64_t warmup = std::min<int64_t>(pp.size() - pp.rank() - 1, M);
   const int64_t steady = M - warmup;
 
   for (int64_t k = 0; k < warmup; ++k) links.send_forward(work.forward(k, links.recv_forward()));
-  const float* input = steady > 0 ? links.recv_forward() : nullptr;
+  const Elem* input = steady > 0 ? links.recv_forward() : nullptr;
   for (int64_t i = 0; i < steady; ++i) {
-    const float* d_output = links.send_forward_recv_backward(work.forward(warmup + i, input));
-    const float* d_input = work.backward(i, d_output);
+    const Elem* d_output = links.send_forward_recv_backward(work.forward(warmup + i, input));
+    const Elem* d_input = work.backward(i, d_output);
     if (i == steady - 1)
       links.send_backward(d_input);
     else
@@ -73,10 +75,18 @@ void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
   for (int64_t k = steady; k < M; ++k) links.send_backward(work.backward(k, links.recv_backward()));
 }
 
+template <typename Elem>
 void run_forward_only(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                      const std::function<const float*(int64_t k, const float* input)>& forward) {
-  StageLinks links(pp, n);
+                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward) {
+  StageLinks<Elem> links(pp, n);
   for (int64_t k = 0; k < micro_batches; ++k) links.send_forward(forward(k, links.recv_forward()));
 }
+
+template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<float>&);
+template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<bf16>&);
+template void run_forward_only(dist::Communicator&, int64_t, int64_t,
+                               const std::function<const float*(int64_t, const float*)>&);
+template void run_forward_only(dist::Communicator&, int64_t, int64_t,
+                               const std::function<const bf16*(int64_t, const bf16*)>&);
 
 }  // namespace mds::parallel

@@ -20,14 +20,16 @@
 namespace mds::parallel {
 
 // The work of one stage, called by the schedule in its order.
+// Elem: the activations' element type (float, or bf16 under mixed precision).
+template <typename Elem = float>
 struct StageWork {
   // Micro-batch k through this stage. input: the previous stage's output (null on the first
   // stage). Returns this stage's output [n] (ignored on the last stage); it must stay valid
   // until the schedule has sent it (the next call).
-  std::function<const float*(int64_t k, const float* input)> forward;
+  std::function<const Elem*(int64_t k, const Elem* input)> forward;
   // Its backward. d_output: the next stage's gradient (null on the last stage). Returns the
   // gradient of the input [n] (ignored on the first stage), valid until the next call.
-  std::function<const float*(int64_t k, const float* d_output)> backward;
+  std::function<const Elem*(int64_t k, const Elem* d_output)> backward;
 };
 
 // Micro-batches in flight at once on `stage` (the activation slots it needs).
@@ -35,11 +37,13 @@ int64_t pipeline_slots(int64_t stage, int64_t stages, int64_t micro_batches);
 
 // Runs one step of `micro_batches` on this rank's stage; pp is the pipeline group (rank =
 // stage). n: elements of one activation (b x s x h on this rank).
+template <typename Elem>
 void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                     const StageWork& work);
+                     const StageWork<Elem>& work);
 
 // Forward only (evaluation): micro-batch k through every stage in turn.
+template <typename Elem>
 void run_forward_only(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                      const std::function<const float*(int64_t k, const float* input)>& forward);
+                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward);
 
 }  // namespace mds::parallel

@@ -94,8 +94,11 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   double hidden_dropout = 0, attention_dropout = 0;
   add_llama_recipe_flags(app, normalization, hidden_dropout, attention_dropout);
   bool bf16 = false, fp16 = false;
-  app.add_flag("--bf16", bf16, "bf16 mixed precision (CUDA backend)")->group(g);
-  app.add_flag("--fp16", fp16, "fp16 mixed precision (CUDA backend)")->group(g);
+  app.add_flag("--bf16", bf16,
+               "bf16 weights and activations, fp32 master weights, gradients and optimizer "
+               "(Megatron's mixed precision; on the CPU a slow reference)")
+      ->group(g);
+  app.add_flag("--fp16", fp16, "fp16 with dynamic loss scaling (not built yet)")->group(g);
 
   g = "Training";
   app.add_option("--micro-batch-size", a.micro_batch_size)->group(g)->required();
@@ -225,9 +228,10 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(hidden_dropout == 0 && attention_dropout == 0,
             "dropout is not supported (Llama pre-training uses none): pass --hidden-dropout 0 "
             "--attention-dropout 0");
-  MDS_CHECK(!bf16 && !fp16,
-            "--bf16/--fp16: mds trains in fp32 for now, on the CPU and on a GPU (its bf16 kernels "
-            "exist, the mixed-precision step is not wired yet): drop the flag");
+  MDS_CHECK(!fp16,
+            "--fp16 (with dynamic loss scaling) is not built yet: use --bf16 (Megatron's mixed "
+            "precision, no loss scaling needed) or fp32");
+  if (bf16) a.precision = model::Precision::bf16;
   MDS_CHECK(a.ddp_bucket_size > 0, "--ddp-bucket-size must be positive");
   a.recompute = recompute_options(granularity, method, recompute_layers, recompute_activations,
                                   checkpoint_activations, checkpoint_layers);

@@ -15,6 +15,7 @@ namespace mds::train {
 
 struct TrainArgs {
   model::LlamaConfig model;
+  model::Precision precision = model::Precision::fp32;  // --bf16: Megatron's mixed precision
   int64_t make_vocab_size_divisible_by = 128;
 
   // Batch and schedule.

@@ -62,16 +62,13 @@ double ParallelContext::reduce_loss(double last_stage_loss) {
   return loss;
 }
 
-std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
+std::vector<float> ParallelContext::gather_model(const std::vector<float>& local,
+                                                 const model::LlamaConfig& c,
                                                  const model::ParamTable& full_table) {
   const dist::ParallelSizes& n = topology_.sizes();
   const dist::GridCoords& at = topology_.coords();
-  const model::LlamaConfig& c = m.config();
-  const bool sends = world_.rank() != 0 && at.dp == 0 && at.sp == 0;
-  const std::vector<float> mine =
-      world_.rank() == 0 || sends ? m.params().to_host() : std::vector<float>{};
   if (world_.rank() != 0) {
-    if (sends) world_.send(mine.data(), int64_t(mine.size()), 0, kGatherTag);
+    if (at.dp == 0 && at.sp == 0) world_.send(local.data(), int64_t(local.size()), 0, kGatherTag);
     return {};
   }
   std::vector<float> full(full_table.total());
@@ -79,7 +76,7 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
   for (int pp = 0; pp < n.pp; ++pp)
     for (int tp = 0; tp < n.tp; ++tp) {
       const model::ParamTable table(c, model::ModelShard::of(c, tp, n.tp, pp, n.pp));
-      const float* params = mine.data();
+      const float* params = local.data();
       if (tp != 0 || pp != 0) {
         remote.resize(table.total());
         world_.recv(remote.data(), table.total(), topology_.rank_of({tp, 0, 0, pp}), kGatherTag);
@@ -91,12 +88,13 @@ std::vector<float> ParallelContext::gather_model(const model::LlamaModel& m,
   return full;
 }
 
-void ParallelContext::take_slices(const model::ParamTable& full_table, const float* full,
-                                  model::LlamaModel& m) {
-  std::vector<float> local(static_cast<size_t>(m.params().size()));
-  for (const model::ParamInfo& p : m.table().params())
+std::vector<float> ParallelContext::take_slices(const model::ParamTable& full_table,
+                                                const float* full,
+                                                const model::ParamTable& local_table) {
+  std::vector<float> local(static_cast<size_t>(local_table.total()));
+  for (const model::ParamInfo& p : local_table.params())
     model::copy_slice_from_full(p, full + full_table.at(p.name).offset, local.data() + p.offset);
-  m.params().upload(local.data(), int64_t(local.size()));
+  return local;
 }
 
 double ParallelContext::comm_seconds(dist::Group g) {
@@ -105,8 +103,9 @@ double ParallelContext::comm_seconds(dist::Group g) {
              : groups_.get(g).stats().total_seconds();
 }
 
+template <typename Model>
 std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
-                                          const model::LlamaModel& m) {
+                                          const Model& m) {
   if (iterations <= 0) return "";
   const model::LlamaConfig& c = m.config();
   const dist::ParallelSizes& sz = topology_.sizes();
@@ -118,23 +117,27 @@ std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batc
   // all-to-alls (full), or the attention output's all-to-all back (selective, S > 1).
   const model::RecomputePlan plan(m.recompute(), L);
   const int64_t again = plan.checkpointed_layers();
-  const int64_t selective_sp = m.recompute().selective() && d.sp > 1 ? 4 * L * n * d.qd() : 0;
+  // Activations move in the model's element type (E bytes: 4, or 2 in bf16); the loss
+  // statistics, the gradients and the data in their own.
+  const int64_t E = int64_t(sizeof(*m.params().data()));
+  const int64_t selective_sp = m.recompute().selective() && d.sp > 1 ? E * L * n * d.qd() : 0;
   const int64_t data_bytes = data ? 8 * micro * c.seq_length : 0;  // tokens | targets, int32
   // What one training iteration moves in this rank's groups (payload bytes, communicator.h).
   auto theory = [&](dist::Group g) -> int64_t {
     switch (g) {
       case dist::Group::tp:  // 2 all-reduces of [n, h] per block forward, 2 in backward, the
                              // embedding's, the head's input gradient and its 3 loss stats
-        return M * (4 * ((4 * L + 2 * again) * n * h + (first_stage() ? n * h : 0) +
-                         (last_stage() ? n * h + 4 * n : 0)) +
-                    data_bytes) +
+        // (row max and target logit fp32, sum of exps double)
+        return M * (E * ((4 * L + 2 * again) * n * h + (first_stage() ? n * h : 0) +
+                         (last_stage() ? n * h : 0)) +
+                    (last_stage() ? 16 * n : 0) + data_bytes) +
                8;            // the gradient norm
       case dist::Group::sp:  // all-to-all of q|k|v and of the attention output, both ways
-        return M * (4 * (2 * L + again) * n * (d.qkvd() + d.qd()) + selective_sp +
+        return M * (E * (2 * L + again) * n * (d.qkvd() + d.qd()) + selective_sp +
                     (topology_.coords().tp == 0 ? data_bytes : 0)) +
                8;            // the loss
       case dist::Group::pp:  // an activation and a gradient per micro-batch and neighbour
-        return M * 8 * n * h * ((first_stage() ? 0 : 1) + (last_stage() ? 0 : 1)) + 8 + 8;
+        return M * 2 * E * n * h * ((first_stage() ? 0 : 1) + (last_stage() ? 0 : 1)) + 8 + 8;
       case dist::Group::dp:
         return 8;  // the loss
       case dist::Group::sdp:
@@ -163,5 +166,10 @@ std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batc
   }
   return out;
 }
+
+template std::string ParallelContext::comm_summary(int64_t, int64_t, int64_t,
+                                                   const model::LlamaModelT<float>&);
+template std::string ParallelContext::comm_summary(int64_t, int64_t, int64_t,
+                                                   const model::LlamaModelT<bf16>&);
 
 }  // namespace mds::train

@@ -47,11 +47,13 @@ class ParallelContext {
   double reduce_loss(double last_stage_loss);
 
   // World rank 0 gets the whole model (full_table's layout) from the TP x PP shards of
-  // data- and sequence-parallel rank 0; the other ranks send theirs and get an empty vector.
-  std::vector<float> gather_model(const model::LlamaModel& m, const model::ParamTable& full_table);
-  // This rank's slices of a whole model's parameters, into m.
-  static void take_slices(const model::ParamTable& full_table, const float* full,
-                          model::LlamaModel& m);
+  // data- and sequence-parallel rank 0 (`local`: this rank's fp32 weights, laid out by its
+  // shard's table); the other ranks send theirs and get an empty vector.
+  std::vector<float> gather_model(const std::vector<float>& local, const model::LlamaConfig& c,
+                                  const model::ParamTable& full_table);
+  // This rank's slices (laid out by `local_table`) of a whole model's parameters.
+  static std::vector<float> take_slices(const model::ParamTable& full_table, const float* full,
+                                        const model::ParamTable& local_table);
 
   // Seconds spent in the communication of group g (dp counts the SxD gradient group too).
   double comm_seconds(dist::Group g);
@@ -73,8 +75,10 @@ class ParallelContext {
   // "> tp group (2 ranks): N bytes per iteration, ..." for each group of more than one rank
   // (training traffic: evaluations run uncounted), and beside it what a training iteration
   // moves in theory.
+  // Model: LlamaModelT<float> or <bf16> (whose activations move in 2-byte elements).
+  template <typename Model>
   std::string comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
-                           const model::LlamaModel& m);
+                           const Model& m);
 
  private:
   dist::Communicator& world_;

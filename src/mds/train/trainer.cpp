@@ -78,6 +78,16 @@ int first_failed_rank(dist::Communicator& world, bool failed) {
 // Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
 struct PeerFailed {};
 
+// The element type of a model's weights and activations, as the banner names it.
+template <typename Model>
+constexpr model::Precision precision_of() {
+  return std::is_same_v<typename Model::Element, bf16> ? model::Precision::bf16
+                                                       : model::Precision::fp32;
+}
+const char* precision_name(model::Precision p) {
+  return p == model::Precision::bf16 ? "bf16 (fp32 master weights and gradients)" : "fp32";
+}
+
 // The model's activation slots and micro-batch shape on this rank.
 model::BatchShape local_shape(const TrainArgs& a, ParallelContext& par) {
   const int64_t S = par.topology().sizes().sp, s = a.model.seq_length / S;
@@ -90,8 +100,10 @@ int64_t activation_slots(const TrainArgs& a, ParallelContext& par) {
                                   a.num_micro_batches());
 }
 
-void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimizer,
-                  ParallelContext& par, double peak_flops) {
+template <typename Model>
+void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, ParallelContext& par,
+                  double peak_flops) {
+  constexpr model::Precision precision = precision_of<Model>();
   const model::LlamaConfig& c = m.config();
   const dist::ParallelSizes& n = par.topology().sizes();
   std::printf(
@@ -106,12 +118,13 @@ void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimi
       n.world(), n.tp, n.sp, n.dp, n.pp, (long long)m.shard().first_layer,
       (long long)(m.shard().first_layer + m.shard().layers(c) - 1));
   if (m.backend().device() == ops::Device::cpu)
-    std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on CPU, %d threads\n",
-                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6, omp_get_max_threads());
-  else
-    std::printf("> parameters: %.2fM (rank 0: %.2fM); fp32 on %s\n",
+    std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on CPU, %d threads\n",
                 model::ParamTable(c).total() / 1e6, m.table().total() / 1e6,
-                launch::detect_devices().name.c_str());
+                precision_name(precision), omp_get_max_threads());
+  else
+    std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on %s\n",
+                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6,
+                precision_name(precision), launch::detect_devices().name.c_str());
   std::printf(
       "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
       "(%lld tokens)\n",
@@ -121,12 +134,13 @@ void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimi
   // (prepare() takes every activation buffer a step uses), checked against its row.
   if (a.recompute.granularity != model::RecomputeGranularity::none)
     std::printf("> activation recomputation: %s\n", a.recompute.describe().c_str());
-  const std::vector<StageMemory> stages =
-      memory_per_stage(c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(), a.recompute);
+  const std::vector<StageMemory> stages = memory_per_stage(
+      c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(), a.recompute, precision);
   std::fputs(format_memory_table(stages).c_str(), stdout);
   m.prepare(local_shape(a, par), int(activation_slots(a, par)));
-  const int64_t adam_bytes =
-      int64_t((optimizer.exp_avg().capacity() + optimizer.exp_avg_sq().capacity()) * sizeof(float));
+  const int64_t adam_bytes = (optimizer.exp_avg().capacity() + optimizer.exp_avg_sq().capacity() +
+                              optimizer.master().capacity()) *
+                             int64_t(sizeof(float));
   const MemoryReport mine = measured_memory(m, adam_bytes);
   const int64_t want = stages[size_t(par.topology().coords().pp)].memory.total();
   std::printf("> rank 0 allocated %.1f MiB after prepare(), %s\n", double(mine.total()) / 1048576.0,
@@ -140,23 +154,25 @@ void print_banner(const TrainArgs& a, model::LlamaModel& m, optim::AdamW& optimi
 
 // One training step's forward and backward passes over this rank's micro-batches, in the
 // 1F1B order (parallel/pipeline_schedule.h). Returns the step's loss as every rank logs it.
-double train_step(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t consumed,
+template <typename Model>
+double train_step(Model& model, const data::SampleDataset& dataset, int64_t consumed,
                   const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
   const int64_t M = a.num_micro_batches();
   const int64_t slots = activation_slots(a, par);
   const model::BatchShape shape = local_shape(a, par);
   model.prepare(shape, int(slots));
   double loss = 0;
-  parallel::StageWork work;
-  work.forward = [&](int64_t k, const float* input) {
+  parallel::StageWork<typename Model::Element> work;
+  using Elem = typename Model::Element;
+  work.forward = [&](int64_t k, const Elem* input) {
     par.read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
                          a.micro_batch_size, mb);
-    const float* out = model.forward(int(k % slots), mb.tokens.data(), input);
+    const Elem* out = model.forward(int(k % slots), mb.tokens.data(), input);
     if (par.last_stage())
       loss += model.loss_and_grad(int(k % slots), mb.targets.data(), 1.0f / float(M)) / double(M);
     return out;
   };
-  work.backward = [&](int64_t k, const float* d_output) {
+  work.backward = [&](int64_t k, const Elem* d_output) {
     return model.backward(int(k % slots), d_output);
   };
   parallel::run_one_f_one_b(par.group(dist::Group::pp), M, shape.n() * a.model.hidden_size, work);
@@ -166,20 +182,20 @@ double train_step(model::LlamaModel& model, const data::SampleDataset& dataset, 
 // Mean loss over eval_iters global batches of `dataset`, from `consumed` onwards. Each DP rank
 // evaluates its share of every batch (as in training); equal shares, so the mean of the
 // ranks' means is the mean. evaluate leaves its traffic out of the per-iteration byte counts.
-double evaluate_counted(model::LlamaModel& model, const data::SampleDataset& dataset,
-                        int64_t& consumed, const TrainArgs& a, MicroBatch& mb,
-                        ParallelContext& par) {
+template <typename Model>
+double evaluate_counted(Model& model, const data::SampleDataset& dataset, int64_t& consumed,
+                        const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
   const model::BatchShape shape = local_shape(a, par);
   model.prepare(shape, 1);
   double sum = 0;
   int64_t count = 0;
   for (int64_t it = 0; it < a.eval_iters; ++it, consumed += a.global_batch_size)
-    parallel::run_forward_only(
+    parallel::run_forward_only<typename Model::Element>(
         par.group(dist::Group::pp), a.num_micro_batches(), shape.n() * a.model.hidden_size,
-        [&](int64_t k, const float* input) {
+        [&](int64_t k, const typename Model::Element* input) {
           par.read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
                                a.micro_batch_size, mb);
-          const float* out = model.forward(0, mb.tokens.data(), input);
+          const auto* out = model.forward(0, mb.tokens.data(), input);
           if (par.last_stage()) sum += model.loss(0, mb.targets.data());
           ++count;
           return out;
@@ -187,7 +203,8 @@ double evaluate_counted(model::LlamaModel& model, const data::SampleDataset& dat
   return par.reduce_loss(sum / double(count));
 }
 
-double evaluate(model::LlamaModel& model, const data::SampleDataset& dataset, int64_t& consumed,
+template <typename Model>
+double evaluate(Model& model, const data::SampleDataset& dataset, int64_t& consumed,
                 const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
   return par.uncounted([&] { return evaluate_counted(model, dataset, consumed, a, mb, par); });
 }
@@ -205,24 +222,47 @@ optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
   return o;
 }
 
+// A model's weights from fp32 host values: an fp32 model takes them as they are; a bf16 model
+// takes their rounding, and the optimizer the values themselves as its master.
+template <typename Model>
+void set_weights(Model& m, optim::AdamW& optimizer, const std::vector<float>& host) {
+  if constexpr (precision_of<Model>() == model::Precision::fp32) {
+    m.params().upload(host.data(), int64_t(host.size()));
+  } else {
+    const std::vector<bf16> rounded(host.begin(), host.end());
+    m.params().upload(rounded.data(), int64_t(rounded.size()));
+    optimizer.master().upload(host.data(), int64_t(host.size()));
+  }
+}
+
+// This rank's weights in fp32 on the host: the model's, or a bf16 model's fp32 master.
+template <typename Model>
+std::vector<float> fp32_weights(const Model& m, const optim::AdamW& optimizer) {
+  if constexpr (precision_of<Model>() == model::Precision::fp32)
+    return m.params().to_host();
+  else
+    return optimizer.master().to_host();
+}
+
 // --load: weights from a checkpoint folder or a plain Hugging Face folder. RoPE theta and the
 // norm epsilon come from its config.json. A checkpoint written by mds also restores the
 // iteration and consumed samples (so the data stream and LR schedule continue) unless
 // --finetune; the optimizer's moments start fresh (full resume comes with the resume work).
 // Every rank reads the whole model and keeps its slices: a checkpoint holds logical tensors,
 // so it loads under any parallel layout.
-ckpt::TrainState load_weights(const TrainArgs& a, model::LlamaModel& m) {
+template <typename Model>
+ckpt::TrainState load_weights(const TrainArgs& a, Model& m, optim::AdamW& optimizer) {
   const std::string dir = ckpt::resolve_load_dir(a.load);
+  std::vector<float> host(static_cast<size_t>(m.params().size()));
   if (m.shard().whole()) {
-    std::vector<float> host(static_cast<size_t>(m.params().size()));
     ckpt::load_hf_checkpoint(dir, m.config(), m.table(), host.data());
-    m.params().upload(host.data(), int64_t(host.size()));
   } else {
     const model::ParamTable full_table(m.config());
     std::vector<float> full(full_table.total());
     ckpt::load_hf_checkpoint(dir, m.config(), full_table, full.data());
-    ParallelContext::take_slices(full_table, full.data(), m);
+    host = ParallelContext::take_slices(full_table, full.data(), m.table());
   }
+  set_weights(m, optimizer, host);
   std::optional<ckpt::TrainState> state = ckpt::read_train_state(dir);
   std::printf("> loaded weights from %s\n", dir.c_str());
   if (!state || a.finetune) return {};
@@ -240,12 +280,16 @@ void apply_checkpoint_config(TrainArgs& a) {
   a.model.norm_eps = float(hf.rms_norm_eps);
 }
 
-// Collective: the shards are gathered on world rank 0, which writes the whole model.
-void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, int64_t iteration,
-          int64_t consumed, int32_t eod) {
+// Collective: the shards are gathered on world rank 0, which writes the whole model (fp32: the
+// master weights of a bf16 model).
+template <typename Model>
+void save(const TrainArgs& a, const Model& m, const optim::AdamW& optimizer, ParallelContext& par,
+          int64_t iteration, int64_t consumed, int32_t eod) {
   const bool whole = m.shard().whole();
   const model::ParamTable full_table(m.config());
-  const std::vector<float> full = whole ? m.params().to_host() : par.gather_model(m, full_table);
+  std::vector<float> local = fp32_weights(m, optimizer);
+  const std::vector<float> full =
+      whole ? std::move(local) : par.gather_model(local, m.config(), full_table);
   if (par.world().rank() != 0) return;
   ckpt::TrainState state;
   state.iteration = iteration;
@@ -261,12 +305,13 @@ void save(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par, 
 
 // Rank 0's peak of the model's backend memory beside the banner's row for it (on the CPU they
 // are equal: every buffer is in the table), printed and written to --log-json.
-void report_peak_memory(const TrainArgs& a, const model::LlamaModel& m, ParallelContext& par,
+template <typename Model>
+void report_peak_memory(const TrainArgs& a, const Model& m, ParallelContext& par,
                         RunReport& report) {
   const dist::ParallelSizes& n = par.topology().sizes();
   const int64_t banner =
       memory_per_stage(m.config(), n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(),
-                       a.recompute)[size_t(par.topology().coords().pp)]
+                       a.recompute, precision_of<Model>())[size_t(par.topology().coords().pp)]
           .memory.total();
   const ops::Backend::MemoryStats mem = m.backend().memory_stats();
   const char* device = ops::device_name(m.backend().device());
@@ -280,8 +325,10 @@ void report_peak_memory(const TrainArgs& a, const model::LlamaModel& m, Parallel
 
 namespace {
 
-// The run on one rank. past_setup turns true once every rank has finished setup.
-int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
+// The run on one rank, of a model whose weights and activations are Elem (float, or bf16:
+// Megatron's mixed precision). past_setup turns true once every rank has finished setup.
+template <typename Elem>
+int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   // Only world rank 0 prints (banner, log lines, summaries); errors still reach stderr.
   if (world.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
   const auto tokenizer = data::build_tokenizer(a.tokenizer);
@@ -320,12 +367,14 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     f();
     if (timing) timing->pause(false);
   };
-  model::LlamaModel model(a.model, par.shard(), par.model_comm(), a.recompute, backend);
+  model::LlamaModelT<Elem> model(a.model, par.shard(), par.model_comm(), a.recompute, backend);
   model.init_weights(a.seed);
   optim::AdamW optimizer(model.table(), a.adam, backend);
+  if constexpr (!std::is_same_v<Elem, float>) optimizer.init_master(model.params().data());
   const double peak = launch::peak_flops(device, omp_get_max_threads(), a.peak_tflops);
   print_banner(a, model, optimizer, par, peak);
-  const ckpt::TrainState start = a.load.empty() ? ckpt::TrainState{} : load_weights(a, model);
+  const ckpt::TrainState start =
+      a.load.empty() ? ckpt::TrainState{} : load_weights(a, model, optimizer);
   // Rank 0 builds the index maps; the others wait for its cache files and load them.
   DataOptions data_opts = data_options(a);
   data_opts.role =
@@ -410,7 +459,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       report.evaluation("validation", strfmt("iteration {}", iteration), iteration, consumed, vl);
     }
     if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
-      untimed([&] { save(a, model, par, iteration, consumed, tokenizer->eod()); });
+      untimed([&] { save(a, model, optimizer, par, iteration, consumed, tokenizer->eod()); });
       last_saved = iteration;
     }
   }
@@ -424,7 +473,7 @@ int train(TrainArgs a, dist::Communicator& world, bool& past_setup) {
                  .c_str(),
              stdout);
   if (!a.save.empty() && last_saved != iteration)
-    save(a, model, par, iteration, consumed, tokenizer->eod());
+    save(a, model, optimizer, par, iteration, consumed, tokenizer->eod());
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
@@ -446,7 +495,9 @@ int run_training(TrainArgs a) {
   std::unique_ptr<dist::Communicator> world = dist::init_world();
   bool past_setup = false;
   try {
-    const int rc = train(std::move(a), *world, past_setup);
+    const int rc = a.precision == model::Precision::bf16
+                       ? train_as<bf16>(std::move(a), *world, past_setup)
+                       : train_as<float>(std::move(a), *world, past_setup);
     world.reset();  // MPI_Finalize on every rank
     return rc;
   } catch (const PeerFailed&) {

@@ -1,0 +1,68 @@
+# Mixed precision end to end (--bf16: Megatron's bf16 weights and activations, fp32 master
+# weights, gradients and optimizer), on the CPU backend's bf16 reference kernels:
+#   - the bf16 loss curve stays within 1e-2 relative of the fp32 run's, every iteration, and
+#     the banner's memory (bf16 weights and activations, the fp32 master) is what is allocated;
+#   - bf16 under T2xS2 and under P2 reproduces one bf16 process (loss within 1e-3: bf16 sums
+#     in the TP all-reduces round differently; P2 is bitwise), with the bytes each group moves
+#     equal to the theory in 2-byte activations;
+#   - a bf16 checkpoint (its fp32 master) resumes, and --fp16 is refused with one line.
+#   bash tests/e2e/train_bf16.sh MDS_BINARY SOURCE_DIR
+source "$(dirname "$0")/lib/common.sh" "$@"
+require_command mpirun
+require_command timeout
+source "$SRC/tests/e2e/lib/comm_bytes.sh"
+"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
+  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+export OMP_NUM_THREADS=1
+MPIRUN=(timeout 300 mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
+COMPARE=$SRC/tests/e2e/lib/compare_runs.py
+TRAIN=(--num-layers 4 --hidden-size 64 --num-attention-heads 8 --num-key-value-heads 4
+       --seq-length 64 --micro-batch-size 2 --global-batch-size 8
+       "${TOK[@]}" --data-path "$TMP/brown_text_document" --data-cache-path "$TMP/cache"
+       --split 969,30,1 --seed 1234 --lr 3e-3 --min-lr 3e-4 --lr-decay-style cosine
+       --lr-warmup-iters 2 --weight-decay 0.1 --clip-grad 1.0 --train-iters 12 --log-interval 1
+       --eval-interval 6 --eval-iters 1)
+
+run() {  # run NAME NP [flags...]
+  local name=$1 np=$2
+  shift 2
+  local cmd=("$MDS" train "${TRAIN[@]}" --save "$TMP/$name" --log-json "$TMP/$name.jsonl" "$@")
+  ((np == 1)) || cmd=("${MPIRUN[@]}" -np "$np" "${cmd[@]}")
+  "${cmd[@]}" > "$TMP/$name.log" 2> "$TMP/$name.err" ||
+    fail "$name: mds train exited $?: $(tail -3 "$TMP/$name.err")"
+  grep -q "allocated .* after prepare(), as its row says" "$TMP/$name.log" ||
+    fail "$name: the banner's memory is not what rank 0 allocated: $(grep allocated "$TMP/$name.log")"
+}
+
+run fp32 1
+run bf16 1 --bf16
+grep -q "bf16 (fp32 master weights and gradients) on CPU" "$TMP/bf16.log" ||
+  fail "the --bf16 run does not say it trains in bf16: $(grep -m1 '^> parameters' "$TMP/bf16.log")"
+"$PY" "$COMPARE" "$TMP" fp32 bf16 --iteration 12 --loss-rtol 1e-2 --weight-rtol 5e-2 ||
+  fail "the bf16 loss curve left fp32's by more than 1e-2"
+fp32_params=$(awk '/^>   stage  layers/ { getline; print $5; exit }' "$TMP/fp32.log")
+bf16_params=$(awk '/^>   stage  layers/ { getline; print $5; exit }' "$TMP/bf16.log")
+awk -v a="$fp32_params" -v b="$bf16_params" 'BEGIN { exit !(b * 2 > a * 0.99 && b * 2 < a * 1.01) }' ||
+  fail "bf16 weights take $bf16_params MiB, not half of fp32's $fp32_params"
+
+run bf16_t2s2 4 --bf16 --tensor-model-parallel-size 2 --ds-sequence-parallel-size 2
+run bf16_p2 2 --bf16 --pipeline-model-parallel-size 2
+"$PY" "$COMPARE" "$TMP" bf16 bf16_t2s2 --iteration 12 --loss-rtol 1e-3 --weight-rtol 2e-2 ||
+  fail "bf16 T2xS2 does not reproduce one bf16 process"
+"$PY" "$COMPARE" "$TMP" bf16 bf16_p2 --iteration 12 --loss-rtol 0 --weight-rtol 0 ||
+  fail "bf16 P2 is not bitwise one bf16 process"
+for r in bf16_t2s2 bf16_p2; do
+  bytes_differ "$TMP/$r.log" > /dev/null || fail "$r: $(bytes_differ "$TMP/$r.log")"
+done
+grep '^> \(tp\|sp\|pp\) group' "$TMP/bf16_t2s2.log" "$TMP/bf16_p2.log"
+
+# Resume: the checkpoint holds the fp32 master; a bf16 run continues from it.
+"$MDS" train "${TRAIN[@]}" --bf16 --load "$TMP/bf16" --train-iters 14 --log-json "$TMP/resumed.jsonl" \
+  > "$TMP/resumed.log" 2>&1 || fail "bf16 resume exited $?: $(tail -3 "$TMP/resumed.log")"
+grep -q "continuing at iteration 12" "$TMP/resumed.log" || fail "the bf16 run did not resume"
+
+rc=0
+"$MDS" train "${TRAIN[@]}" --fp16 > "$TMP/fp16.log" 2>&1 || rc=$?
+((rc == 2)) && grep -q "fp16 (with dynamic loss scaling) is not built yet" "$TMP/fp16.log" ||
+  fail "--fp16: exit $rc: $(cat "$TMP/fp16.log")"
+echo "train_bf16: PASS"
