@@ -32,9 +32,9 @@
 # files, as the tool brings back: summary.txt, session.log (every stage's output),
 # gpu_train_bench.json and .md, logs.tar.gz (each stage's log, the test logs, CMake's logs).
 #
-# Time boxes (seconds; DEVICE_SESSION_BUDGET, default 530, is the whole): env 30, then with a
-# bundle: bundle 30, gpu_check 150, nccl_gpu_check 60, train_parity 90; without: build 170,
-# gpu_check 120, nccl_gpu_check 45, train_parity 90; the benchmark the rest (at least 160): a
+# Time boxes (seconds; DEVICE_SESSION_BUDGET, default 530, is the whole): with a bundle, env 20,
+# bundle 20, gpu_check 140, nccl_gpu_check 40, train_parity 120; without, env 30, build 170,
+# gpu_check 120, nccl_gpu_check 45, train_parity 120; the benchmark the rest (at least 160): a
 # stage never starts with less than the benchmark's reserve left, so the benchmark always runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -222,10 +222,10 @@ bench() {  # bench SECONDS_LEFT
 export build jobs out logs root python bundle bundle_tar bundle_root mds data_dir
 export -f env_report build_mds unpack_bundle bench
 if [[ -n $bundle ]]; then
-  stage env 30 env_report
-  stage bundle 30 unpack_bundle
+  stage env 20 env_report
+  stage bundle 20 unpack_bundle
   export MDS_RUN_QUIET=1  # the bundle stage said where bin/run finds the CUDA libraries
-  caps=(150 60)
+  caps=(140 40)
 else
   nccl_from_wheel
   stage env 30 env_report
@@ -236,7 +236,8 @@ if [[ ${MDS_SKIP_BUILD:-0} == 1 ]]; then export MDS_SKIP_BUILD; fi
 stage gpu_check "${caps[0]}" bash tests/cuda/gpu_check.sh "$build"
 stage nccl_gpu_check "${caps[1]}" bash tests/cuda/nccl_gpu_check.sh "$build"
 if [[ -f tests/cuda/gpu_train_parity.sh ]]; then  # CPU and GPU runs of mds train, compared
-  stage train_parity 90 env MDS_DATA_DIR="$data_dir" bash tests/cuda/gpu_train_parity.sh "$mds"
+  stage train_parity 120 env MDS_DATA_DIR="$data_dir" \
+    bash tests/cuda/gpu_train_parity.sh "$mds" "$logs/train_parity"
 else
   summary+=("$(printf '%-16s SKIPPED   (no tests/cuda/gpu_train_parity.sh)' train_parity)")
 fi

@@ -68,6 +68,18 @@ done
 grep -m1 "allocated" "$out/gpu.log"
 echo "gpu_train_parity: the GPU reproduces the CPU run (fp32), recomputation included"
 
+# bf16 (mixed precision): the GPU's bf16 kernels against the CPU's bf16 reference kernels (each
+# rounds its outputs once from fp32 arithmetic, in other orders: 1e-3), and the bf16 curve
+# against fp32's (the stated tolerance, 1e-2 relative; the CPU measures ~4e-4).
+run cpu_bf16 cpu --bf16
+run gpu_bf16 cuda --bf16
+"$PY" "$COMPARE" "$out" cpu_bf16 gpu_bf16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 3e-2 ||
+  fail "the GPU's bf16 run does not reproduce the CPU's bf16 reference"
+"$PY" "$COMPARE" "$out" gpu gpu_bf16 --iteration 20 --loss-rtol 1e-2 --weight-rtol 5e-2 ||
+  fail "the GPU's bf16 loss curve left its fp32 one by more than 1e-2"
+grep -m1 "allocated" "$out/gpu_bf16.log"
+echo "gpu_train_parity: bf16 on the GPU matches the CPU's bf16 and stays within 1e-2 of fp32"
+
 # Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
 # timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.
 TRAIN=(--num-layers 12 --hidden-size 768 --num-attention-heads 12 --seq-length 1024
@@ -77,5 +89,9 @@ TRAIN=(--num-layers 12 --hidden-size 768 --num-attention-heads 12 --seq-length 1
        --lr 3e-4 --train-iters 6 --log-interval 1 --eval-iters 0)
 (run gpu_profile cuda --timing-log-level 2) ||
   echo "gpu_profile: failed (see $out/gpu_profile.log)"
+(run gpu_profile_bf16 cuda --bf16 --timing-log-level 2) ||
+  echo "gpu_profile_bf16: failed (see $out/gpu_profile_bf16.log)"
+sed -n '/^> kernel time/,/^>   total/p' "$out/gpu_profile_bf16.log"
+grep "iteration=  *6/" "$out/gpu_profile_bf16.log" | grep -o "elapsed_time_per_iteration_ms=[0-9.]*\|TFLOPs=[0-9.]*"
 sed -n '/^> kernel time/,/^>   total/p' "$out/gpu_profile.log"
 grep "iteration=  *6/" "$out/gpu_profile.log" | grep -o "elapsed_time_per_iteration_ms=[0-9.]*\|TFLOPs=[0-9.]*"
