@@ -5,7 +5,8 @@
 #   - bf16 under T2xS2 and under P2 reproduces one bf16 process (loss within 1e-3: bf16 sums
 #     in the TP all-reduces round differently; P2 is bitwise), with the bytes each group moves
 #     equal to the theory in 2-byte activations;
-#   - a bf16 checkpoint (its fp32 master) resumes, and --fp16 is refused with one line.
+#   - recomputation in bf16 is bitwise the same run; a bf16 checkpoint (its fp32 master)
+#     resumes, and --fp16 is refused with one line.
 #   bash tests/e2e/train_bf16.sh MDS_BINARY SOURCE_DIR
 source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
@@ -55,6 +56,14 @@ for r in bf16_t2s2 bf16_p2; do
   bytes_differ "$TMP/$r.log" > /dev/null || fail "$r: $(bytes_differ "$TMP/$r.log")"
 done
 grep '^> \(tp\|sp\|pp\) group' "$TMP/bf16_t2s2.log" "$TMP/bf16_p2.log"
+
+# Activation recomputation in bf16 repeats the same bf16 kernels: bitwise the same run.
+run bf16_full 1 --bf16 --checkpoint-activations
+run bf16_selective 1 --bf16 --recompute-granularity selective
+for r in bf16_full bf16_selective; do
+  "$PY" "$COMPARE" "$TMP" bf16 "$r" --iteration 12 --loss-rtol 0 --weight-rtol 0 ||
+    fail "$r is not bitwise the bf16 run without recomputation"
+done
 
 # Resume: the checkpoint holds the fp32 master; a bf16 run continues from it.
 "$MDS" train "${TRAIN[@]}" --bf16 --load "$TMP/bf16" --train-iters 14 --log-json "$TMP/resumed.jsonl" \
