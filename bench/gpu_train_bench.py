@@ -38,9 +38,9 @@ name (H100 SXM 989, H100 PCIe 756, H200 989, A100 312 TFLOP/s, ...; --peak-tflop
 unknown names print "peak unknown"), peak memory (torch.cuda.max_memory_allocated), the final
 loss. The best measured 8192^3 bf16 GEMM rate is printed too, as the achievable ceiling.
 
-mds: with --mds PATH, `mds train --help` is read for --device/--bf16 and a one-iteration --bf16
-probe is run; when mds has no GPU training path yet, one line says so and no mds row is made.
-Data: data/brown_text_document (scripts/quickstart.sh makes it) when present, else uniform
+mds: with --mds PATH, `mds train --help` is read for --bf16 and a one-iteration --bf16 probe
+is run; the mds row is `mds train --bf16` (on the GPU when one is visible), and on a GPU a
+second row times mds's fp32 path (MDS_DEVICE=cuda, no --bf16) beside PyTorch's fp32 mode.
 random tokens (--data random forces them); mds gets the same kind (a random-token .bin/.idx is
 written for it). Results: a markdown table on stdout, and a JSON file (--out) with the same
 table beside it (.md), both rewritten after every row so that a run cut short keeps its rows.
@@ -429,7 +429,9 @@ def mds_gpu_flags(a, prefix, tok, tmp):
     return flags, None
 
 
-def run_mds(c, a, notes, device):
+def run_mds(c, a, notes, device, fp32=False):
+    """mds's row: its bf16 GPU path (--bf16), or with fp32=True its fp32 GPU path (the peer of
+    the PyTorch fp32 row)."""
     row = {"config": c["name"], "implementation": "mds"}
     if not (a.mds and os.access(a.mds, os.X_OK)):
         notes.append(f"mds: no executable at {a.mds!r}: no mds row")
@@ -437,9 +439,15 @@ def run_mds(c, a, notes, device):
     with tempfile.TemporaryDirectory() as tmp:
         try:
             prefix, tok = mds_data(a, tmp)
-            flags, why = mds_gpu_flags(a, prefix, tok, tmp)
+            flags, why = (None, "fp32 asked") if fp32 else mds_gpu_flags(a, prefix, tok, tmp)
             env = dict(os.environ)
-            if flags is None and device.type == "cuda" and mds_fp32_on_gpu(a, prefix, tok, tmp):
+            if fp32 and mds_fp32_on_gpu(a, prefix, tok, tmp):
+                flags, row["mode"], env["MDS_DEVICE"] = [], "fp32 (GPU)", "cuda"
+            elif fp32:
+                notes.append("mds fp32 on the GPU: `MDS_DEVICE=cuda mds train` does not train on "
+                             "the GPU: no mds fp32 row")
+                return None
+            elif flags is None and device.type == "cuda" and mds_fp32_on_gpu(a, prefix, tok, tmp):
                 notes.append(why + "; mds timed in fp32 on the GPU (compare with the fp32 row)")
                 flags, row["mode"], env["MDS_DEVICE"] = [], "fp32 (GPU)", "cuda"
             elif flags is None:
@@ -639,6 +647,8 @@ def main():
     for c in configs:
         if a.mds and budget_left(f"mds {c['name']}"):
             add(run_mds(c, a, notes, device))
+        if a.mds and device.type == "cuda" and "fp32" in modes and budget_left(f"mds {c['name']} fp32"):
+            add(run_mds(c, a, notes, device, fp32=True))
         for mode in (m for m in modes if m in MODES):
             if budget_left(f"{c['name']} {mode}"):
                 eager[c["name"], mode] = run_peer(c, mode, a, device, low)
