@@ -41,6 +41,7 @@ loss. The best measured 8192^3 bf16 GEMM rate is printed too, as the achievable 
 mds: with --mds PATH, `mds train --help` is read for --bf16 and a one-iteration --bf16 probe
 is run; the mds row is `mds train --bf16` (on the GPU when one is visible), and on a GPU a
 second row times mds's fp32 path (MDS_DEVICE=cuda, no --bf16) beside PyTorch's fp32 mode.
+Data: data/brown_text_document (scripts/quickstart.sh makes it) when present, else uniform
 random tokens (--data random forces them); mds gets the same kind (a random-token .bin/.idx is
 written for it). Results: a markdown table on stdout, and a JSON file (--out) with the same
 table beside it (.md), both rewritten after every row so that a run cut short keeps its rows.
