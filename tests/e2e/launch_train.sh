@@ -7,8 +7,7 @@
 source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
 unset PBS_NODEFILE SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_NODELIST MDS_DEVICE MDS_BACKEND
-"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+preprocess_brown
 
 TRAIN=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --num-key-value-heads 2
        --seq-length 32 --micro-batch-size 2 --global-batch-size 8

@@ -17,8 +17,7 @@ source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
 require_command timeout
 suite_start=$EPOCHREALTIME
-"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+preprocess_brown
 export OMP_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
 COMPARE=$SRC/tests/e2e/lib/compare_runs.py

@@ -10,8 +10,7 @@
 source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
 # The corpus tokenized here, so the test never depends on what the quick start left behind.
-"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+preprocess_brown
 export OMP_NUM_THREADS=1
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
 

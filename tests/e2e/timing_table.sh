@@ -3,8 +3,7 @@
 # outside 0-2 is one error line and exit 2.
 #   bash tests/e2e/timing_table.sh MDS_BINARY SOURCE_DIR
 source "$(dirname "$0")/lib/common.sh" "$@"
-"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+preprocess_brown
 export OMP_NUM_THREADS=1
 TRAIN=("$MDS" train --num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 64
        --micro-batch-size 2 --global-batch-size 4 "${TOK[@]}" --data-path "$TMP/brown_text_document"

@@ -12,8 +12,7 @@ source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
 require_command timeout
 source "$SRC/tests/e2e/lib/comm_bytes.sh"
-"$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
-  "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+preprocess_brown
 export OMP_NUM_THREADS=1
 MPIRUN=(timeout 300 mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS=1)
 COMPARE=$SRC/tests/e2e/lib/compare_runs.py

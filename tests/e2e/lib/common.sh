@@ -1,8 +1,9 @@
 # The shared start of every end-to-end script (sourced, not a test itself):
 #   source "$(dirname "$0")/lib/common.sh" "$@"      # args: MDS_BINARY SOURCE_DIR
-# Sets MDS, SRC, DATA, PY, a private TMP removed on exit, TOK (the GPT-2 tokenizer flags) and
-# fail(). The data and tools come from scripts/setup.sh and scripts/prepare_data.sh, which
-# scripts/test.sh runs first: a missing one is a broken setup, so the test fails, never skips.
+# Sets MDS, SRC, DATA, PY, a private TMP removed on exit, TOK (the GPT-2 tokenizer flags),
+# preprocess_brown and fail(). The data and tools come from scripts/setup.sh and
+# scripts/prepare_data.sh, which scripts/test.sh runs first: a missing one is a broken setup,
+# so the test fails, never skips.
 set -euo pipefail
 MDS=$1
 SRC=$2
@@ -18,3 +19,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
      --merge-file "$DATA/gpt2-merges.txt")
+# Brown tokenized with GPT-2's BPE into $TMP/brown_text_document.{bin,idx}.
+preprocess_brown() {
+  "$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
+    "${TOK[@]}" --append-eod --workers 2 2> /dev/null
+}
