@@ -150,10 +150,11 @@ void block_forward(Elem* y, const Elem* x, const BlockWeights<Elem>& w, BlockAct
   attention_core(core, a.qkv.data(), env, shape);
   env.k.linear_forward(a.mid.data(), core.attn.data(), w.o_proj, n, qd, h);
   env.comm.tp_all_reduce(a.mid.data(), n * h);  // row-parallel: sum the ranks' partial outputs
-  env.k.add_inplace(a.mid.data(), x, n * h);
 
-  // MLP half: y = mid + down(silu(gate) * up).
-  env.k.rmsnorm_forward(a.norm2.data(), a.rstd2.data(), a.mid.data(), w.post_norm, n, h, eps);
+  // MLP half: y = mid + down(silu(gate) * up). The residual add and the norm after it are one
+  // kernel (one pass over mid on a GPU): mid += x, norm2 = rmsnorm(mid).
+  env.k.rmsnorm_residual_forward(a.norm2.data(), a.mid.data(), a.rstd2.data(), a.mid.data(), x,
+                                 w.post_norm, n, h, eps);
   env.k.linear_forward(a.gate_up.data(), a.norm2.data(), w.gate_up, n, h, 2 * f);
   env.k.swiglu_forward(a.act.data(), a.gate_up.data(), n, f);
   env.k.linear_forward(y, a.act.data(), w.down, n, f, h);
