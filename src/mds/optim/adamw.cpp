@@ -32,13 +32,28 @@ double AdamW::step(float* params, const float* grads, double lr) {
   return norm;
 }
 
-// One step over every tensor of the table: one(offset, numel, lr, weight decay, clip scale).
+// One step over every tensor of the table: one(offset, numel, lr, weight decay, clip scale),
+// called once per run of adjacent tensors with the same weight decay (an element-wise update,
+// so the runs change nothing but the number of kernels).
 template <typename StepOne>
 void AdamW::each_param(double lr, double norm, StepOne&& one) {
   const float scale = float(clip_coefficient(norm, o_.clip_grad));
   ++step_;
-  for (const model::ParamInfo& p : table_.params())
-    one(p.offset, p.numel, float(lr), p.decay ? float(o_.weight_decay) : 0.0f, scale);
+  int64_t begin = 0, end = 0;
+  bool decay = false;
+  auto flush = [&] {
+    if (end > begin)
+      one(begin, end - begin, float(lr), decay ? float(o_.weight_decay) : 0.0f, scale);
+  };
+  for (const model::ParamInfo& p : table_.params()) {
+    if (p.offset != end || p.decay != decay) {
+      flush();
+      begin = p.offset;
+      decay = p.decay;
+    }
+    end = p.offset + p.numel;
+  }
+  flush();
 }
 
 void AdamW::step(float* params, const float* grads, double lr, double norm) {
