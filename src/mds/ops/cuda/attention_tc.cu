@@ -372,8 +372,12 @@ __global__ void __launch_bounds__(kThreads)
       __syncwarp();                     // every lane has read its scores
       scores<HD>(sw, vw, dos, before);  // dP^T = V dO^T
       __syncwarp();
+      // dS^T; masked entries are selected, not multiplied: a skipped block's scores are stale.
 #pragma unroll
-      for (int t = 0; t < kHalf; ++t) p[t] = p[t] * (sw[r * kSld + c0 + t] - Ds[c0 + t]) * scale;
+      for (int t = 0; t < kHalf; ++t) {
+        const int64_t qi = i0 + c0 + t;
+        p[t] = key <= qi && qi < s ? p[t] * (sw[r * kSld + c0 + t] - Ds[c0 + t]) * scale : 0.0f;
+      }
       __syncwarp();  // every lane has read dP^T before dS^T overwrites it
 #pragma unroll
       for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
@@ -445,8 +449,12 @@ __global__ void __launch_bounds__(kThreads)
     __syncwarp();                    // every lane has read its scores
     scores<HD>(sw, dow, vs, above);  // dP = dO V^T
     __syncwarp();
+    // dS; masked entries are selected, not multiplied: a skipped block's scores are stale.
 #pragma unroll
-    for (int t = 0; t < kHalf; ++t) p[t] = p[t] * (sw[r * kSld + c0 + t] - Drow) * scale;
+    for (int t = 0; t < kHalf; ++t) {
+      const int64_t col = j0 + c0 + t;
+      p[t] = col <= row && row < s ? p[t] * (sw[r * kSld + c0 + t] - Drow) * scale : 0.0f;
+    }
     __syncwarp();  // every lane has read dP before dS overwrites it
 #pragma unroll
     for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
