@@ -41,6 +41,8 @@ constexpr test::Tol kTcLse{test::kAttnForward.rtol + test::kBf16GemmFp32Sums.rto
 constexpr test::Tol kAgreeOut{kTcOut.rtol + kCoreOut.rtol, kTcOut.atol_rel + kCoreOut.atol_rel};
 constexpr test::Tol kAgreeGrad{kTcGrad.rtol + kCoreGrad.rtol,
                                kTcGrad.atol_rel + kCoreGrad.atol_rel};
+constexpr test::Tol kAgreeLse{kTcLse.rtol + test::kAttnForward.rtol,
+                              kTcLse.atol_rel + test::kAttnForward.atol_rel};
 
 struct AttnShape {
   int64_t b, s, nq, nkv, hd;
@@ -173,7 +175,7 @@ TEST_P(CudaAttentionTc, AgreesWithCudaCoreKernels) {
   gpu_forward(Kernel::cuda_core, core_out, core_lse);
   const auto heads = Layout::columns(tc_out.size(), L.out_stride(), 0, a.nq * a.hd);
   EXPECT_TRUE(close_to_cpu(test::gather(tc_out, heads), test::gather(core_out, heads), kAgreeOut));
-  EXPECT_TRUE(close_to_cpu(tc_lse, core_lse, kTcLse));
+  EXPECT_TRUE(close_to_cpu(tc_lse, core_lse, kAgreeLse));
   // Both backwards from the CUDA-core forward's out and lse.
   const auto tc = gpu_backward(Kernel::tensor_core, core_out, core_lse);
   const auto core = gpu_backward(Kernel::cuda_core, core_out, core_lse);
