@@ -3,6 +3,10 @@
 // qkv rows with padding, hd 32..128). out, dq, dk, dv are each one rounding of an fp32 result
 // (tolerance: the fp32 kernel's plus one unit roundoff), lse is fp32. Nothing outside the head
 // entries may be written, and the backward gives the same bits twice.
+//
+// These go through the dispatch of ops_cuda.h, and the padded rows (strides not multiples of 8)
+// keep every shape, hd 64 and 128 included, on the CUDA-core kernels: each test asserts it.
+// cuda_tc_attention_test.cpp tests the tensor-core kernels, directly and against these.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -79,6 +83,7 @@ class CudaAttentionBf16 : public test::CudaTestWithParam<AttnShape> {
 };
 
 TEST_P(CudaAttentionBf16, ForwardAndLseMatchCpu) {
+  ASSERT_FALSE(ops::cuda::attention_tc_supported(a.hd, L.stride(), L.out_stride(), {}));
   std::vector<float> out, lse;
   cpu_forward(out, lse);
   auto g_qkv = to_device_bf16(qkv), g_out = to_device_bf16(out0);
@@ -96,6 +101,7 @@ TEST_P(CudaAttentionBf16, ForwardAndLseMatchCpu) {
 }
 
 TEST_P(CudaAttentionBf16, BackwardMatchesCpuAndIsDeterministic) {
+  ASSERT_FALSE(ops::cuda::attention_tc_supported(a.hd, L.stride(), L.out_stride(), {}));
   std::vector<float> out, lse;
   cpu_forward(out, lse);
   // Both backwards start from the out the bf16 forward would have stored (the CPU's, rounded)

@@ -25,9 +25,13 @@
 //
 // bf16: q, k, v, dout (and out, for D) are converted to fp32 as the tiles are loaded, so shared
 // memory, scores, probabilities and accumulators are fp32 exactly as in the fp32 kernels; only
-// the final stores of out, dq, dk, dv round (once). lse and D stay fp32. (This spends no tensor
-// cores: a wgmma kernel is the next step for speed; this one is the reference it must match.)
+// the final stores of out, dq, dk, dv round (once). lse and D stay fp32. These kernels spend no
+// tensor cores: attention_tc.cu has the WMMA kernels the bf16 entry points dispatch to where they
+// apply (hd 64 or 128, 16-byte aligned rows; MDS_ATTENTION=cuda-core opts out, ops_cuda.h); these
+// are the reference those must match and the path for every other shape.
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "mds/core/error.h"
 #include "mds/ops/cuda/allocator.h"
@@ -480,17 +484,49 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
+void attention_forward_cuda_core(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                                 int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                 int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward_cuda_core(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                                  const float* lse, const bf16* q, const bf16* k, const bf16* v,
+                                  int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                  int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+// bf16 dispatch (ops_cuda.h): the tensor-core kernels (attention_tc.cu) where they apply, unless
+// MDS_ATTENTION=cuda-core, read once per process.
+static bool cuda_core_forced() {
+  static const bool forced = [] {
+    const char* e = std::getenv("MDS_ATTENTION");
+    return e != nullptr && std::strcmp(e, "cuda-core") == 0;
+  }();
+  return forced;
+}
+
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
-  forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+  if (!cuda_core_forced() && attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
+    attention_forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+  else
+    forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
 void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
                         const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride, cudaStream_t stream) {
-  backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+  if (!cuda_core_forced() &&
+      attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
+    attention_backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
+                          out_stride, stream);
+  else
+    backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+             stream);
 }
 
 }  // namespace mds::ops::cuda

@@ -22,6 +22,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace mds::ops::cuda {
 
@@ -97,6 +98,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t out_stride, cudaStream_t stream);
 // bf16: q, k, v, out, dout, dq, dk, dv bf16; lse fp32; scores, softmax and accumulators fp32.
 // The backward's D = rowsum(dout * out) reads the bf16 out the forward stored.
+// Dispatch: the tensor-core kernels below (attention_tc.cu) when hd is 64 or 128, qkv_stride and
+// out_stride are multiples of 8 elements and every pointer is 16-byte aligned
+// (attention_tc_supported), unless the environment variable MDS_ATTENTION=cuda-core (read once)
+// selects the CUDA-core kernels; otherwise the CUDA-core kernels (attention.cu).
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
@@ -104,6 +109,25 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
                         const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride, cudaStream_t stream);
+// The two bf16 implementations, bypassing the dispatch (the tests call each). The CUDA-core
+// kernels take any hd <= 128 and any strides. The tensor-core kernels (WMMA, fp32 accumulation)
+// require attention_tc_supported: they also round P and dS to bf16 to enter the tensor cores.
+void attention_forward_cuda_core(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                                 int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                 int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward_cuda_core(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                                  const float* lse, const bf16* q, const bf16* k, const bf16* v,
+                                  int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                  int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+bool attention_tc_supported(int64_t hd, int64_t qkv_stride, int64_t out_stride,
+                            std::initializer_list<const void*> pointers);
+void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                          int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                           const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                           int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                           int64_t out_stride, cudaStream_t stream);
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f, cudaStream_t stream);

@@ -1,0 +1,588 @@
+// Causal grouped-query flash attention on bf16 storage with the tensor cores (WMMA, bf16 16x16x16
+// fragments, fp32 accumulators), hd 64 or 128: the contract of the bf16 attention in
+// attention.cu (ops_cuda.h: q, k, v rows qkv_stride apart, out/dout rows out_stride apart, lse
+// [b, nq, s], query head j reading kv head j / (nq / nkv), scale 1/sqrt(hd), deterministic).
+//
+// Dispatch (attention.cu): the bf16 attention_forward/attention_backward take these kernels when
+// hd is 64 or 128, qkv_stride and out_stride are multiples of 8 elements and every pointer is 16
+// bytes aligned (rows load as 16-byte vectors), unless the environment variable
+// MDS_ATTENTION=cuda-core (read once) asks for the CUDA-core kernels; otherwise those.
+//
+// Tiles are kTile = 64 queries x 64 keys, a block is 4 warps and each warp owns 16 rows of the
+// tile it accumulates (queries in the forward and dq, keys in dk/dv). The matrix products run on
+// WMMA fragments; the accumulator layout is opaque, so the scores go through shared memory (fp32),
+// where two lanes per row apply the mask, the online softmax (forward) or P and dS (backward) in
+// fp32, and write P (dS) back as bf16 over the warp's own score rows for the next product. A warp
+// touches only its own score rows, so inside a tile it synchronises with __syncwarp; the block
+// synchronises around the shared-memory tile loads. 16x16 blocks wholly above the diagonal are
+// skipped (their probabilities are zero).
+//
+// Forward: a block per (query tile, head, batch); Q stays in fragments, the output accumulator in
+// shared memory (fp32), rescaled row by row when the running max grows, then P V accumulated on
+// it. Backward: D = rowsum(dout * out) first (fp32), then the two kernels of attention.cu:
+//   dk/dv: a block per (key tile, kv head, batch) over the group's query heads and the query
+//          tiles at or below the diagonal, in that fixed order; dK, dV in register fragments;
+//   dq:    a block per (query tile, head, batch) over the key tiles; dQ in register fragments.
+// No atomics: each output is owned by one block and summed in a fixed order.
+//
+// Precision against the CUDA-core kernels: products of bf16 values are exact and the sums are
+// fp32, but P (forward, dV) and dS (dK, dQ) are rounded to bf16 to enter the tensor cores, as
+// FlashAttention does; the softmax sum l, lse and D use the fp32 values. Each bf16 output is
+// rounded once from its fp32 value.
+#include <mma.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "mds/core/error.h"
+#include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/ops_cuda.h"
+
+namespace mds::ops::cuda {
+
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTile = 64;              // query and key tile length
+constexpr int kWarps = 4;              // warps per block, 16 rows of the tile each
+constexpr int kThreads = kWarps * 32;  // threads per block
+constexpr int kFrag = 16;              // WMMA fragment edge
+constexpr int kTileFrags = kTile / kFrag;
+constexpr int kSld = kTile + 4;   // fp32 score rows (floats): 16 rows are 4352 bytes, 32-aligned
+constexpr int kPld = kTile + 8;   // bf16 P / dS rows over a warp's score rows (16 x 72 x 2 bytes)
+constexpr int kHalf = kTile / 2;  // score columns per lane (two lanes per row)
+constexpr unsigned kFull = 0xffffffffu;
+
+using FragA = wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFrag, bf16, wmma::row_major>;
+using FragBRow = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, bf16, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, bf16, wmma::col_major>;
+using FragC = wmma::fragment<wmma::accumulator, kFrag, kFrag, kFrag, float>;
+
+// Shared-memory geometry for head dim HD. bf16 tile rows are HD + 8 elements apart (WMMA wants
+// a multiple of 8; the 8 of padding staggers the banks), fp32 output rows HD + 4 floats. Every
+// region size is a multiple of 32 bytes, so fragment pointers stay 256-bit aligned.
+template <int HD>
+struct Geo {
+  static_assert(HD == 64 || HD == 128, "tensor-core attention: hd 64 or 128");
+  static constexpr int ld = HD + 8;   // bf16 tile row (elements)
+  static constexpr int old = HD + 4;  // fp32 output row (floats)
+  static constexpr int frags = HD / kFrag;
+  static constexpr size_t tile_bytes = size_t{kTile} * ld * sizeof(bf16);
+  static constexpr size_t out_bytes = size_t{kTile} * old * sizeof(float);
+  static constexpr size_t score_bytes = size_t{kTile} * kSld * sizeof(float);
+  static constexpr size_t p_bytes = size_t{kTile} * kPld * sizeof(bf16);
+  static_assert(out_bytes >= tile_bytes, "the forward stages Q in the output tile");
+  static_assert(out_bytes <= 2 * tile_bytes, "the backward stages outputs in two tiles");
+  static constexpr size_t forward_smem = 2 * tile_bytes + score_bytes + out_bytes;
+  static constexpr size_t dkdv_smem = 4 * tile_bytes + score_bytes + p_bytes + 2 * kTile * 4;
+  static constexpr size_t dq_smem = 4 * tile_bytes + score_bytes;
+  static_assert(forward_smem <= 100 * 1024 && dkdv_smem <= 100 * 1024 && dq_smem <= 100 * 1024,
+                "tensor-core attention: shared memory over 100 KB");
+};
+
+// tile[r][d] = src row (r0 + r), d in [0, HD), as 16-byte vectors; rows at or past s are zero.
+// src and stride are 16-byte aligned (8 elements): the dispatch checks it.
+template <int HD>
+__device__ inline void load_tile(bf16* tile, const bf16* src, int64_t r0, int64_t s,
+                                 int64_t stride) {
+  constexpr int kVec = 8, per_row = HD / kVec;
+  for (int idx = threadIdx.x; idx < kTile * per_row; idx += kThreads) {
+    const int r = idx / per_row, c = (idx - r * per_row) * kVec;
+    const int64_t row = r0 + r;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (row < s) val = *reinterpret_cast<const uint4*>(src + row * stride + c);
+    *reinterpret_cast<uint4*>(tile + r * Geo<HD>::ld + c) = val;
+  }
+}
+
+// sw[16][kSld] (a warp's score rows) = A_w B^T over HD, A_w the warp's 16 rows of tile a, B the
+// rows of tile b; 16-column blocks n with skip(n) are left unwritten (the caller masks them).
+template <int HD, typename Skip>
+__device__ inline void scores(float* sw, const bf16* aw, const bf16* b, Skip skip) {
+  constexpr int ld = Geo<HD>::ld;
+#pragma unroll
+  for (int n = 0; n < kTileFrags; ++n) {
+    if (skip(n)) continue;
+    FragC acc;
+    wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+    for (int kk = 0; kk < Geo<HD>::frags; ++kk) {
+      FragA af;
+      FragBCol bf;  // B^T[d][c] = b[c * ld + d]: column-major
+      wmma::load_matrix_sync(af, aw + kk * kFrag, ld);
+      wmma::load_matrix_sync(bf, b + n * kFrag * ld + kk * kFrag, ld);
+      wmma::mma_sync(acc, af, bf, acc);
+    }
+    wmma::store_matrix_sync(sw + n * kFrag, acc, kSld, wmma::mem_row_major);
+  }
+}
+
+// acc[n] += P_w[16][64] B[64][HD] for the HD/16 column blocks n; key blocks kk with skip(kk) are
+// zero in P and skipped.
+template <int HD, typename Skip>
+__device__ inline void accumulate(FragC* acc, const bf16* pw, const bf16* b, Skip skip) {
+  constexpr int ld = Geo<HD>::ld;
+#pragma unroll
+  for (int kk = 0; kk < kTileFrags; ++kk) {
+    if (skip(kk)) continue;
+    FragA pf;
+    wmma::load_matrix_sync(pf, pw + kk * kFrag, kPld);
+#pragma unroll
+    for (int n = 0; n < Geo<HD>::frags; ++n) {
+      FragBRow bf;
+      wmma::load_matrix_sync(bf, b + kk * kFrag * ld + n * kFrag, ld);
+      wmma::mma_sync(acc[n], pf, bf, acc[n]);
+    }
+  }
+}
+
+// Writes a warp's 16 rows of fp32 fragments (rows row0 .. row0 + 15 of dst, rows stride apart)
+// as bf16, rounded once, through ow (16 rows of Geo<HD>::old floats). Rows at or past row_end
+// (the end of the sequence) are not written.
+template <int HD>
+__device__ inline void store_rows(bf16* dst, int64_t stride, int64_t row0, int64_t row_end,
+                                  float* ow, const FragC* acc) {
+  constexpr int old = Geo<HD>::old;
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int n = 0; n < Geo<HD>::frags; ++n)
+    wmma::store_matrix_sync(ow + n * kFrag, acc[n], old, wmma::mem_row_major);
+  __syncwarp();
+  const int r = lane >> 1, d0 = (lane & 1) * (HD / 2);
+  const int64_t row = row0 + r;
+  if (row < row_end) {
+    bf16* o = dst + row * stride;
+#pragma unroll 8
+    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = __float2bfloat16(ow[r * old + d0 + t]);
+  }
+  __syncwarp();
+}
+
+// ---- Forward ---------------------------------------------------------------------------------
+
+template <int HD>
+__global__ void __launch_bounds__(kThreads)
+    tc_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t s,
+                      int nq, int group, int64_t qkv_stride, int64_t out_stride, float scale) {
+  using G = Geo<HD>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* ks = reinterpret_cast<bf16*>(smem);                  // [kTile][ld]
+  bf16* vs = ks + kTile * G::ld;                             // [kTile][ld]
+  float* sc = reinterpret_cast<float*>(vs + kTile * G::ld);  // [kTile][kSld]
+  float* os = sc + kTile * kSld;                             // [kTile][old]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t qt = gridDim.x - 1 - blockIdx.x;  // the last query tiles see the most keys
+  const int h = blockIdx.y, g = h / group;
+  const int64_t bi = blockIdx.z, i0 = qt * kTile;
+  const bf16* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
+  const bf16* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const bf16* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  float* sw = sc + warp * kFrag * kSld;    // this warp's 16 score rows
+  bf16* pw = reinterpret_cast<bf16*>(sw);  // its probabilities, bf16, over the read scores
+  float* ow = os + warp * kFrag * G::old;  // its 16 output rows
+
+  // Q is staged through the output tile and kept in fragments.
+  bf16* qs = reinterpret_cast<bf16*>(os);
+  load_tile<HD>(qs, qb, i0, s, qkv_stride);
+  __syncthreads();
+  FragA qf[G::frags];
+#pragma unroll
+  for (int kk = 0; kk < G::frags; ++kk)
+    wmma::load_matrix_sync(qf[kk], qs + warp * kFrag * G::ld + kk * kFrag, G::ld);
+  __syncthreads();  // every warp holds its Q before the tile becomes the accumulator
+  for (int idx = threadIdx.x; idx < kTile * G::old; idx += kThreads) os[idx] = 0.0f;
+
+  const int r = lane >> 1, c0 = (lane & 1) * kHalf;  // this lane's row and score columns
+  const int64_t row = i0 + warp * kFrag + r;
+  const int64_t warp_last = i0 + warp * kFrag + kFrag - 1;  // the warp's last query
+  float m = -INFINITY, l = 0.0f;
+  const int64_t last_row = (i0 + kTile < s ? i0 + kTile : s) - 1;
+  for (int64_t j0 = 0; j0 <= last_row; j0 += kTile) {  // causal: key tiles up to the diagonal
+    __syncthreads();  // the previous K/V tile and every warp's P are no longer read
+    load_tile<HD>(ks, kb, j0, s, qkv_stride);
+    load_tile<HD>(vs, vb, j0, s, qkv_stride);
+    __syncthreads();
+    // A 16-key block wholly after the warp's last query is masked: skipped.
+    const auto above = [&](int n) { return j0 + n * kFrag > warp_last; };
+    // S = Q K^T, the warp's 16 rows.
+    {
+      FragC acc;
+#pragma unroll
+      for (int n = 0; n < kTileFrags; ++n) {
+        if (above(n)) continue;
+        wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < G::frags; ++kk) {
+          FragBCol kf;  // K^T[d][c] = ks[c * ld + d]
+          wmma::load_matrix_sync(kf, ks + n * kFrag * G::ld + kk * kFrag, G::ld);
+          wmma::mma_sync(acc, qf[kk], kf, acc);
+        }
+        wmma::store_matrix_sync(sw + n * kFrag, acc, kSld, wmma::mem_row_major);
+      }
+    }
+    __syncwarp();
+    // Online softmax in fp32, two lanes per row (lane ^ 1 holds the other half).
+    float p[kHalf];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) {
+      const int64_t col = j0 + c0 + t;
+      p[t] = col <= row && row < s ? scale * sw[r * kSld + c0 + t] : -INFINITY;
+      mx = fmaxf(mx, p[t]);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 1));
+    const float mnew = fmaxf(m, mx);
+    // mnew is -inf only for a row with no key yet (rows past s): nothing to add or rescale.
+    const float corr = mnew == -INFINITY ? 1.0f : expf(m - mnew);
+    float sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) {
+      p[t] = mnew == -INFINITY ? 0.0f : expf(p[t] - mnew);
+      sum += p[t];
+    }
+    sum += __shfl_xor_sync(kFull, sum, 1);
+    l = l * corr + sum;
+    m = mnew;
+    __syncwarp();  // every lane has read its scores before P overwrites them
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) pw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+    const int d0 = (lane & 1) * (HD / 2);
+#pragma unroll 8
+    for (int t = 0; t < HD / 2; ++t) ow[r * G::old + d0 + t] *= corr;
+    __syncwarp();
+    // O += P V on the rescaled accumulator.
+#pragma unroll
+    for (int n = 0; n < G::frags; ++n) {
+      FragC acc;
+      wmma::load_matrix_sync(acc, ow + n * kFrag, G::old, wmma::mem_row_major);
+#pragma unroll
+      for (int kk = 0; kk < kTileFrags; ++kk) {
+        if (above(kk)) continue;
+        FragA pf;
+        FragBRow vf;  // V[c][d] = vs[c * ld + d]
+        wmma::load_matrix_sync(pf, pw + kk * kFrag, kPld);
+        wmma::load_matrix_sync(vf, vs + kk * kFrag * G::ld + n * kFrag, G::ld);
+        wmma::mma_sync(acc, pf, vf, acc);
+      }
+      wmma::store_matrix_sync(ow + n * kFrag, acc, G::old, wmma::mem_row_major);
+    }
+  }
+  __syncwarp();
+
+  if (row < s) {
+    const float inv = 1.0f / l;
+    bf16* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * HD;
+    const int d0 = (lane & 1) * (HD / 2);
+#pragma unroll 8
+    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = __float2bfloat16(ow[r * G::old + d0 + t] * inv);
+    if ((lane & 1) == 0) lse[(bi * nq + h) * s + row] = m + logf(l);
+  }
+}
+
+// ---- Backward --------------------------------------------------------------------------------
+
+// D[b, nq, s] = dout_row . out_row in fp32, one warp per (batch, position, head), grid-stride.
+__global__ void tc_backward_d_kernel(float* D, const bf16* dout, const bf16* out, int64_t b,
+                                     int64_t s, int nq, int hd, int64_t out_stride) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  const int64_t rows = b * s * nq;
+  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
+       w < rows; w += warps) {
+    const int64_t h = w % nq, pos = w / nq;  // pos = bi * s + i
+    const bf16* o = out + pos * out_stride + h * hd;
+    const bf16* g = dout + pos * out_stride + h * hd;
+    float acc = 0.0f;
+    for (int d = lane; d < hd; d += 32)
+      acc = fmaf(__bfloat162float(o[d]), __bfloat162float(g[d]), acc);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(kFull, acc, off);
+    const int64_t bi = pos / s, i = pos - bi * s;
+    if (lane == 0) D[(bi * nq + h) * s + i] = acc;
+  }
+}
+
+// dk, dv of one key tile of one kv head, summed over the group's query heads and the query tiles
+// at or below the diagonal, in that fixed order. Warp w owns keys w*16 .. w*16+15: it computes
+// S^T = K Q^T and dP^T = V dO^T for them (16 keys x 64 queries), then dV += P^T dO, dK += dS^T Q.
+template <int HD>
+__global__ void __launch_bounds__(kThreads)
+    tc_dkdv_kernel(bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* D,
+                   const bf16* q, const bf16* k, const bf16* v, int64_t s, int nq, int group,
+                   int64_t qkv_stride, int64_t out_stride, float scale) {
+  using G = Geo<HD>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* ks = reinterpret_cast<bf16*>(smem);                   // [kTile][ld]
+  bf16* vs = ks + kTile * G::ld;                              // [kTile][ld]
+  bf16* qs = vs + kTile * G::ld;                              // [kTile][ld]
+  bf16* dos = qs + kTile * G::ld;                             // [kTile][ld]
+  float* sc = reinterpret_cast<float*>(dos + kTile * G::ld);  // [kTile][kSld]
+  bf16* pt = reinterpret_cast<bf16*>(sc + kTile * kSld);      // [kTile][kPld] P^T
+  float* ls = reinterpret_cast<float*>(pt + kTile * kPld);    // [kTile] lse of the query tile
+  float* Ds = ls + kTile;                                     // [kTile] D of the query tile
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t kt = gridDim.x - 1 - blockIdx.x;  // early key tiles see the most queries
+  const int g = blockIdx.y;
+  const int64_t bi = blockIdx.z, j0 = kt * kTile;
+  load_tile<HD>(ks, k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD, j0, s, qkv_stride);
+  load_tile<HD>(vs, v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD, j0, s, qkv_stride);
+  float* sw = sc + warp * kFrag * kSld;     // this warp's 16 score rows (keys)
+  bf16* dsw = reinterpret_cast<bf16*>(sw);  // its dS^T, bf16, over the read scores
+  bf16* ptw = pt + warp * kFrag * kPld;     // its P^T rows
+  const bf16* kw = ks + warp * kFrag * G::ld;
+  const bf16* vw = vs + warp * kFrag * G::ld;
+
+  FragC dkf[G::frags], dvf[G::frags];
+#pragma unroll
+  for (int n = 0; n < G::frags; ++n) {
+    wmma::fill_fragment(dkf[n], 0.0f);
+    wmma::fill_fragment(dvf[n], 0.0f);
+  }
+  const int r = lane >> 1, c0 = (lane & 1) * kHalf;  // this lane's key row and query columns
+  const int64_t key = j0 + warp * kFrag + r;
+  const int64_t warp_first = j0 + warp * kFrag;  // the warp's first key
+
+  for (int h = g * group; h < (g + 1) * group; ++h) {
+    const bf16* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
+    const bf16* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * HD;
+    const float* lse_h = lse + (bi * nq + h) * s;
+    const float* D_h = D + (bi * nq + h) * s;
+    for (int64_t i0 = j0; i0 < s; i0 += kTile) {  // query tiles at or below the diagonal
+      __syncthreads();  // the previous Q/dO tile, lse and D are no longer read
+      load_tile<HD>(qs, qb, i0, s, qkv_stride);
+      load_tile<HD>(dos, dob, i0, s, out_stride);
+      for (int idx = threadIdx.x; idx < kTile; idx += kThreads) {
+        ls[idx] = i0 + idx < s ? lse_h[i0 + idx] : 0.0f;
+        Ds[idx] = i0 + idx < s ? D_h[i0 + idx] : 0.0f;
+      }
+      __syncthreads();
+      // A 16-query block wholly before the warp's first key is masked: skipped.
+      const auto before = [&](int n) { return i0 + n * kFrag + kFrag - 1 < warp_first; };
+      scores<HD>(sw, kw, qs, before);  // S^T = K Q^T
+      __syncwarp();
+      float p[kHalf];
+#pragma unroll
+      for (int t = 0; t < kHalf; ++t) {
+        const int64_t qi = i0 + c0 + t;
+        p[t] = key <= qi && qi < s ? expf(scale * sw[r * kSld + c0 + t] - ls[c0 + t]) : 0.0f;
+        ptw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+      }
+      __syncwarp();                     // every lane has read its scores
+      scores<HD>(sw, vw, dos, before);  // dP^T = V dO^T
+      __syncwarp();
+      // dS^T; masked entries are selected, not multiplied: a skipped block's scores are stale.
+#pragma unroll
+      for (int t = 0; t < kHalf; ++t) {
+        const int64_t qi = i0 + c0 + t;
+        p[t] = key <= qi && qi < s ? p[t] * (sw[r * kSld + c0 + t] - Ds[c0 + t]) * scale : 0.0f;
+      }
+      __syncwarp();  // every lane has read dP^T before dS^T overwrites it
+#pragma unroll
+      for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+      __syncwarp();
+      accumulate<HD>(dvf, ptw, dos, before);  // dV += P^T dO
+      accumulate<HD>(dkf, dsw, qs, before);   // dK += dS^T Q
+    }
+  }
+
+  __syncthreads();  // Q/dO are no longer read: they stage the outputs
+  float* ow = reinterpret_cast<float*>(qs) + warp * kFrag * G::old;
+  const int64_t row0 = bi * s + j0 + warp * kFrag;  // the warp's first key, as a global row
+  const int64_t goff = static_cast<int64_t>(g) * HD;
+  store_rows<HD>(dv + goff, qkv_stride, row0, bi * s + s, ow, dvf);
+  store_rows<HD>(dk + goff, qkv_stride, row0, bi * s + s, ow, dkf);
+}
+
+// dq of one query tile of one head over the key tiles at or below the diagonal. Warp w owns
+// queries w*16 .. w*16+15: S = Q K^T, dP = dO V^T, then dQ += dS K.
+template <int HD>
+__global__ void __launch_bounds__(kThreads)
+    tc_dq_kernel(bf16* dq, const bf16* dout, const float* lse, const float* D, const bf16* q,
+                 const bf16* k, const bf16* v, int64_t s, int nq, int group, int64_t qkv_stride,
+                 int64_t out_stride, float scale) {
+  using G = Geo<HD>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* ks = reinterpret_cast<bf16*>(smem);                   // [kTile][ld]
+  bf16* vs = ks + kTile * G::ld;                              // [kTile][ld]
+  bf16* qs = vs + kTile * G::ld;                              // [kTile][ld]
+  bf16* dos = qs + kTile * G::ld;                             // [kTile][ld]
+  float* sc = reinterpret_cast<float*>(dos + kTile * G::ld);  // [kTile][kSld]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t qt = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, g = h / group;
+  const int64_t bi = blockIdx.z, i0 = qt * kTile;
+  const bf16* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const bf16* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  load_tile<HD>(qs, q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD, i0, s, qkv_stride);
+  load_tile<HD>(dos, dout + bi * s * out_stride + static_cast<int64_t>(h) * HD, i0, s, out_stride);
+  float* sw = sc + warp * kFrag * kSld;     // this warp's 16 score rows (queries)
+  bf16* dsw = reinterpret_cast<bf16*>(sw);  // its dS, bf16, over the read scores
+  const bf16* qw = qs + warp * kFrag * G::ld;
+  const bf16* dow = dos + warp * kFrag * G::ld;
+
+  const int r = lane >> 1, c0 = (lane & 1) * kHalf;  // this lane's query row and key columns
+  const int64_t row = i0 + warp * kFrag + r;
+  const float lrow = row < s ? lse[(bi * nq + h) * s + row] : 0.0f;
+  const float Drow = row < s ? D[(bi * nq + h) * s + row] : 0.0f;
+  const int64_t warp_last = i0 + warp * kFrag + kFrag - 1;  // the warp's last query
+  FragC dqf[G::frags];
+#pragma unroll
+  for (int n = 0; n < G::frags; ++n) wmma::fill_fragment(dqf[n], 0.0f);
+
+  const int64_t last_row = (i0 + kTile < s ? i0 + kTile : s) - 1;
+  for (int64_t j0 = 0; j0 <= last_row; j0 += kTile) {
+    __syncthreads();  // the previous K/V tile is no longer read (and Q/dO are loaded)
+    load_tile<HD>(ks, kb, j0, s, qkv_stride);
+    load_tile<HD>(vs, vb, j0, s, qkv_stride);
+    __syncthreads();
+    const auto above = [&](int n) { return j0 + n * kFrag > warp_last; };
+    scores<HD>(sw, qw, ks, above);  // S = Q K^T
+    __syncwarp();
+    float p[kHalf];
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) {
+      const int64_t col = j0 + c0 + t;
+      p[t] = col <= row && row < s ? expf(scale * sw[r * kSld + c0 + t] - lrow) : 0.0f;
+    }
+    __syncwarp();                    // every lane has read its scores
+    scores<HD>(sw, dow, vs, above);  // dP = dO V^T
+    __syncwarp();
+    // dS; masked entries are selected, not multiplied: a skipped block's scores are stale.
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) {
+      const int64_t col = j0 + c0 + t;
+      p[t] = col <= row && row < s ? p[t] * (sw[r * kSld + c0 + t] - Drow) * scale : 0.0f;
+    }
+    __syncwarp();  // every lane has read dP before dS overwrites it
+#pragma unroll
+    for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+    __syncwarp();
+    accumulate<HD>(dqf, dsw, ks, above);  // dQ += dS K
+  }
+
+  __syncthreads();  // K/V are no longer read: they stage dq
+  float* ow = reinterpret_cast<float*>(ks) + warp * kFrag * G::old;
+  store_rows<HD>(dq + static_cast<int64_t>(h) * HD, qkv_stride, bi * s + i0 + warp * kFrag,
+                 bi * s + s, ow, dqf);
+}
+
+// ---- Launch ----------------------------------------------------------------------------------
+
+struct Launch {
+  dim3 grid;
+  int group;
+  float scale;
+};
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// Shapes are internal invariants (the model builds them; the dispatch checks the alignment).
+Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+            int64_t out_stride, int64_t grid_y) {
+  MDS_ASSERT(nkv > 0 && nq % nkv == 0, "query heads ({}) must be a multiple of kv heads ({})", nq,
+             nkv);
+  MDS_ASSERT(hd == 64 || hd == 128, "tensor-core attention: head dim {} is not 64 or 128", hd);
+  MDS_ASSERT(qkv_stride % 8 == 0 && out_stride % 8 == 0,
+             "tensor-core attention: strides {} and {} are not multiples of 8", qkv_stride,
+             out_stride);
+  MDS_ASSERT(grid_y <= 65535 && b <= 65535,
+             "tensor-core attention: {} heads x {} batch exceed the grid", grid_y, b);
+  const int64_t tiles = (s + kTile - 1) / kTile;
+  MDS_ASSERT(tiles <= (int64_t{1} << 31) - 1, "tensor-core attention: sequence {} too long", s);
+  return Launch{
+      dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(grid_y), static_cast<unsigned>(b)),
+      static_cast<int>(nq / nkv), 1.0f / std::sqrt(static_cast<float>(hd))};
+}
+
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
+}
+
+template <int HD>
+void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t s,
+                  int64_t nq, int64_t qkv_stride, int64_t out_stride, const Launch& L,
+                  cudaStream_t stream) {
+  auto kernel = tc_forward_kernel<HD>;
+  constexpr size_t bytes = Geo<HD>::forward_smem;
+  allow_smem(kernel, bytes);
+  kernel<<<L.grid, kThreads, bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq), L.group,
+                                              qkv_stride, out_stride, L.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+template <int HD>
+void backward_impl(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* D,
+                   const bf16* q, const bf16* k, const bf16* v, int64_t s, int64_t nq,
+                   int64_t qkv_stride, int64_t out_stride, const Launch& kv_launch,
+                   const Launch& q_launch, cudaStream_t stream) {
+  auto dkdv = tc_dkdv_kernel<HD>;
+  constexpr size_t kv_bytes = Geo<HD>::dkdv_smem;
+  allow_smem(dkdv, kv_bytes);
+  dkdv<<<kv_launch.grid, kThreads, kv_bytes, stream>>>(dk, dv, dout, lse, D, q, k, v, s,
+                                                       static_cast<int>(nq), kv_launch.group,
+                                                       qkv_stride, out_stride, kv_launch.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+  auto dqk = tc_dq_kernel<HD>;
+  constexpr size_t q_bytes = Geo<HD>::dq_smem;
+  allow_smem(dqk, q_bytes);
+  dqk<<<q_launch.grid, kThreads, q_bytes, stream>>>(dq, dout, lse, D, q, k, v, s,
+                                                    static_cast<int>(nq), q_launch.group,
+                                                    qkv_stride, out_stride, q_launch.scale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool attention_tc_supported(int64_t hd, int64_t qkv_stride, int64_t out_stride,
+                            std::initializer_list<const void*> pointers) {
+  if (hd != 64 && hd != 128) return false;
+  if (qkv_stride % 8 != 0 || out_stride % 8 != 0) return false;
+  for (const void* p : pointers)
+    if (!aligned16(p)) return false;
+  return true;
+}
+
+void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                          int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  const Launch L = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nq);
+  MDS_ASSERT(attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}),
+             "tensor-core attention: q, k, v, out must be 16-byte aligned");
+  if (b == 0 || s == 0) return;
+  if (hd == 64)
+    forward_impl<64>(out, lse, q, k, v, s, nq, qkv_stride, out_stride, L, stream);
+  else
+    forward_impl<128>(out, lse, q, k, v, s, nq, qkv_stride, out_stride, L, stream);
+}
+
+void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                           const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                           int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                           int64_t out_stride, cudaStream_t stream) {
+  const Launch kv_launch = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nkv);
+  const Launch q_launch = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nq);
+  MDS_ASSERT(attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}),
+             "tensor-core attention: q, k, v, dq, dk, dv, dout must be 16-byte aligned");
+  if (b == 0 || s == 0) return;
+  // Freed when this returns: safe for work enqueued on the same stream (allocator.h).
+  DeviceBuffer<float> D(static_cast<size_t>(b * nq * s));
+  constexpr int kDThreads = 256;
+  tc_backward_d_kernel<<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
+      D.data(), dout, out, b, s, static_cast<int>(nq), static_cast<int>(hd), out_stride);
+  MDS_CUDA_LAUNCH_CHECK();
+  if (hd == 64)
+    backward_impl<64>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, qkv_stride, out_stride,
+                      kv_launch, q_launch, stream);
+  else
+    backward_impl<128>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, qkv_stride, out_stride,
+                       kv_launch, q_launch, stream);
+}
+
+}  // namespace mds::ops::cuda
