@@ -35,6 +35,7 @@
 
 #include "mds/core/error.h"
 #include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/attention_d.cuh"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -158,27 +159,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// ---- Backward --------------------------------------------------------------------------------
-
-// D[b, nq, s] = dout_row . out_row, one warp per (batch, position, head), grid-stride.
-template <typename T>
-__global__ void attention_backward_d_kernel(float* D, const T* dout, const T* out, int64_t b,
-                                            int64_t s, int nq, int hd, int64_t out_stride) {
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
-  const int64_t rows = b * s * nq;
-  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
-       w < rows; w += warps) {
-    const int64_t h = w % nq, pos = w / nq;  // pos = bi * s + i
-    const T* o = out + pos * out_stride + h * hd;
-    const T* g = dout + pos * out_stride + h * hd;
-    float acc = 0.0f;
-    for (int d = lane; d < hd; d += 32) acc = fmaf(to_float(o[d]), to_float(g[d]), acc);
-    acc = warp_sum(acc);
-    const int64_t bi = pos / s, i = pos - bi * s;
-    if (lane == 0) D[(bi * nq + h) * s + i] = acc;
-  }
-}
+// ---- Backward (the D pass: attention_d.cuh) ------------------------------------------------
 
 // dk, dv of one key tile of one kv head, summed over the group's query heads and the query
 // tiles at or below the diagonal, in that fixed order. Warp w owns keys w*8 .. w*8+7; for the
@@ -446,10 +427,7 @@ void backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const float* lse
   const int h = static_cast<int>(hd);
   // Freed when this returns: safe for work enqueued on the same stream (allocator.h).
   DeviceBuffer<float> D(static_cast<size_t>(b * nq * s));
-  constexpr int kDThreads = 256;
-  attention_backward_d_kernel<T><<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
-      D.data(), dout, out, b, s, static_cast<int>(nq), h, out_stride);
-  MDS_CUDA_LAUNCH_CHECK();
+  attention_detail::attention_backward_d(D.data(), dout, out, b, s, nq, h, out_stride, stream);
   switch ((h + 31) / 32) {
     case 1:
       backward_impl<T, 1>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, h, qkv_stride,

@@ -36,6 +36,7 @@
 
 #include "mds/core/error.h"
 #include "mds/ops/cuda/allocator.h"
+#include "mds/ops/cuda/attention_d.cuh"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -282,27 +283,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- Backward --------------------------------------------------------------------------------
-
-// D[b, nq, s] = dout_row . out_row in fp32, one warp per (batch, position, head), grid-stride.
-__global__ void tc_backward_d_kernel(float* D, const bf16* dout, const bf16* out, int64_t b,
-                                     int64_t s, int nq, int hd, int64_t out_stride) {
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
-  const int64_t rows = b * s * nq;
-  for (int64_t w = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
-       w < rows; w += warps) {
-    const int64_t h = w % nq, pos = w / nq;  // pos = bi * s + i
-    const bf16* o = out + pos * out_stride + h * hd;
-    const bf16* g = dout + pos * out_stride + h * hd;
-    float acc = 0.0f;
-    for (int d = lane; d < hd; d += 32)
-      acc = fmaf(__bfloat162float(o[d]), __bfloat162float(g[d]), acc);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(kFull, acc, off);
-    const int64_t bi = pos / s, i = pos - bi * s;
-    if (lane == 0) D[(bi * nq + h) * s + i] = acc;
-  }
-}
 
 // dk, dv of one key tile of one kv head, summed over the group's query heads and the query tiles
 // at or below the diagonal, in that fixed order. Warp w owns keys w*16 .. w*16+15: it computes
@@ -573,10 +553,7 @@ void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const
   if (b == 0 || s == 0) return;
   // Freed when this returns: safe for work enqueued on the same stream (allocator.h).
   DeviceBuffer<float> D(static_cast<size_t>(b * nq * s));
-  constexpr int kDThreads = 256;
-  tc_backward_d_kernel<<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
-      D.data(), dout, out, b, s, static_cast<int>(nq), static_cast<int>(hd), out_stride);
-  MDS_CUDA_LAUNCH_CHECK();
+  attention_detail::attention_backward_d(D.data(), dout, out, b, s, nq, hd, out_stride, stream);
   if (hd == 64)
     backward_impl<64>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, qkv_stride, out_stride,
                       kv_launch, q_launch, stream);
