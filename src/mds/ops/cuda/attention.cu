@@ -357,14 +357,6 @@ Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int tiles
       static_cast<int>(nq / nkv), 1.0f / std::sqrt(static_cast<float>(hd))};
 }
 
-// Above 48 KiB a kernel must opt in to its dynamic shared memory (4 tiles at hd 128: 66 KiB).
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
-}
-
 template <typename T, int kChunks>
 void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s, int64_t nq,
                   int hd, int64_t qkv_stride, int64_t out_stride, const Launch& L,

@@ -478,13 +478,6 @@ Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t q
       static_cast<int>(nq / nkv), 1.0f / std::sqrt(static_cast<float>(hd))};
 }
 
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
-}
-
 template <int HD>
 void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t s,
                   int64_t nq, int64_t qkv_stride, int64_t out_stride, const Launch& L,

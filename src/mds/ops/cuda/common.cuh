@@ -19,6 +19,14 @@ inline unsigned blocks_for(int64_t work, int threads) {
   return static_cast<unsigned>(b);
 }
 
+// Above 48 KiB a kernel must opt in to its dynamic shared memory (the attention kernels' tiles).
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
+}
+
 // After every launch: an invalid configuration is reported here, not at the next sync.
 #define MDS_CUDA_LAUNCH_CHECK() MDS_CUDA_CHECK(cudaGetLastError())
 
