@@ -12,6 +12,7 @@
 #include "mds/optim/adamw.h"
 #include "mds/parallel/pipeline_schedule.h"
 #include "mds/train/memory_report.h"
+#include "model_test_util.h"
 
 using namespace mds;
 using model::BatchShape;
@@ -32,20 +33,6 @@ LlamaConfig config(int64_t layers) {
   c.vocab_size = 300;  // padded to 384; one logits chunk of min(n, 256) rows
   c.finalize(128);
   return c;
-}
-
-void expect_same(const MemoryReport& got, const MemoryReport& want) {
-  EXPECT_EQ(got.params, want.params);
-  EXPECT_EQ(got.grads, want.grads);
-  EXPECT_EQ(got.optimizer, want.optimizer);
-  EXPECT_EQ(got.activations, want.activations);
-  EXPECT_EQ(got.head, want.head);
-  EXPECT_EQ(got.scratch, want.scratch);
-  EXPECT_EQ(got.total(), want.total());
-}
-
-int64_t adam_bytes(optim::AdamW& o) {
-  return int64_t((o.exp_avg().capacity() + o.exp_avg_sq().capacity()) * sizeof(float));
 }
 
 // Every slot through forward, loss (last stage) and backward, as the 1F1B schedule runs them.
@@ -75,10 +62,10 @@ TEST(MemoryReport, WholeModelMatchesAllocatedBuffers) {
     m.init_weights(1);
     m.prepare(shape, 1);
     const MemoryReport want = train::estimate_memory(c, m.shard(), 1, shape, 1);
-    expect_same(train::measured_memory(m, adam_bytes(opt)), want);
+    test::expect_same_memory(train::measured_memory(m, opt.allocated_bytes()), want);
     m.zero_grads();
     run_step(m, shape, 1);
-    expect_same(train::measured_memory(m, adam_bytes(opt)), want);
+    test::expect_same_memory(train::measured_memory(m, opt.allocated_bytes()), want);
   }
 }
 
@@ -98,10 +85,10 @@ TEST(MemoryReport, EveryPipelineStageMatchesAllocatedBuffers) {
     m.init_weights(1);
     const BatchShape shape{micro, c.seq_length, 0};
     m.prepare(shape, slots);
-    expect_same(train::measured_memory(m, adam_bytes(opt)), table[p].memory);
+    test::expect_same_memory(train::measured_memory(m, opt.allocated_bytes()), table[p].memory);
     m.zero_grads();
     run_step(m, shape, slots);
-    expect_same(train::measured_memory(m, adam_bytes(opt)), table[p].memory);
+    test::expect_same_memory(train::measured_memory(m, opt.allocated_bytes()), table[p].memory);
   }
   // Only the first stage embeds and only the last has the head.
   EXPECT_EQ(table[0].memory.head, 0);

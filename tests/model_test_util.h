@@ -1,5 +1,6 @@
-// Helpers shared by the model-level tests: random token ids and the relative L2 distance of two
-// tensors (how a gradient is compared when two computations sum in different orders).
+// Helpers shared by the model-level tests: random token ids, the relative L2 distance of two
+// tensors (how a gradient is compared when two computations sum in different orders), and the
+// comparison of a model's measured memory with the banner's estimate.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +8,10 @@
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mds/train/memory_report.h"
 
 namespace mds::test {
 
@@ -26,6 +31,17 @@ inline double rel_l2(const float* a, const float* b, int64_t n) {
     den += double(b[i]) * b[i];
   }
   return std::sqrt(num / std::max(den, 1e-30));
+}
+
+// Every category equal, byte for byte.
+inline void expect_same_memory(const train::MemoryReport& got, const train::MemoryReport& want) {
+  EXPECT_EQ(got.params, want.params);
+  EXPECT_EQ(got.grads, want.grads);
+  EXPECT_EQ(got.optimizer, want.optimizer);
+  EXPECT_EQ(got.activations, want.activations);
+  EXPECT_EQ(got.head, want.head);
+  EXPECT_EQ(got.scratch, want.scratch);
+  EXPECT_EQ(got.total(), want.total());
 }
 
 }  // namespace mds::test

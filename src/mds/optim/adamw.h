@@ -30,6 +30,10 @@ class AdamW {
   void step(float* params, const float* grads, double lr, double grad_norm);
   int64_t steps_taken() const { return step_; }
   Buffer<float>& exp_avg() { return m_; }
+  // Bytes the optimizer holds: the moments and, in mixed precision, the fp32 master.
+  int64_t allocated_bytes() const {
+    return (m_.capacity() + v_.capacity() + master_.capacity()) * int64_t(sizeof(float));
+  }
   Buffer<float>& exp_avg_sq() { return v_; }
 
   // ---- Mixed precision (Megatron's Float16OptimizerWithFloat16Params) ----------------------

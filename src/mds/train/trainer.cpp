@@ -138,9 +138,7 @@ void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, Paralle
       c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(), a.recompute, precision);
   std::fputs(format_memory_table(stages).c_str(), stdout);
   m.prepare(local_shape(a, par), int(activation_slots(a, par)));
-  const int64_t adam_bytes = (optimizer.exp_avg().capacity() + optimizer.exp_avg_sq().capacity() +
-                              optimizer.master().capacity()) *
-                             int64_t(sizeof(float));
+  const int64_t adam_bytes = optimizer.allocated_bytes();
   const MemoryReport mine = measured_memory(m, adam_bytes);
   const int64_t want = stages[size_t(par.topology().coords().pp)].memory.total();
   std::printf("> rank 0 allocated %.1f MiB after prepare(), %s\n", double(mine.total()) / 1048576.0,
