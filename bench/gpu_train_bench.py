@@ -401,8 +401,17 @@ def mds_command(a, c, prefix, tok, iters, log, gpu_flags):
             "--log-interval", "1", "--eval-iters", "0", "--log-json", log, *gpu_flags]
 
 
+_FP32_ON_GPU = {}  # mds path -> the probe's answer (one probe per run, not one per row)
+
+
 def mds_fp32_on_gpu(a, prefix, tok, tmp):
     """Whether `MDS_DEVICE=cuda mds train` trains in fp32 on the GPU (mds's first GPU path)."""
+    if a.mds not in _FP32_ON_GPU:
+        _FP32_ON_GPU[a.mds] = probe_fp32_on_gpu(a, prefix, tok, tmp)
+    return _FP32_ON_GPU[a.mds]
+
+
+def probe_fp32_on_gpu(a, prefix, tok, tmp):
     tiny = dict(layers=2, hidden=64, ffn=192, heads=4, kv_heads=2, seq=32, micro=1, accum=1)
     probe = subprocess.run(mds_command(a, tiny, prefix, tok, 1, os.path.join(tmp, "probe32.jsonl"),
                                        []), capture_output=True, text=True, timeout=300,

@@ -102,7 +102,7 @@ int64_t activation_slots(const TrainArgs& a, ParallelContext& par) {
 
 template <typename Model>
 void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, ParallelContext& par,
-                  double peak_flops) {
+                  const launch::DeviceInfo& device, double peak_flops) {
   constexpr model::Precision precision = precision_of<Model>();
   const model::LlamaConfig& c = m.config();
   const dist::ParallelSizes& n = par.topology().sizes();
@@ -117,14 +117,11 @@ void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, Paralle
       "holds layers %lld-%lld\n",
       n.world(), n.tp, n.sp, n.dp, n.pp, (long long)m.shard().first_layer,
       (long long)(m.shard().first_layer + m.shard().layers(c) - 1));
-  if (m.backend().device() == ops::Device::cpu)
-    std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on CPU, %d threads\n",
-                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6,
-                precision_name(precision), omp_get_max_threads());
-  else
-    std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on %s\n",
-                model::ParamTable(c).total() / 1e6, m.table().total() / 1e6,
-                precision_name(precision), launch::detect_devices().name.c_str());
+  const std::string where = m.backend().device() == ops::Device::cpu
+                                ? strfmt("CPU, {} threads", omp_get_max_threads())
+                                : device.name;
+  std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on %s\n", model::ParamTable(c).total() / 1e6,
+              m.table().total() / 1e6, precision_name(precision), where.c_str());
   std::printf(
       "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
       "(%lld tokens)\n",
@@ -370,7 +367,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   optim::AdamW optimizer(model.table(), a.adam, backend);
   if constexpr (!std::is_same_v<Elem, float>) optimizer.init_master(model.params().data());
   const double peak = launch::peak_flops(device, omp_get_max_threads(), a.peak_tflops);
-  print_banner(a, model, optimizer, par, peak);
+  print_banner(a, model, optimizer, par, device, peak);
   const ckpt::TrainState start =
       a.load.empty() ? ckpt::TrainState{} : load_weights(a, model, optimizer);
   // Rank 0 builds the index maps; the others wait for its cache files and load them.
