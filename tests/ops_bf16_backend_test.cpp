@@ -1,4 +1,4 @@
-// The bf16 half of the CPU backend (ops/cpu/bf16_reference.h) against the fp32 kernels: every
+// The bf16 half of the CPU backend (ops/cpu/half_reference.h) against the fp32 kernels: every
 // bf16 kernel, run through ops::Backend on bf16 inputs, must give bit for bit the fp32 kernel's
 // result on the same values (as fp32, exact) rounded once to bf16, and its fp32 outputs (rstd,
 // lse, losses, statistics, dw, dtable) bit for bit the fp32 kernel's. That is the contract the
@@ -464,7 +464,7 @@ TEST_P(Bf16Backend, ConversionsRoundOnceAndRoundTrip) {
   x.insert(x.end(), {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, 3.4e38f});
   Buffer<float> bx = put(x), back(be(), bx.size());
   Buffer<bf16> b(be(), bx.size());
-  be().to_bf16(b.data(), bx.data(), bx.size());
+  be().to_half(b.data(), bx.data(), bx.size());
   EXPECT_TRUE(rounds_to(b.to_host(), x));
   be().to_fp32(back.data(), b.data(), b.size());
   std::vector<float> want = x;
@@ -476,7 +476,7 @@ TEST_P(Bf16Backend, ConversionsRoundOnceAndRoundTrip) {
   Buffer<bf16> ball = put(all), again(be(), ball.size());
   Buffer<float> wide(be(), ball.size());
   be().to_fp32(wide.data(), ball.data(), ball.size());
-  be().to_bf16(again.data(), wide.data(), wide.size());
+  be().to_half(again.data(), wide.data(), wide.size());
   const std::vector<bf16> got = again.to_host();
   for (uint32_t i = 0; i < all.size(); ++i) {
     const bool nan = std::isnan(static_cast<float>(all[i]));

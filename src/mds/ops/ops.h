@@ -1,5 +1,5 @@
 // The kernel interface: free functions on raw fp32 buffers, one signature per kernel for
-// every device (the bf16 forms: ops/cpu/bf16_reference.h on the CPU, ops/cuda/ops_cuda.h). Kernels
+// every device (the bf16 forms: ops/cpu/half_reference.h on the CPU, ops/cuda/ops_cuda.h). Kernels
 // know nothing of layers. Row-major everywhere; n = tokens (b*s).
 // "+=" in a comment means the kernel accumulates into that output; otherwise it overwrites.
 #pragma once

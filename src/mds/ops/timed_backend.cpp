@@ -6,7 +6,7 @@
 
 namespace mds::ops {
 
-std::string TimedBackend::report(int64_t iterations) const {
+std::string TimedCalls::report(int64_t iterations) const {
   std::vector<std::pair<std::string, Stat>> rows(stats_.begin(), stats_.end());
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });

@@ -15,14 +15,14 @@
 
 namespace mds::ops {
 
-class TimedBackend final : public Backend {
+class TimedCalls : public Backend {
  public:
   struct Stat {
     int64_t calls = 0;
     double seconds = 0;
   };
 
- private:
+ protected:
   Backend& inner_;
   std::map<std::string, Stat> stats_;
   bool paused_ = false;
@@ -48,7 +48,7 @@ class TimedBackend final : public Backend {
   }
 
  public:
-  explicit TimedBackend(Backend& inner) : inner_(inner) {}
+  explicit TimedCalls(Backend& inner) : inner_(inner) {}
   const std::map<std::string, Stat>& stats() const { return stats_; }
   void pause(bool paused) { paused_ = paused; }
   void reset() { stats_.clear(); }
@@ -77,88 +77,153 @@ class TimedBackend final : public Backend {
   void download(void* host, const void* src, size_t bytes) override {
     timed("download", [&] { inner_.download(host, src, bytes); });
   }
+};
 
-  void linear_forward(float* y, const float* x, const float* w, int64_t m, int64_t k,
-                      int64_t n) override {
-    timed("linear_forward", [&] { inner_.linear_forward(y, x, w, m, k, n); });
+// Kernels<T> and MixedKernels<H>, each call timed under its name (all storage types together).
+template <typename Base, typename T>
+class TimedKernels : public Base {
+ public:
+  using Base::Base;
+  void linear_forward(T* y, const T* x, const T* w, int64_t m, int64_t k, int64_t n) override {
+    this->timed("linear_forward", [&] { this->inner_.linear_forward(y, x, w, m, k, n); });
   }
-  void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                       int64_t m, int64_t k, int64_t n, bool accumulate_dx) override {
-    timed("linear_backward",
-          [&] { inner_.linear_backward(dx, dw, dy, x, w, m, k, n, accumulate_dx); });
+  void linear_backward(T* dx, float* dw, const T* dy, const T* x, const T* w, int64_t m, int64_t k,
+                       int64_t n, bool accumulate_dx) override {
+    this->timed("linear_backward",
+                [&] { this->inner_.linear_backward(dx, dw, dy, x, w, m, k, n, accumulate_dx); });
   }
-  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t h,
+  void rmsnorm_forward(T* y, float* rstd, const T* x, const T* w, int64_t n, int64_t h,
                        float eps) override {
-    timed("rmsnorm_forward", [&] { inner_.rmsnorm_forward(y, rstd, x, w, n, h, eps); });
+    this->timed("rmsnorm_forward", [&] { this->inner_.rmsnorm_forward(y, rstd, x, w, n, h, eps); });
   }
-  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                        const float* rstd, int64_t n, int64_t h) override {
-    timed("rmsnorm_backward", [&] { inner_.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, h); });
+  void rmsnorm_backward(T* dx, float* dw, const T* dy, const T* x, const T* w, const float* rstd,
+                        int64_t n, int64_t h) override {
+    this->timed("rmsnorm_backward",
+                [&] { this->inner_.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, h); });
   }
-  void rope_forward(float* x, const float* cos, const float* sin, int64_t b, int64_t s,
-                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
-    timed("rope_forward",
-          [&] { inner_.rope_forward(x, cos, sin, b, s, heads, hd, row_stride, pos0); });
-  }
-  void rope_backward(float* dx, const float* cos, const float* sin, int64_t b, int64_t s,
-                     int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
-    timed("rope_backward",
-          [&] { inner_.rope_backward(dx, cos, sin, b, s, heads, hd, row_stride, pos0); });
-  }
-  void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                         int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                         int64_t qkv_stride, int64_t out_stride) override {
-    timed("attention_forward", [&] {
-      inner_.attention_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride);
+  void rmsnorm_residual_forward(T* y, T* resid_out, float* rstd, const T* x, const T* r, const T* w,
+                                int64_t n, int64_t h, float eps) override {
+    this->timed("rmsnorm_residual_forward", [&] {
+      this->inner_.rmsnorm_residual_forward(y, resid_out, rstd, x, r, w, n, h, eps);
     });
   }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out,
-                          const float* lse, const float* q, const float* k, const float* v,
-                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                          int64_t qkv_stride, int64_t out_stride) override {
-    timed("attention_backward", [&] {
-      inner_.attention_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
-                                out_stride);
+  void rmsnorm_residual_backward(T* dsum, float* dw, const T* dy, const T* dresid,
+                                 const T* resid_out, const T* w, const float* rstd, int64_t n,
+                                 int64_t h) override {
+    this->timed("rmsnorm_residual_backward", [&] {
+      this->inner_.rmsnorm_residual_backward(dsum, dw, dy, dresid, resid_out, w, rstd, n, h);
     });
   }
-  void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f) override {
-    timed("swiglu_forward", [&] { inner_.swiglu_forward(h, gu, n, f); });
+  void rope_forward(T* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                    int64_t hd, int64_t row_stride, int64_t pos0) override {
+    this->timed("rope_forward",
+                [&] { this->inner_.rope_forward(x, cos, sin, b, s, heads, hd, row_stride, pos0); });
   }
-  void swiglu_backward(float* dgu, const float* dh, const float* gu, int64_t n,
-                       int64_t f) override {
-    timed("swiglu_backward", [&] { inner_.swiglu_backward(dgu, dh, gu, n, f); });
+  void rope_backward(T* dx, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                     int64_t hd, int64_t row_stride, int64_t pos0) override {
+    this->timed("rope_backward", [&] {
+      this->inner_.rope_backward(dx, cos, sin, b, s, heads, hd, row_stride, pos0);
+    });
   }
-  void embedding_forward(float* x, const int32_t* ids, const float* table, int64_t n, int64_t h,
+  void attention_forward(T* out, float* lse, const T* q, const T* k, const T* v, int64_t b,
+                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                         int64_t out_stride) override {
+    this->timed("attention_forward", [&] {
+      this->inner_.attention_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride);
+    });
+  }
+  void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const float* lse,
+                          const T* q, const T* k, const T* v, int64_t b, int64_t s, int64_t nq,
+                          int64_t nkv, int64_t hd, int64_t qkv_stride,
+                          int64_t out_stride) override {
+    this->timed("attention_backward", [&] {
+      this->inner_.attention_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd,
+                                      qkv_stride, out_stride);
+    });
+  }
+  void swiglu_forward(T* h, const T* gu, int64_t n, int64_t f) override {
+    this->timed("swiglu_forward", [&] { this->inner_.swiglu_forward(h, gu, n, f); });
+  }
+  void swiglu_backward(T* dgu, const T* dh, const T* gu, int64_t n, int64_t f) override {
+    this->timed("swiglu_backward", [&] { this->inner_.swiglu_backward(dgu, dh, gu, n, f); });
+  }
+  void embedding_forward(T* x, const int32_t* ids, const T* table, int64_t n, int64_t h,
                          int64_t vocab_begin, int64_t rows) override {
-    timed("embedding_forward",
-          [&] { inner_.embedding_forward(x, ids, table, n, h, vocab_begin, rows); });
+    this->timed("embedding_forward",
+                [&] { this->inner_.embedding_forward(x, ids, table, n, h, vocab_begin, rows); });
   }
-  void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int64_t n, int64_t h,
+  void embedding_backward(float* dtable, const T* dx, const int32_t* ids, int64_t n, int64_t h,
                           int64_t vocab_begin, int64_t rows) override {
-    timed("embedding_backward",
-          [&] { inner_.embedding_backward(dtable, dx, ids, n, h, vocab_begin, rows); });
+    this->timed("embedding_backward",
+                [&] { this->inner_.embedding_backward(dtable, dx, ids, n, h, vocab_begin, rows); });
   }
-  void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
+  void cross_entropy_forward(float* losses, const T* logits, const int32_t* targets, int64_t n,
                              int64_t vpad, int64_t vocab) override {
-    timed("cross_entropy_forward",
-          [&] { inner_.cross_entropy_forward(losses, logits, targets, n, vpad, vocab); });
+    this->timed("cross_entropy_forward", [&] {
+      this->inner_.cross_entropy_forward(losses, logits, targets, n, vpad, vocab);
+    });
   }
-  void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits,
+  void cross_entropy_forward_backward(float* losses, T* dlogits, const T* logits,
                                       const int32_t* targets, int64_t n, int64_t vpad,
                                       int64_t vocab, float dscale) override {
-    timed("cross_entropy_forward_backward", [&] {
-      inner_.cross_entropy_forward_backward(losses, dlogits, logits, targets, n, vpad, vocab,
-                                            dscale);
+    this->timed("cross_entropy_forward_backward", [&] {
+      this->inner_.cross_entropy_forward_backward(losses, dlogits, logits, targets, n, vpad, vocab,
+                                                  dscale);
     });
   }
-  void cross_entropy_local_max(float* row_max, float* target_logit, const float* logits,
+  void cross_entropy_local_max(float* row_max, float* target_logit, const T* logits,
                                const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
                                int64_t vocab) override {
-    timed("cross_entropy_local_max", [&] {
-      inner_.cross_entropy_local_max(row_max, target_logit, logits, targets, n, cols, col_begin,
-                                     vocab);
+    this->timed("cross_entropy_local_max", [&] {
+      this->inner_.cross_entropy_local_max(row_max, target_logit, logits, targets, n, cols,
+                                           col_begin, vocab);
     });
   }
+  void add_inplace(T* y, const T* x, int64_t n) override {
+    this->timed("add_inplace", [&] { this->inner_.add_inplace(y, x, n); });
+  }
+};
+
+template <typename Base, typename H>
+class TimedMixedKernels : public TimedKernels<Base, H> {
+ public:
+  using TimedKernels<Base, H>::TimedKernels;
+  void cross_entropy_local_sum_exp(double* sum_exp, const H* logits, const float* row_max,
+                                   int64_t n, int64_t cols, int64_t col_begin,
+                                   int64_t vocab) override {
+    this->timed("cross_entropy_local_sum_exp", [&] {
+      this->inner_.cross_entropy_local_sum_exp(sum_exp, logits, row_max, n, cols, col_begin, vocab);
+    });
+  }
+  void cross_entropy_finish(float* losses, H* dlogits, const H* logits, const float* row_max,
+                            const double* sum_exp, const float* target_logit,
+                            const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                            int64_t vocab, float dscale) override {
+    this->timed("cross_entropy_finish", [&] {
+      this->inner_.cross_entropy_finish(losses, dlogits, logits, row_max, sum_exp, target_logit,
+                                        targets, n, cols, col_begin, vocab, dscale);
+    });
+  }
+  void to_half(H* y, const float* x, int64_t n) override {
+    this->timed("to_half", [&] { this->inner_.to_half(y, x, n); });
+  }
+  void to_fp32(float* y, const H* x, int64_t n) override {
+    this->timed("to_fp32", [&] { this->inner_.to_fp32(y, x, n); });
+  }
+  void adamw_step(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                  float grad_scale) override {
+    this->timed("adamw_step", [&] {
+      this->inner_.adamw_step(p, p_half, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
+                              grad_scale);
+    });
+  }
+};
+
+class TimedBackend final
+    : public TimedMixedKernels<TimedMixedKernels<TimedKernels<TimedCalls, float>, bf16>, fp16> {
+ public:
+  using TimedMixedKernels::TimedMixedKernels;
   void cross_entropy_local_sum_exp(double* sum_exp, float* exps, const float* logits,
                                    const float* row_max, int64_t n, int64_t cols, int64_t col_begin,
                                    int64_t vocab) override {
@@ -175,9 +240,6 @@ class TimedBackend final : public Backend {
                                   col_begin, dscale);
     });
   }
-  void add_inplace(float* y, const float* x, int64_t n) override {
-    timed("add_inplace", [&] { inner_.add_inplace(y, x, n); });
-  }
   double sum(const float* x, int64_t n) override {
     return timed("sum", [&] { return inner_.sum(x, n); });
   }
@@ -191,148 +253,8 @@ class TimedBackend final : public Backend {
       inner_.adamw_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
     });
   }
-
-  // bf16 (and the fused fp32 kernels that came with them)
-  void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
-                                const float* r, const float* w, int64_t n, int64_t h,
-                                float eps) override {
-    timed("rmsnorm_residual_forward",
-          [&] { inner_.rmsnorm_residual_forward(y, resid_out, rstd, x, r, w, n, h, eps); });
-  }
-  void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
-                                 const float* resid_out, const float* w, const float* rstd,
-                                 int64_t n, int64_t h) override {
-    timed("rmsnorm_residual_backward", [&] {
-      inner_.rmsnorm_residual_backward(dsum, dw, dy, dresid, resid_out, w, rstd, n, h);
-    });
-  }
   bool any_non_finite(const float* x, int64_t n) override {
     return timed("any_non_finite", [&] { return inner_.any_non_finite(x, n); });
-  }
-  void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k,
-                      int64_t n) override {
-    timed("linear_forward", [&] { inner_.linear_forward(y, x, w, m, k, n); });
-  }
-  void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
-                       int64_t k, int64_t n, bool accumulate_dx) override {
-    timed("linear_backward",
-          [&] { inner_.linear_backward(dx, dw, dy, x, w, m, k, n, accumulate_dx); });
-  }
-  void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int64_t n, int64_t h,
-                       float eps) override {
-    timed("rmsnorm_forward", [&] { inner_.rmsnorm_forward(y, rstd, x, w, n, h, eps); });
-  }
-  void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w,
-                        const float* rstd, int64_t n, int64_t h) override {
-    timed("rmsnorm_backward", [&] { inner_.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, h); });
-  }
-  void rmsnorm_residual_forward(bf16* y, bf16* resid_out, float* rstd, const bf16* x, const bf16* r,
-                                const bf16* w, int64_t n, int64_t h, float eps) override {
-    timed("rmsnorm_residual_forward",
-          [&] { inner_.rmsnorm_residual_forward(y, resid_out, rstd, x, r, w, n, h, eps); });
-  }
-  void rmsnorm_residual_backward(bf16* dsum, float* dw, const bf16* dy, const bf16* dresid,
-                                 const bf16* resid_out, const bf16* w, const float* rstd, int64_t n,
-                                 int64_t h) override {
-    timed("rmsnorm_residual_backward", [&] {
-      inner_.rmsnorm_residual_backward(dsum, dw, dy, dresid, resid_out, w, rstd, n, h);
-    });
-  }
-  void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_t s,
-                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
-    timed("rope_forward",
-          [&] { inner_.rope_forward(x, cos, sin, b, s, heads, hd, row_stride, pos0); });
-  }
-  void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
-                     int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) override {
-    timed("rope_backward",
-          [&] { inner_.rope_backward(dx, cos, sin, b, s, heads, hd, row_stride, pos0); });
-  }
-  void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
-                         int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                         int64_t qkv_stride, int64_t out_stride) override {
-    timed("attention_forward", [&] {
-      inner_.attention_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride);
-    });
-  }
-  void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
-                          const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
-                          int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
-                          int64_t out_stride) override {
-    timed("attention_backward", [&] {
-      inner_.attention_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
-                                out_stride);
-    });
-  }
-  void swiglu_forward(bf16* h, const bf16* gu, int64_t n, int64_t f) override {
-    timed("swiglu_forward", [&] { inner_.swiglu_forward(h, gu, n, f); });
-  }
-  void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64_t f) override {
-    timed("swiglu_backward", [&] { inner_.swiglu_backward(dgu, dh, gu, n, f); });
-  }
-  void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n, int64_t h,
-                         int64_t vocab_begin, int64_t rows) override {
-    timed("embedding_forward",
-          [&] { inner_.embedding_forward(x, ids, table, n, h, vocab_begin, rows); });
-  }
-  void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64_t n, int64_t h,
-                          int64_t vocab_begin, int64_t rows) override {
-    timed("embedding_backward",
-          [&] { inner_.embedding_backward(dtable, dx, ids, n, h, vocab_begin, rows); });
-  }
-  void cross_entropy_forward(float* losses, const bf16* logits, const int32_t* targets, int64_t n,
-                             int64_t vpad, int64_t vocab) override {
-    timed("cross_entropy_forward",
-          [&] { inner_.cross_entropy_forward(losses, logits, targets, n, vpad, vocab); });
-  }
-  void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* logits,
-                                      const int32_t* targets, int64_t n, int64_t vpad,
-                                      int64_t vocab, float dscale) override {
-    timed("cross_entropy_forward_backward", [&] {
-      inner_.cross_entropy_forward_backward(losses, dlogits, logits, targets, n, vpad, vocab,
-                                            dscale);
-    });
-  }
-  void cross_entropy_local_max(float* row_max, float* target_logit, const bf16* logits,
-                               const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
-                               int64_t vocab) override {
-    timed("cross_entropy_local_max", [&] {
-      inner_.cross_entropy_local_max(row_max, target_logit, logits, targets, n, cols, col_begin,
-                                     vocab);
-    });
-  }
-  void cross_entropy_local_sum_exp(double* sum_exp, const bf16* logits, const float* row_max,
-                                   int64_t n, int64_t cols, int64_t col_begin,
-                                   int64_t vocab) override {
-    timed("cross_entropy_local_sum_exp", [&] {
-      inner_.cross_entropy_local_sum_exp(sum_exp, logits, row_max, n, cols, col_begin, vocab);
-    });
-  }
-  void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, const float* row_max,
-                            const double* sum_exp, const float* target_logit,
-                            const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
-                            int64_t vocab, float dscale) override {
-    timed("cross_entropy_finish", [&] {
-      inner_.cross_entropy_finish(losses, dlogits, logits, row_max, sum_exp, target_logit, targets,
-                                  n, cols, col_begin, vocab, dscale);
-    });
-  }
-  void add_inplace(bf16* y, const bf16* x, int64_t n) override {
-    timed("add_inplace", [&] { inner_.add_inplace(y, x, n); });
-  }
-  void to_bf16(bf16* y, const float* x, int64_t n) override {
-    timed("to_bf16", [&] { inner_.to_bf16(y, x, n); });
-  }
-  void to_fp32(float* y, const bf16* x, int64_t n) override {
-    timed("to_fp32", [&] { inner_.to_fp32(y, x, n); });
-  }
-  void adamw_step(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int64_t step,
-                  float grad_scale) override {
-    timed("adamw_step", [&] {
-      inner_.adamw_step(p, p_bf16, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
-                        grad_scale);
-    });
   }
 };
 

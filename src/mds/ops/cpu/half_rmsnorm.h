@@ -1,52 +1,56 @@
-// The bf16 RMSNorm of the CPU reference (bf16_reference.h), plain and fused with the residual
+// The 16-bit RMSNorm of the CPU reference (half_reference.h), plain and fused with the residual
 // add: the fp32 kernels on the exact fp32 values of the bf16 operands; rstd and dw are theirs,
 // y and dx (dsum) rounded once. The backward's dx += adds the prior in fp32 and rounds the sum
 // once (as the CUDA kernel's dx = bf16(prior + term)). The fused forward rounds the sum x + r to
 // bf16 first (resid_out, the value stored and read back by the backward) and normalises that.
+#pragma once
+
 #include <cstddef>
 #include <vector>
 
-#include "mds/core/bf16.h"
-#include "mds/ops/cpu/bf16_reference.h"
-#include "mds/ops/cpu/bf16_scratch.h"
+#include "mds/core/fp16.h"
+#include "mds/ops/cpu/half_scratch.h"
 #include "mds/ops/ops.h"
 
 namespace mds::ops {
 
-using bf16_scratch::narrow;
-using bf16_scratch::widen;
+using half_scratch::narrow;
+using half_scratch::widen;
 
-void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int64_t n, int64_t h,
-                     float eps) {
+template <typename H>
+void rmsnorm_forward(H* y, float* rstd, const H* x, const H* w, int64_t n, int64_t h, float eps) {
   const std::vector<float> x32 = widen(x, n * h), w32 = widen(w, h);
   std::vector<float> y32(static_cast<size_t>(n * h));
   rmsnorm_forward(y32.data(), rstd, x32.data(), w32.data(), n, h, eps);
   narrow(y, y32.data(), n * h);
 }
 
-void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w,
-                      const float* rstd, int64_t n, int64_t h) {
+template <typename H>
+void rmsnorm_backward(H* dx, float* dw, const H* dy, const H* x, const H* w, const float* rstd,
+                      int64_t n, int64_t h) {
   const std::vector<float> dy32 = widen(dy, n * h), x32 = widen(x, n * h), w32 = widen(w, h);
   std::vector<float> dx32 = widen(dx, n * h);  // the prior: dx +=
   rmsnorm_backward(dx32.data(), dw, dy32.data(), x32.data(), w32.data(), rstd, n, h);
   narrow(dx, dx32.data(), n * h);
 }
 
-void rmsnorm_residual_forward(bf16* y, bf16* resid_out, float* rstd, const bf16* x, const bf16* r,
-                              const bf16* w, int64_t n, int64_t h, float eps) {
+template <typename H>
+void rmsnorm_residual_forward(H* y, H* resid_out, float* rstd, const H* x, const H* r, const H* w,
+                              int64_t n, int64_t h, float eps) {
   const std::vector<float> r32 = widen(r, n * h), w32 = widen(w, h);
   std::vector<float> sum = widen(x, n * h);
   add_inplace(sum.data(), r32.data(), n * h);
-  for (float& v : sum) v = round_to_bf16(v);  // the stored residual stream, normalised below
+  for (float& v : sum)
+    v = static_cast<float>(H(v));  // the stored residual stream, normalised below
   std::vector<float> y32(static_cast<size_t>(n * h));
   rmsnorm_forward(y32.data(), rstd, sum.data(), w32.data(), n, h, eps);
   narrow(resid_out, sum.data(), n * h);  // exact; x and r are read already (may alias)
   narrow(y, y32.data(), n * h);
 }
 
-void rmsnorm_residual_backward(bf16* dsum, float* dw, const bf16* dy, const bf16* dresid,
-                               const bf16* resid_out, const bf16* w, const float* rstd, int64_t n,
-                               int64_t h) {
+template <typename H>
+void rmsnorm_residual_backward(H* dsum, float* dw, const H* dy, const H* dresid, const H* resid_out,
+                               const H* w, const float* rstd, int64_t n, int64_t h) {
   const std::vector<float> dy32 = widen(dy, n * h), s32 = widen(resid_out, n * h),
                            w32 = widen(w, h);
   std::vector<float> d32 =

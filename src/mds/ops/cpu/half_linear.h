@@ -1,28 +1,32 @@
-// The bf16 GEMMs of the CPU reference (bf16_reference.h): OpenBLAS's fp32 products of the exact
+// The 16-bit GEMMs of the CPU reference (half_reference.h): OpenBLAS's fp32 products of the exact
 // fp32 values of the bf16 operands, y and dx rounded once, dw accumulated in fp32 (main_grad).
 // dx with accumulate_dx: the prior bf16 dx enters the fp32 GEMM as its C (beta = 1) and the sum
 // is rounded once, as cuBLASLt's epilogue does.
+#pragma once
+
 #include <cstddef>
 #include <vector>
 
-#include "mds/ops/cpu/bf16_reference.h"
-#include "mds/ops/cpu/bf16_scratch.h"
+#include "mds/core/fp16.h"
+#include "mds/ops/cpu/half_scratch.h"
 #include "mds/ops/ops.h"
 
 namespace mds::ops {
 
-using bf16_scratch::narrow;
-using bf16_scratch::widen;
+using half_scratch::narrow;
+using half_scratch::widen;
 
-void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k, int64_t n) {
+template <typename H>
+void linear_forward(H* y, const H* x, const H* w, int64_t m, int64_t k, int64_t n) {
   const std::vector<float> x32 = widen(x, m * k), w32 = widen(w, n * k);
   std::vector<float> y32(static_cast<size_t>(m * n));
   linear_forward(y32.data(), x32.data(), w32.data(), m, k, n);
   narrow(y, y32.data(), m * n);
 }
 
-void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
-                     int64_t k, int64_t n, bool accumulate_dx) {
+template <typename H>
+void linear_backward(H* dx, float* dw, const H* dy, const H* x, const H* w, int64_t m, int64_t k,
+                     int64_t n, bool accumulate_dx) {
   const std::vector<float> dy32 = widen(dy, m * n);
   if (dx) {
     const std::vector<float> w32 = widen(w, n * k);

@@ -1,56 +1,62 @@
-// The element-wise bf16 kernels of the CPU reference (bf16_reference.h): RoPE, SwiGLU, the
+// The element-wise 16-bit kernels of the CPU reference (half_reference.h): RoPE, SwiGLU, the
 // embedding, the add, fp32 <-> bf16 conversion and the mixed-precision AdamW. Each runs the fp32
 // kernel on the exact fp32 values of its bf16 inputs and rounds each bf16 output once.
+#pragma once
+
 #include <cstddef>
 #include <vector>
 
-#include "mds/ops/cpu/bf16_reference.h"
-#include "mds/ops/cpu/bf16_scratch.h"
+#include "mds/core/fp16.h"
+#include "mds/ops/cpu/half_scratch.h"
 #include "mds/ops/ops.h"
 
 namespace mds::ops {
 
-using bf16_scratch::narrow;
-using bf16_scratch::narrow_rows;
-using bf16_scratch::widen;
-using bf16_scratch::widen_rows;
+using half_scratch::narrow;
+using half_scratch::narrow_rows;
+using half_scratch::widen;
+using half_scratch::widen_rows;
 
 // ---- RoPE: the view's rows (heads * hd of every row_stride) rotated in fp32 scratch ----------
 
-namespace {
-template <typename Rotate>
-void rotate_rows(bf16* x, int64_t rows, int64_t width, int64_t row_stride, Rotate rotate) {
+namespace half_detail {
+template <typename H, typename Rotate>
+void rotate_rows(H* x, int64_t rows, int64_t width, int64_t row_stride, Rotate rotate) {
   std::vector<float> x32(static_cast<size_t>(rows * width));
   widen_rows(x32.data(), width, x, row_stride, rows, width);
   rotate(x32.data(), width);
   narrow_rows(x, row_stride, x32.data(), width, rows, width);
 }
-}  // namespace
+}  // namespace half_detail
 
-void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+template <typename H>
+void rope_forward(H* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
                   int64_t hd, int64_t row_stride, int64_t pos0) {
-  rotate_rows(x, b * s, heads * hd, row_stride, [&](float* x32, int64_t stride) {
+  half_detail::rotate_rows(x, b * s, heads * hd, row_stride, [&](float* x32, int64_t stride) {
     rope_forward(x32, cos, sin, b, s, heads, hd, stride, pos0);
   });
 }
 
-void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
-                   int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0) {
-  rotate_rows(dx, b * s, heads * hd, row_stride, [&](float* x32, int64_t stride) {
+template <typename H>
+void rope_backward(H* dx, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                   int64_t hd, int64_t row_stride, int64_t pos0) {
+  half_detail::rotate_rows(dx, b * s, heads * hd, row_stride, [&](float* x32, int64_t stride) {
     rope_backward(x32, cos, sin, b, s, heads, hd, stride, pos0);
   });
 }
 
 // ---- SwiGLU ----------------------------------------------------------------------------------
 
-void swiglu_forward(bf16* h, const bf16* gu, int64_t n, int64_t f) {
+template <typename H>
+void swiglu_forward(H* h, const H* gu, int64_t n, int64_t f) {
   const std::vector<float> gu32 = widen(gu, n * 2 * f);
   std::vector<float> h32(static_cast<size_t>(n * f));
   swiglu_forward(h32.data(), gu32.data(), n, f);
   narrow(h, h32.data(), n * f);
 }
 
-void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64_t f) {
+template <typename H>
+void swiglu_backward(H* dgu, const H* dh, const H* gu, int64_t n, int64_t f) {
   const std::vector<float> dh32 = widen(dh, n * f);
   std::vector<float> gu32 = widen(gu, n * 2 * f);
   swiglu_backward(gu32.data(), dh32.data(), gu32.data(), n, f);  // in place (allowed)
@@ -59,7 +65,8 @@ void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64
 
 // ---- Embedding -------------------------------------------------------------------------------
 
-void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n, int64_t h,
+template <typename H>
+void embedding_forward(H* x, const int32_t* ids, const H* table, int64_t n, int64_t h,
                        int64_t vocab_begin, int64_t rows) {
   // `rows` may be INT64_MAX (the whole table) for the fp32 kernel, which never reads past the
   // ids; the scratch holds the rows up to the largest id in range.
@@ -74,7 +81,8 @@ void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n
   narrow(x, x32.data(), n * h);  // exact: a copy of bf16 values (or zeros)
 }
 
-void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64_t n, int64_t h,
+template <typename H>
+void embedding_backward(float* dtable, const H* dx, const int32_t* ids, int64_t n, int64_t h,
                         int64_t vocab_begin, int64_t rows) {
   const std::vector<float> dx32 = widen(dx, n * h);
   embedding_backward(dtable, dx32.data(), ids, n, h, vocab_begin, rows);
@@ -82,27 +90,31 @@ void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64
 
 // ---- Add, conversions, AdamW -----------------------------------------------------------------
 
-void add_inplace(bf16* y, const bf16* x, int64_t n) {
+template <typename H>
+void add_inplace(H* y, const H* x, int64_t n) {
   const std::vector<float> x32 = widen(x, n);
   std::vector<float> y32 = widen(y, n);
   add_inplace(y32.data(), x32.data(), n);
   narrow(y, y32.data(), n);
 }
 
-void to_bf16(bf16* y, const float* x, int64_t n) {
+template <typename H>
+void to_half(H* y, const float* x, int64_t n) {
   narrow(y, x, n);
 }
 
-void to_fp32(float* y, const bf16* x, int64_t n) {
+template <typename H>
+void to_fp32(float* y, const H* x, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
 }
 
-void adamw_step(float* p, bf16* p_bf16, const float* g, float* m, float* v, int64_t n, float lr,
+template <typename H>
+void adamw_step(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, float lr,
                 float beta1, float beta2, float eps, float weight_decay, int64_t step,
                 float grad_scale) {
   adamw_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
-  narrow(p_bf16, p, n);
+  narrow(p_half, p, n);
 }
 
 }  // namespace mds::ops
