@@ -77,10 +77,11 @@ std::string save_checkpoint(const std::string& save_dir, const TrainState& state
   fs::remove_all(tmp);  // left by a crashed save
 
   save_hf_checkpoint(tmp.string(), cfg, table, params, options);
-  const json st = {{"mds_checkpoint_version", kStateVersion},
-                   {"iteration", state.iteration},
-                   {"consumed_samples", state.consumed_samples},
-                   {"args", state.args}};
+  json st = {{"mds_checkpoint_version", kStateVersion},
+             {"iteration", state.iteration},
+             {"consumed_samples", state.consumed_samples},
+             {"args", state.args}};
+  if (!state.optimizer.empty()) st["optimizer"] = state.optimizer;
   write_file_durably((tmp / kState).string(), st.dump(2) + "\n");
   sync_directory(tmp.string());
 
@@ -139,6 +140,7 @@ std::optional<TrainState> read_train_state(const std::string& dir) {
   s.iteration = j["iteration"].get<int64_t>();
   s.consumed_samples = j["consumed_samples"].get<int64_t>();
   if (j.contains("args")) s.args = j["args"];
+  if (j.contains("optimizer") && j["optimizer"].is_object()) s.optimizer = j["optimizer"];
   return s;
 }
 

@@ -28,6 +28,9 @@ struct TrainState {
   int64_t iteration = 0;
   int64_t consumed_samples = 0;
   nlohmann::json args = nlohmann::json::object();  // the run's arguments, as a JSON object
+  // The trainer's scalars beyond the weights (fp16: the loss scaler and the LR schedule's
+  // samples, which skipped steps hold back); empty: none.
+  nlohmann::json optimizer = nlohmann::json::object();
 };
 
 std::string iter_dir_name(int64_t iteration);  // 100 -> "iter_0000100"

@@ -16,12 +16,12 @@
 #include <string>
 #include <type_traits>
 
-#include "mds/core/bf16.h"
+#include "mds/core/fp16.h"
 
 namespace mds::dist {
 
 enum class ReduceOp { sum, max, avg };
-enum class ElemType { f32, f64, i32, i64, bf16 };
+enum class ElemType { f32, f64, i32, i64, bf16, fp16 };
 enum class CommKind {
   all_reduce,
   reduce_scatter,
@@ -49,14 +49,18 @@ constexpr ElemType elem_type_of() {
     return ElemType::i32;
   else if constexpr (std::is_same_v<T, bf16>)
     return ElemType::bf16;  // mixed precision's activations (tensor and sequence parallelism)
+  else if constexpr (std::is_same_v<T, fp16>)
+    return ElemType::fp16;
   else {
     static_assert(std::is_same_v<T, int64_t>,
-                  "collectives carry float, double, int32, int64 or bf16");
+                  "collectives carry float, double, int32, int64, bf16 or fp16");
     return ElemType::i64;
   }
 }
 constexpr int64_t elem_size(ElemType t) {
-  return t == ElemType::bf16 ? 2 : t == ElemType::f32 || t == ElemType::i32 ? 4 : 8;
+  return t == ElemType::bf16 || t == ElemType::fp16 ? 2
+         : t == ElemType::f32 || t == ElemType::i32 ? 4
+                                                    : 8;
 }
 
 // Counters of one group, per kind of collective.

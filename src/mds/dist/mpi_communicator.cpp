@@ -26,7 +26,8 @@ namespace {
 MPI_Datatype mpi_type(ElemType t) {
   switch (t) {
     case ElemType::bf16:
-      return MPI_UINT16_T;  // reduced by the bf16 operations below
+    case ElemType::fp16:
+      return MPI_UINT16_T;  // reduced by the 16-bit operations below
     case ElemType::f32:
       return MPI_FLOAT;
     case ElemType::f64:
@@ -39,30 +40,40 @@ MPI_Datatype mpi_type(ElemType t) {
   MDS_ASSERT(false, "unknown element type");
 }
 
-// MPI has no bf16: sum and max of bf16 are user operations that combine two values in fp32 and
-// round once, as NCCL's bf16 reductions do at each step.
-void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
-  const auto* a = static_cast<const bf16*>(in);
-  auto* b = static_cast<bf16*>(inout);
-  for (int i = 0; i < *len; ++i) b[i] = bf16(float(a[i]) + float(b[i]));
+// MPI has no bf16 or fp16: sum and max of H are user operations that combine two values in
+// fp32 and round once, as NCCL's 16-bit reductions do at each step.
+template <typename H>
+void half_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const H*>(in);
+  auto* b = static_cast<H*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = H(float(a[i]) + float(b[i]));
 }
-void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
-  const auto* a = static_cast<const bf16*>(in);
-  auto* b = static_cast<bf16*>(inout);
+template <typename H>
+void half_max(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto* a = static_cast<const H*>(in);
+  auto* b = static_cast<H*>(inout);
   for (int i = 0; i < *len; ++i)
     if (float(a[i]) > float(b[i])) b[i] = a[i];
 }
-MPI_Op bf16_op(ReduceOp op) {
+template <typename H>
+MPI_Op half_op(ReduceOp op) {
   static MPI_Op sum = MPI_OP_NULL, max = MPI_OP_NULL;  // created on first use, after MPI_Init
   MPI_Op& made = op == ReduceOp::max ? max : sum;
   if (made == MPI_OP_NULL)
-    MDS_MPI_CHECK(MPI_Op_create(op == ReduceOp::max ? bf16_max : bf16_sum, 1, &made));
+    MDS_MPI_CHECK(MPI_Op_create(op == ReduceOp::max ? half_max<H> : half_sum<H>, 1, &made));
   return made;
+}
+
+template <typename H>
+void divide_half(void* data, int64_t n, int by) {
+  auto* p = static_cast<H*>(data);
+  for (int64_t i = 0; i < n; ++i) p[i] = H(float(p[i]) / float(by));
 }
 
 // avg is a sum followed by a division (MPI has no average).
 MPI_Op mpi_op(ReduceOp op, ElemType t) {
-  if (t == ElemType::bf16) return bf16_op(op);
+  if (t == ElemType::bf16) return half_op<bf16>(op);
+  if (t == ElemType::fp16) return half_op<fp16>(op);
   return op == ReduceOp::max ? MPI_MAX : MPI_SUM;
 }
 
@@ -73,11 +84,12 @@ int count(int64_t n) {
 
 void divide(void* data, int64_t n, ElemType t, int by) {
   switch (t) {
-    case ElemType::bf16: {
-      auto* p = static_cast<bf16*>(data);
-      for (int64_t i = 0; i < n; ++i) p[i] = bf16(float(p[i]) / float(by));
+    case ElemType::bf16:
+      divide_half<bf16>(data, n, by);
       break;
-    }
+    case ElemType::fp16:
+      divide_half<fp16>(data, n, by);
+      break;
     case ElemType::f32: {
       auto* p = static_cast<float*>(data);
       const float inv = 1.0f / float(by);

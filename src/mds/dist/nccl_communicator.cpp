@@ -20,6 +20,8 @@ ncclDataType_t nccl_type(ElemType t) {
   switch (t) {
     case ElemType::bf16:
       return ncclBfloat16;
+    case ElemType::fp16:
+      return ncclFloat16;
     case ElemType::f32:
       return ncclFloat32;
     case ElemType::f64:

@@ -219,5 +219,6 @@ void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const 
                                const BlockActs<Elem>&, BlockEnv<Elem>&, const BatchShape&);
 MDS_BLOCK_INSTANTIATE(float)
 MDS_BLOCK_INSTANTIATE(bf16)
+MDS_BLOCK_INSTANTIATE(fp16)
 
 }  // namespace mds::model

@@ -35,11 +35,11 @@ struct LlamaConfig {
 
 int64_t pad_vocab(int64_t vocab, int64_t divisible_by);
 
-// The element type of the weights and activations (--fp32 / --bf16). Gradients, optimizer
-// state and the bf16 model's fp32 master weights are fp32 in both.
-enum class Precision { fp32, bf16 };
+// The element type of the weights and activations (--fp32 / --bf16 / --fp16). Gradients,
+// optimizer state and a 16-bit model's fp32 master weights are fp32 in all three.
+enum class Precision { fp32, bf16, fp16 };
 constexpr int64_t element_bytes(Precision p) {
-  return p == Precision::bf16 ? 2 : 4;
+  return p == Precision::fp32 ? 4 : 2;
 }
 
 }  // namespace mds::model

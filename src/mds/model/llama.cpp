@@ -226,5 +226,6 @@ double LlamaModelT<Elem>::forward_loss(const int32_t* tokens, const int32_t* tar
 
 template class LlamaModelT<float>;
 template class LlamaModelT<bf16>;
+template class LlamaModelT<fp16>;
 
 }  // namespace mds::model

@@ -47,7 +47,7 @@ void LMHead<Elem>::chunk_loss(int64_t r, int64_t m, bool grad, float dscale, con
     k_.cross_entropy_finish(losses_.data() + r, grad ? logits : nullptr, row_max_.data(),
                             sum_exp_.data(), target_logit_.data(), targets + r, m, cols, begin,
                             dscale);
-  } else {  // bf16: exps recomputed from the logits in the finish (one rounding of dlogits)
+  } else {  // bf16, fp16: exps recomputed from the logits in the finish (one rounding of dlogits)
     k_.cross_entropy_local_sum_exp(sum_exp_.data(), logits, row_max_.data(), m, cols, begin,
                                    c.vocab_size);
     comm.tp_all_reduce(sum_exp_.data(), m);
@@ -121,5 +121,6 @@ double LMHead<Elem>::forward_backward(Elem* dx, float* d_norm_w, float* d_head_w
 
 template class LMHead<float>;
 template class LMHead<bf16>;
+template class LMHead<fp16>;
 
 }  // namespace mds::model

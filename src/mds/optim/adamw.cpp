@@ -32,12 +32,13 @@ double AdamW::step(float* params, const float* grads, double lr) {
   return norm;
 }
 
-// One step over every tensor of the table: one(offset, numel, lr, weight decay, clip scale),
+// One step over every tensor of the table: one(offset, numel, lr, weight decay, gradient scale:
+// the clip coefficient times unscale),
 // called once per run of adjacent tensors with the same weight decay (an element-wise update,
 // so the runs change nothing but the number of kernels).
 template <typename StepOne>
-void AdamW::each_param(double lr, double norm, StepOne&& one) {
-  const float scale = float(clip_coefficient(norm, o_.clip_grad));
+void AdamW::each_param(double lr, double norm, double unscale, StepOne&& one) {
+  const float scale = float(clip_coefficient(norm, o_.clip_grad) * unscale);
   ++step_;
   int64_t begin = 0, end = 0;
   bool decay = false;
@@ -56,25 +57,32 @@ void AdamW::each_param(double lr, double norm, StepOne&& one) {
   flush();
 }
 
-void AdamW::step(float* params, const float* grads, double lr, double norm) {
-  each_param(lr, norm, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
+void AdamW::step(float* params, const float* grads, double lr, double norm, double unscale) {
+  each_param(lr, norm, unscale, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
     m_.backend().adamw_step(params + o, grads + o, m_.data() + o, v_.data() + o, n, lr32,
                             float(o_.beta1), float(o_.beta2), float(o_.eps), wd, step_, scale);
   });
 }
 
-void AdamW::init_master(const bf16* params) {
+template <typename H>
+void AdamW::init_master(const H* params) {
   master_.resize(table_.total());
   m_.backend().to_fp32(master_.data(), params, table_.total());
 }
 
-void AdamW::step(bf16* params, const float* grads, double lr, double norm) {
+template <typename H>
+void AdamW::step(H* params, const float* grads, double lr, double norm, double unscale) {
   MDS_ASSERT(master_.size() == table_.total(), "mixed-precision step before init_master()");
-  each_param(lr, norm, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
+  each_param(lr, norm, unscale, [&](int64_t o, int64_t n, float lr32, float wd, float scale) {
     m_.backend().adamw_step(master_.data() + o, params + o, grads + o, m_.data() + o, v_.data() + o,
                             n, lr32, float(o_.beta1), float(o_.beta2), float(o_.eps), wd, step_,
                             scale);
   });
 }
+
+template void AdamW::init_master(const bf16*);
+template void AdamW::init_master(const fp16*);
+template void AdamW::step(bf16*, const float*, double, double, double);
+template void AdamW::step(fp16*, const float*, double, double, double);
 
 }  // namespace mds::optim

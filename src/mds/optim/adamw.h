@@ -27,7 +27,9 @@ class AdamW {
   // Clips by global norm (computed here, returned) and applies one step at learning rate lr.
   double step(float* params, const float* grads, double lr);
   // The same with the global norm given: a sharded model's norm spans every rank's shard.
-  void step(float* params, const float* grads, double lr, double grad_norm);
+  // unscale multiplies the gradients first: 1 / the loss scale of an fp16 run, whose grads
+  // are scaled by it (grad_norm is then the norm of the unscaled gradients).
+  void step(float* params, const float* grads, double lr, double grad_norm, double unscale = 1);
   int64_t steps_taken() const { return step_; }
   Buffer<float>& exp_avg() { return m_; }
   // Bytes the optimizer holds: the moments and, in mixed precision, the fp32 master.
@@ -37,11 +39,13 @@ class AdamW {
   Buffer<float>& exp_avg_sq() { return v_; }
 
   // ---- Mixed precision (Megatron's Float16OptimizerWithFloat16Params) ----------------------
-  // The model's weights are bf16; the optimizer keeps their fp32 master copy, made from them
-  // (fp32(bf16 weights), as Megatron clones them), and every step updates the master and writes
-  // its bf16 rounding back into the model: the gradients are fp32 throughout.
-  void init_master(const bf16* params);
-  void step(bf16* params, const float* grads, double lr, double grad_norm);
+  // The model's weights are H (bf16 or fp16); the optimizer keeps their fp32 master copy, made
+  // from them (fp32(H weights), as Megatron clones them), and every step updates the master and
+  // writes its H rounding back into the model: the gradients are fp32 throughout.
+  template <typename H>
+  void init_master(const H* params);
+  template <typename H>
+  void step(H* params, const float* grads, double lr, double grad_norm, double unscale = 1);
   Buffer<float>& master() { return master_; }  // empty before init_master
   const Buffer<float>& master() const { return master_; }
 
@@ -52,7 +56,7 @@ class AdamW {
   Buffer<float> master_;  // mixed precision only
   int64_t step_ = 0;
   template <typename StepOne>
-  void each_param(double lr, double grad_norm, StepOne&& one);
+  void each_param(double lr, double grad_norm, double unscale, StepOne&& one);
 };
 
 // L2 norm over a whole gradient buffer of the backend, accumulated in double.

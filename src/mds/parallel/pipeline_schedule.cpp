@@ -88,5 +88,8 @@ template void run_forward_only(dist::Communicator&, int64_t, int64_t,
                                const std::function<const float*(int64_t, const float*)>&);
 template void run_forward_only(dist::Communicator&, int64_t, int64_t,
                                const std::function<const bf16*(int64_t, const bf16*)>&);
+template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<fp16>&);
+template void run_forward_only(dist::Communicator&, int64_t, int64_t,
+                               const std::function<const fp16*(int64_t, const fp16*)>&);
 
 }  // namespace mds::parallel

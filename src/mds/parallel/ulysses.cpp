@@ -82,5 +82,9 @@ template void UlyssesExchange::seq_to_heads(dist::Communicator&, bf16*, const bf
                                             int64_t, std::span<const int64_t>);
 template void UlyssesExchange::heads_to_seq(dist::Communicator&, bf16*, const bf16*, int64_t,
                                             int64_t, std::span<const int64_t>);
+template void UlyssesExchange::seq_to_heads(dist::Communicator&, fp16*, const fp16*, int64_t,
+                                            int64_t, std::span<const int64_t>);
+template void UlyssesExchange::heads_to_seq(dist::Communicator&, fp16*, const fp16*, int64_t,
+                                            int64_t, std::span<const int64_t>);
 
 }  // namespace mds::parallel

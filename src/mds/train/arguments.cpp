@@ -98,7 +98,22 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
                "bf16 weights and activations, fp32 master weights, gradients and optimizer "
                "(Megatron's mixed precision; on the CPU a slow reference)")
       ->group(g);
-  app.add_flag("--fp16", fp16, "fp16 with dynamic loss scaling (not built yet)")->group(g);
+  app.add_flag("--fp16", fp16,
+               "fp16 weights and activations, fp32 master weights, gradients and optimizer, "
+               "with loss scaling (dynamic unless --loss-scale)")
+      ->group(g);
+  optim::LossScalerOptions& ls = a.loss_scaler;
+  app.add_option("--loss-scale", ls.loss_scale, "fp16: a constant loss scale (default: dynamic)")
+      ->group(g);
+  app.add_option("--initial-loss-scale", ls.initial_scale, "fp16: the dynamic scale's start")
+      ->group(g);
+  app.add_option("--min-loss-scale", ls.min_scale, "fp16: the dynamic scale's floor")->group(g);
+  app.add_option("--loss-scale-window", ls.window,
+                 "fp16: clean steps before the dynamic scale doubles")
+      ->group(g);
+  app.add_option("--hysteresis", ls.hysteresis,
+                 "fp16: overflows tolerated before the dynamic scale halves")
+      ->group(g);
 
   g = "Training";
   app.add_option("--micro-batch-size", a.micro_batch_size)->group(g)->required();
@@ -228,10 +243,17 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
   MDS_CHECK(hidden_dropout == 0 && attention_dropout == 0,
             "dropout is not supported (Llama pre-training uses none): pass --hidden-dropout 0 "
             "--attention-dropout 0");
-  MDS_CHECK(!fp16,
-            "--fp16 (with dynamic loss scaling) is not built yet: use --bf16 (Megatron's mixed "
-            "precision, no loss scaling needed) or fp32");
+  MDS_CHECK(!(bf16 && fp16), "--bf16 and --fp16 exclude each other: pass one");
   if (bf16) a.precision = model::Precision::bf16;
+  if (fp16) a.precision = model::Precision::fp16;
+  MDS_CHECK(ls.loss_scale >= 0, "--loss-scale must be positive (or absent: dynamic)");
+  MDS_CHECK(ls.initial_scale > 0 && ls.min_scale > 0 && ls.min_scale <= ls.initial_scale,
+            "--initial-loss-scale ({}) and --min-loss-scale ({}) must be positive, the minimum "
+            "not above the start",
+            ls.initial_scale, ls.min_scale);
+  MDS_CHECK(ls.window > 0 && ls.hysteresis > 0,
+            "--loss-scale-window ({}) and --hysteresis ({}) must be positive", ls.window,
+            ls.hysteresis);
   MDS_CHECK(a.ddp_bucket_size > 0, "--ddp-bucket-size must be positive");
   a.recompute = recompute_options(granularity, method, recompute_layers, recompute_activations,
                                   checkpoint_activations, checkpoint_layers);

@@ -10,12 +10,14 @@
 #include "mds/model/config.h"
 #include "mds/model/recompute.h"
 #include "mds/optim/adamw.h"
+#include "mds/optim/loss_scaler.h"
 
 namespace mds::train {
 
 struct TrainArgs {
   model::LlamaConfig model;
-  model::Precision precision = model::Precision::fp32;  // --bf16: Megatron's mixed precision
+  model::Precision precision = model::Precision::fp32;  // --bf16, --fp16: mixed precision
+  optim::LossScalerOptions loss_scaler;                 // --fp16's (--loss-scale, ...)
   int64_t make_vocab_size_divisible_by = 128;
 
   // Batch and schedule.

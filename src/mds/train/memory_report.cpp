@@ -24,7 +24,7 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
   const int64_t P = model::ParamTable(c, shard).total();
   r.params = P * E;
   r.grads = P * F;
-  r.optimizer = 2 * P * F + (precision == model::Precision::bf16 ? P * F : 0);  // m, v, master
+  r.optimizer = 2 * P * F + (precision != model::Precision::fp32 ? P * F : 0);  // m, v, master
 
   // BlockActs: norm1, qkv, mid, norm2, gate_up, act (E) and rstd1, rstd2 (fp32); the attention
   // core's core_out (S > 1) and attn (E) and lse (fp32), which selective recomputation keeps in
@@ -77,6 +77,7 @@ MemoryReport measured_memory(const Model& m, int64_t optimizer_bytes) {
 
 template MemoryReport measured_memory(const model::LlamaModelT<float>&, int64_t);
 template MemoryReport measured_memory(const model::LlamaModelT<bf16>&, int64_t);
+template MemoryReport measured_memory(const model::LlamaModelT<fp16>&, int64_t);
 
 std::vector<StageMemory> memory_per_stage(const model::LlamaConfig& c, int64_t tp, int64_t sp,
                                           int64_t pp, int64_t micro, int64_t micro_batches,

@@ -171,5 +171,7 @@ template std::string ParallelContext::comm_summary(int64_t, int64_t, int64_t,
                                                    const model::LlamaModelT<float>&);
 template std::string ParallelContext::comm_summary(int64_t, int64_t, int64_t,
                                                    const model::LlamaModelT<bf16>&);
+template std::string ParallelContext::comm_summary(int64_t, int64_t, int64_t,
+                                                   const model::LlamaModelT<fp16>&);
 
 }  // namespace mds::train

@@ -82,7 +82,7 @@ void RunReport::scalar3(const std::string& tag, double value, int64_t iteration,
 }
 
 void RunReport::iteration(int64_t iteration, int64_t consumed_samples, double loss, double lr,
-                          double grad_norm, double seconds) {
+                          double loss_scale, double grad_norm, double seconds) {
   if (!rank0_) return;
   train_seconds_ += seconds;
   history_.train.push_back({iteration, loss});
@@ -94,7 +94,7 @@ void RunReport::iteration(int64_t iteration, int64_t consumed_samples, double lo
   tb_->add_scalar("steps-vs-tokens/y=tokens,x=steps", double(tokens), iteration);
   scalar3("learning-rate/learning-rate", lr, iteration, consumed_samples);
   scalar3("lm-loss-training/lm loss", loss, iteration, consumed_samples);
-  scalar3("loss-scale/loss-scale", 1.0, iteration, consumed_samples);  // fp32: never scaled
+  scalar3("loss-scale/loss-scale", loss_scale, iteration, consumed_samples);
   scalar3("grad-norm/grad-norm", grad_norm, iteration, consumed_samples);
 }
 

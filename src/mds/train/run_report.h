@@ -41,10 +41,11 @@ class RunReport {
   void json_line(const std::string& line);
   // The loop starts now (the ETA and the summary's wall time count from here).
   void start();
-  // After every iteration: its loss, learning rate (after the step, as Megatron logs it) and
-  // gradient norm, the samples consumed so far and the seconds the iteration took.
+  // After every iteration: its loss, learning rate (after the step, as Megatron logs it),
+  // loss scale (1 but in fp16) and gradient norm, the samples consumed so far and the seconds
+  // the iteration took.
   void iteration(int64_t iteration, int64_t consumed_samples, double loss, double lr,
-                 double grad_norm, double seconds);
+                 double loss_scale, double grad_norm, double seconds);
   // At --log-interval: fills log.mfu and log.eta_seconds, prints the line, writes JSON and
   // TensorBoard.
   void log(IterationLog& log);

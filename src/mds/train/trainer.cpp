@@ -22,6 +22,7 @@
 #include "mds/ops/backend.h"
 #include "mds/ops/timed_backend.h"
 #include "mds/optim/adamw.h"
+#include "mds/optim/loss_scaler.h"
 #include "mds/optim/lr_schedule.h"
 #include "mds/parallel/grad_sync.h"
 #include "mds/parallel/pipeline_schedule.h"
@@ -81,11 +82,25 @@ struct PeerFailed {};
 // The element type of a model's weights and activations, as the banner names it.
 template <typename Model>
 constexpr model::Precision precision_of() {
-  return std::is_same_v<typename Model::Element, bf16> ? model::Precision::bf16
-                                                       : model::Precision::fp32;
+  using E = typename Model::Element;
+  return std::is_same_v<E, bf16>   ? model::Precision::bf16
+         : std::is_same_v<E, fp16> ? model::Precision::fp16
+                                   : model::Precision::fp32;
 }
-const char* precision_name(model::Precision p) {
-  return p == model::Precision::bf16 ? "bf16 (fp32 master weights and gradients)" : "fp32";
+std::string precision_name(model::Precision p, const optim::LossScalerOptions& scaling) {
+  switch (p) {
+    case model::Precision::bf16:
+      return "bf16 (fp32 master weights and gradients)";
+    case model::Precision::fp16:
+      return scaling.loss_scale > 0
+                 ? strfmt("fp16 (fp32 master weights and gradients, loss scale {})",
+                          scaling.loss_scale)
+                 : strfmt("fp16 (fp32 master weights and gradients, dynamic loss scale from {})",
+                          scaling.initial_scale);
+    case model::Precision::fp32:
+      break;
+  }
+  return "fp32";
 }
 
 // The model's activation slots and micro-batch shape on this rank.
@@ -121,7 +136,8 @@ void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, Paralle
                                 ? strfmt("CPU, {} threads", omp_get_max_threads())
                                 : device.name;
   std::printf("> parameters: %.2fM (rank 0: %.2fM); %s on %s\n", model::ParamTable(c).total() / 1e6,
-              m.table().total() / 1e6, precision_name(precision), where.c_str());
+              m.table().total() / 1e6, precision_name(precision, a.loss_scaler).c_str(),
+              where.c_str());
   std::printf(
       "> batch: micro %lld x %lld micro-batches x %lld data-parallel = global %lld sequences "
       "(%lld tokens)\n",
@@ -148,10 +164,11 @@ void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, Paralle
 }
 
 // One training step's forward and backward passes over this rank's micro-batches, in the
-// 1F1B order (parallel/pipeline_schedule.h). Returns the step's loss as every rank logs it.
+// 1F1B order (parallel/pipeline_schedule.h). Returns the step's loss as every rank logs it;
+// the gradients are those of loss_scale times it (fp16's loss scaling; 1 otherwise).
 template <typename Model>
 double train_step(Model& model, const data::SampleDataset& dataset, int64_t consumed,
-                  const TrainArgs& a, MicroBatch& mb, ParallelContext& par) {
+                  const TrainArgs& a, MicroBatch& mb, ParallelContext& par, double loss_scale) {
   const int64_t M = a.num_micro_batches();
   const int64_t slots = activation_slots(a, par);
   const model::BatchShape shape = local_shape(a, par);
@@ -164,7 +181,8 @@ double train_step(Model& model, const data::SampleDataset& dataset, int64_t cons
                          a.micro_batch_size, mb);
     const Elem* out = model.forward(int(k % slots), mb.tokens.data(), input);
     if (par.last_stage())
-      loss += model.loss_and_grad(int(k % slots), mb.targets.data(), 1.0f / float(M)) / double(M);
+      loss += model.loss_and_grad(int(k % slots), mb.targets.data(), float(loss_scale) / float(M)) /
+              double(M);
     return out;
   };
   work.backward = [&](int64_t k, const Elem* d_output) {
@@ -217,20 +235,20 @@ optim::LRScheduleOptions schedule_options(const TrainArgs& a) {
   return o;
 }
 
-// A model's weights from fp32 host values: an fp32 model takes them as they are; a bf16 model
+// A model's weights from fp32 host values: an fp32 model takes them as they are; a 16-bit model
 // takes their rounding, and the optimizer the values themselves as its master.
 template <typename Model>
 void set_weights(Model& m, optim::AdamW& optimizer, const std::vector<float>& host) {
   if constexpr (precision_of<Model>() == model::Precision::fp32) {
     m.params().upload(host.data(), int64_t(host.size()));
   } else {
-    const std::vector<bf16> rounded(host.begin(), host.end());
+    const std::vector<typename Model::Element> rounded(host.begin(), host.end());
     m.params().upload(rounded.data(), int64_t(rounded.size()));
     optimizer.master().upload(host.data(), int64_t(host.size()));
   }
 }
 
-// This rank's weights in fp32 on the host: the model's, or a bf16 model's fp32 master.
+// This rank's weights in fp32 on the host: the model's, or a 16-bit model's fp32 master.
 template <typename Model>
 std::vector<float> fp32_weights(const Model& m, const optim::AdamW& optimizer) {
   if constexpr (precision_of<Model>() == model::Precision::fp32)
@@ -275,11 +293,42 @@ void apply_checkpoint_config(TrainArgs& a) {
   a.model.norm_eps = float(hf.rms_norm_eps);
 }
 
+// The trainer's scalars a checkpoint keeps beside the weights (TrainState::optimizer): the
+// LR schedule's samples (behind the consumed samples by the skipped steps) and, in fp16, the
+// loss scaler, so that a resumed run continues with the same scale.
+nlohmann::json optimizer_state(const optim::LossScaler& scaler, bool fp16_run,
+                               int64_t schedule_samples) {
+  nlohmann::json j = {{"lr_schedule_samples", schedule_samples}};
+  if (fp16_run) {
+    const optim::LossScaler::State& s = scaler.state();
+    j["loss_scale"] = s.scale;
+    j["loss_scale_growth_tracker"] = s.growth_tracker;
+    j["loss_scale_hysteresis_tracker"] = s.hysteresis_tracker;
+  }
+  return j;
+}
+
+void restore_optimizer_state(const ckpt::TrainState& start, optim::LossScaler& scaler,
+                             int64_t& schedule_samples) {
+  const nlohmann::json& j = start.optimizer;
+  if (j.contains("lr_schedule_samples") && j["lr_schedule_samples"].is_number_integer())
+    schedule_samples = j["lr_schedule_samples"].get<int64_t>();
+  if (!scaler.dynamic() || !j.contains("loss_scale")) return;  // fp16 dynamic from fp16 only
+  optim::LossScaler::State s;
+  s.scale = j.value("loss_scale", scaler.scale());
+  s.growth_tracker = j.value("loss_scale_growth_tracker", int64_t{0});
+  s.hysteresis_tracker = j.value("loss_scale_hysteresis_tracker", int64_t{1});
+  MDS_CHECK(s.scale > 0 && std::isfinite(s.scale),
+            "the checkpoint's loss scale {} is not a positive number", s.scale);
+  scaler.restore(s);
+  std::printf("> continuing with loss scale %.1f\n", s.scale);
+}
+
 // Collective: the shards are gathered on world rank 0, which writes the whole model (fp32: the
-// master weights of a bf16 model).
+// master weights of a 16-bit model) and the trainer's scalars.
 template <typename Model>
 void save(const TrainArgs& a, const Model& m, const optim::AdamW& optimizer, ParallelContext& par,
-          int64_t iteration, int64_t consumed, int32_t eod) {
+          int64_t iteration, int64_t consumed, int32_t eod, const nlohmann::json& scalars) {
   const bool whole = m.shard().whole();
   const model::ParamTable full_table(m.config());
   std::vector<float> local = fp32_weights(m, optimizer);
@@ -290,6 +339,7 @@ void save(const TrainArgs& a, const Model& m, const optim::AdamW& optimizer, Par
   state.iteration = iteration;
   state.consumed_samples = consumed;
   state.args = {{"command_line", a.command_line}, {"seed", a.seed}};
+  state.optimizer = scalars;
   ckpt::HfSaveOptions options;
   options.bos_token_id = options.eos_token_id = eod;
   const std::string dir = ckpt::save_checkpoint(
@@ -378,6 +428,11 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   std::fputs(data.summary.table().c_str(), stdout);
 
   optim::LRSchedule schedule(schedule_options(a));
+  // fp16 scales the loss; the other precisions never do (scale 1, no step skipped).
+  constexpr bool fp16_run = std::is_same_v<Elem, fp16>;
+  optim::LossScaler scaler(fp16_run ? a.loss_scaler : optim::LossScalerOptions{.loss_scale = 1});
+  int64_t schedule_samples = start.consumed_samples;
+  restore_optimizer_state(start, scaler, schedule_samples);
   RunReport report(a, world.rank() == 0, peak, world.size(), start.iteration);
   report.json_line(data.summary.json());  // first line: the data table
 
@@ -388,11 +443,11 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   const double flops = flops_per_iteration(model.config(), gbs);
   MicroBatch mb;
   int64_t consumed = start.consumed_samples, iteration = start.iteration, valid_consumed = 0;
-  schedule.set_num_samples(consumed);
+  schedule.set_num_samples(schedule_samples);
   int64_t last_saved = -1;
   double interval_loss = 0, interval_seconds = 0;
   IntervalTimers timers;
-  int64_t interval_iters = 0;
+  int64_t interval_iters = 0, interval_skipped = 0;
   const int tp_rank = par.topology().coords().tp;
 
   report.start();
@@ -400,7 +455,8 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   while (iteration < a.train_iters) {
     const auto start = Clock::now();
     model.zero_grads();
-    const double loss = train_step(model, *data.train, consumed, a, mb, par);
+    const double loss_scale = scaler.scale();
+    const double loss = train_step(model, *data.train, consumed, a, mb, par, loss_scale);
     timers.forward_backward += seconds_since(start);
     // Gradients are averaged over the sequence-data group, so every rank of a shard takes the
     // same optimizer step.
@@ -411,19 +467,35 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
               loss, iteration + 1);
     const auto optimizer_start = Clock::now();
-    const double grad_norm = parallel::sharded_grad_norm(model.table(), model.grads().data(),
-                                                         tp_rank, par.group(dist::Group::tp),
-                                                         par.group(dist::Group::pp), backend);
-    optimizer.step(model.params().data(), model.grads().data(), schedule.lr(), grad_norm);
+    // The norm of the scaled gradients, over every shard: inf or NaN exactly when some
+    // gradient is (the squares add in double, which no finite fp32 gradient overflows), so it
+    // is also the overflow check of loss scaling, on every rank alike, at no extra cost.
+    const double scaled_norm = parallel::sharded_grad_norm(model.table(), model.grads().data(),
+                                                           tp_rank, par.group(dist::Group::tp),
+                                                           par.group(dist::Group::pp), backend);
+    const bool overflow = !std::isfinite(scaled_norm);
+    MDS_CHECK(fp16_run || !overflow,
+              "the gradient norm is {} at iteration {}: training diverged; lower --lr, raise "
+              "--lr-warmup-iters or check the data (no checkpoint was written for it)",
+              scaled_norm, iteration + 1);
+    scaler.update(overflow);
+    // An overflowing fp16 step is skipped: weights, moments and the LR schedule stay put.
+    const double grad_norm = overflow ? 0 : scaled_norm / loss_scale;
+    if (!overflow) {
+      optimizer.step(model.params().data(), model.grads().data(), schedule.lr(), grad_norm,
+                     1.0 / loss_scale);
+      schedule.step(gbs);
+      schedule_samples += gbs;
+    }
     timers.optimizer += seconds_since(optimizer_start);
-    schedule.step(gbs);
     consumed += gbs;
     ++iteration;
     const double seconds = seconds_since(start);
-    interval_loss += loss;
+    if (!overflow) interval_loss += loss;  // Megatron averages the applied steps' losses
+    interval_skipped += overflow ? 1 : 0;
     interval_seconds += seconds;
     ++interval_iters;
-    report.iteration(iteration, consumed, loss, schedule.lr(), grad_norm, seconds);
+    report.iteration(iteration, consumed, loss, schedule.lr(), scaler.scale(), grad_norm, seconds);
 
     if (iteration % a.log_interval == 0 || iteration == a.train_iters) {
       IterationLog log;
@@ -435,8 +507,11 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       log.elapsed_ms_per_iteration = per_iter * 1e3;
       log.learning_rate = schedule.lr();
       log.global_batch_size = gbs;
-      log.lm_loss = interval_loss / double(interval_iters);
+      const int64_t applied = interval_iters - interval_skipped;
+      log.lm_loss = applied > 0 ? interval_loss / double(applied) : 0;
+      log.loss_scale = scaler.scale();
       log.grad_norm = grad_norm;
+      log.skipped_iterations = interval_skipped;
       log.seq_length = a.model.seq_length;
       log.samples_per_second = double(gbs) / per_iter;
       log.tokens_per_gpu_per_second =
@@ -446,7 +521,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       std::printf("%s\n", timers.line(par, interval_iters).c_str());
       std::fflush(stdout);
       interval_loss = interval_seconds = 0;
-      interval_iters = 0;
+      interval_iters = interval_skipped = 0;
     }
     if (data.valid && a.eval_iters > 0 && iteration % a.eval_interval == 0) {
       double vl = 0;
@@ -454,7 +529,10 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       report.evaluation("validation", strfmt("iteration {}", iteration), iteration, consumed, vl);
     }
     if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
-      untimed([&] { save(a, model, optimizer, par, iteration, consumed, tokenizer->eod()); });
+      untimed([&] {
+        save(a, model, optimizer, par, iteration, consumed, tokenizer->eod(),
+             optimizer_state(scaler, fp16_run, schedule_samples));
+      });
       last_saved = iteration;
     }
   }
@@ -468,7 +546,8 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
                  .c_str(),
              stdout);
   if (!a.save.empty() && last_saved != iteration)
-    save(a, model, optimizer, par, iteration, consumed, tokenizer->eod());
+    save(a, model, optimizer, par, iteration, consumed, tokenizer->eod(),
+         optimizer_state(scaler, fp16_run, schedule_samples));
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
@@ -490,9 +569,18 @@ int run_training(TrainArgs a) {
   std::unique_ptr<dist::Communicator> world = dist::init_world();
   bool past_setup = false;
   try {
-    const int rc = a.precision == model::Precision::bf16
-                       ? train_as<bf16>(std::move(a), *world, past_setup)
-                       : train_as<float>(std::move(a), *world, past_setup);
+    int rc = 0;
+    switch (a.precision) {
+      case model::Precision::bf16:
+        rc = train_as<bf16>(std::move(a), *world, past_setup);
+        break;
+      case model::Precision::fp16:
+        rc = train_as<fp16>(std::move(a), *world, past_setup);
+        break;
+      case model::Precision::fp32:
+        rc = train_as<float>(std::move(a), *world, past_setup);
+        break;
+    }
     world.reset();  // MPI_Finalize on every rank
     return rc;
   } catch (const PeerFailed&) {
