@@ -232,11 +232,10 @@ DTYPE_FLAGS=()
 case $DTYPE in
   fp32) ;;
   bf16) DTYPE_FLAGS=(--bf16) ;;
-  fp16)
-    note "DTYPE=fp16: fp16 with dynamic loss scaling is not built yet; running bf16 (the same mixed precision without loss scaling)"
-    setting DTYPE bf16 "${_src[DTYPE]}: fp16 asked, not built"
-    DTYPE_FLAGS=(--bf16)
-    ;;
+  # The fp16 section of Megatron-DeepSpeed's ds_config: dynamic scaling (loss_scale 0) from
+  # DeepSpeed's initial 2^16, window 1000, hysteresis 2, minimum 1.
+  fp16) DTYPE_FLAGS=(--fp16 --initial-loss-scale 65536 --loss-scale-window 1000 --hysteresis 2
+    --min-loss-scale 1) ;;
   *) die "DTYPE=$DTYPE: must be bf16, fp16 or fp32" ;;
 esac
 take USE_ACTIVATION_CHECKPOINTING 0 "default (off)"
