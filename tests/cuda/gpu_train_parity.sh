@@ -80,6 +80,16 @@ run gpu_bf16 cuda --bf16
 grep -m1 "allocated" "$out/gpu_bf16.log"
 echo "gpu_train_parity: bf16 on the GPU matches the CPU's bf16 and stays within 1e-2 of fp32"
 
+# fp16 with a fixed loss scale (no skipped steps: the two devices must take the same steps):
+# the GPU's fp16 kernels against the CPU's fp16 reference, and against the GPU's fp32 run.
+run cpu_fp16 cpu --fp16 --loss-scale 4096
+run gpu_fp16 cuda --fp16 --loss-scale 4096
+"$PY" "$COMPARE" "$out" cpu_fp16 gpu_fp16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 3e-2 ||
+  fail "the GPU's fp16 run does not reproduce the CPU's fp16 reference"
+"$PY" "$COMPARE" "$out" gpu gpu_fp16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 2e-2 ||
+  fail "the GPU's fp16 loss curve left its fp32 one by more than 1e-3"
+echo "gpu_train_parity: fp16 on the GPU matches the CPU's fp16 and stays within 1e-3 of fp32"
+
 # Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
 # timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.
 TRAIN=(--num-layers 12 --hidden-size 768 --num-attention-heads 12 --seq-length 1024

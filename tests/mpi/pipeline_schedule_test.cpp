@@ -163,6 +163,9 @@ TEST(OneFOneB, FakeStagesSeeComposedValuesInScheduleOrder) {
       parallel::StageWork work;
       work.forward = [&](int64_t k, const float* in) { return fake.forward(k, in); };
       work.backward = [&](int64_t k, const float* d) { return fake.backward(k, d); };
+      std::vector<float> input(static_cast<size_t>(n)), d_output(static_cast<size_t>(n));
+      work.input_buffer = input.data();
+      work.d_output_buffer = d_output.data();
       parallel::run_one_f_one_b(*pp, M, n, work);
       EXPECT_EQ(fake.bad_inputs, 0);
       EXPECT_EQ(fake.bad_d_outputs, 0);
@@ -194,8 +197,9 @@ TEST(ForwardOnly, EveryStageSeesEachMicroBatchInOrder) {
   for (int64_t M : {int64_t(1), 2 * P + 1}) {
     SCOPED_TRACE(::testing::Message() << "stage " << p << ", M " << M);
     FakeStage fake(p, P, n, M);
+    std::vector<float> input(static_cast<size_t>(n));
     parallel::run_forward_only<float>(
-        *pp, M, n, [&](int64_t k, const float* in) { return fake.forward(k, in); });
+        *pp, M, n, [&](int64_t k, const float* in) { return fake.forward(k, in); }, input.data());
     EXPECT_EQ(fake.bad_inputs, 0);
     std::vector<std::pair<char, int64_t>> want;
     for (int64_t k = 0; k < M; ++k) want.push_back({'F', k});
@@ -272,6 +276,8 @@ void check_pipeline_layout(int64_t T, int64_t P, int64_t M) {
   work.backward = [&](int64_t k, const float* d_output) {
     return part.backward(int(k % slots), d_output);
   };
+  work.input_buffer = part.stage_input();
+  work.d_output_buffer = part.stage_d_output();
   parallel::run_one_f_one_b(*groups.pp, M, n * h, work);
 
   if (last) {

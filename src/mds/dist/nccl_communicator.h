@@ -9,8 +9,9 @@
 // returns. So for now a collective is blocking, like MPI's; overlap with compute comes with the
 // bucketed gradient reduction (issue 6), which will enqueue without the final synchronisation.
 //
-// Not wired into the trainer yet. NCCL and CUDA headers stay inside nccl_communicator.cpp: the
-// handles here are forward-declared.
+// The trainer makes one over its MPI world when it runs several GPU processes, and splits the
+// device groups from it (train/parallel_context.h). NCCL and CUDA headers stay inside
+// nccl_communicator.cpp: the handles here are forward-declared.
 #pragma once
 
 #include <memory>

@@ -35,6 +35,8 @@ LlamaModelT<Elem>::LlamaModelT(const LlamaConfig& config, const ModelShard& shar
            ulysses_,
            recompute.selective()},
       d_resid_(backend),
+      stage_input_(backend),
+      stage_d_output_(backend),
       head_(backend) {
   MDS_ASSERT(shard.tp_size == comm_.tp_size() && shard.tp_rank == comm_.tp_rank(),
              "shard of TP rank {}/{} on a TP group rank {}/{}", shard.tp_rank, shard.tp_size,
@@ -77,6 +79,8 @@ template <typename Elem>
 void LlamaModelT<Elem>::prepare(const BatchShape& shape, int slots) {
   const bool same = shape_.b == shape.b && shape_.s == shape.s;
   shape_ = shape;
+  if (!shard_.embedding) stage_input_.resize(shape.n() * cfg_.hidden_size);
+  if (!shard_.head) stage_d_output_.resize(shape.n() * cfg_.hidden_size);
   if (same && int(slots_.size()) >= slots) return;
   if (!same) slots_.clear();
   const int64_t nh = shape.n() * cfg_.hidden_size;
@@ -122,7 +126,7 @@ typename LlamaModelT<Elem>::AllocatedBytes LlamaModelT<Elem>::allocated_bytes() 
   }
   m.head = head_.allocated_bytes();
   m.scratch = scratch_.allocated_bytes() + bytes(d_resid_) + bytes(rope_.cos) + bytes(rope_.sin) +
-              ulysses_.allocated_bytes();
+              ulysses_.allocated_bytes() + bytes(stage_input_) + bytes(stage_d_output_);
   for (const BlockActs<Elem>& a : ws_.acts) m.scratch += a.allocated_bytes();
   for (const auto& r : ws_.resid) m.scratch += bytes(r);
   return m;

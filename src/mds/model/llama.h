@@ -71,7 +71,7 @@ class LlamaModelT {
     int64_t activations = 0;  // the slots: token ids, residual stream, BlockActs, d_out
     int64_t head = 0;         // the LM head's buffers (logits chunk)
     int64_t scratch = 0;      // shared by the blocks: BlockScratch, d_resid, Ulysses, RoPE,
-                              // the recomputation workspace
+                              // the recomputation workspace, the pipeline's receive buffers
   };
   AllocatedBytes allocated_bytes() const;
   // Forward through this stage: the first stage embeds tokens [n], the others take the
@@ -87,6 +87,11 @@ class LlamaModelT {
   // last stage: loss() computed it). Weight gradients accumulate (+=). Returns the gradient of
   // the stage input [n, h] (for the previous stage; valid until the next backward).
   const Elem* backward(int slot, const Elem* d_output);
+  // Where this stage receives from its neighbours, [n, h] in the backend's memory (so that a
+  // device communicator fills them): the previous stage's output (null on the first stage) and
+  // the next stage's gradient (null on the last). Sized by prepare().
+  Elem* stage_input() { return shard_.embedding ? nullptr : stage_input_.data(); }
+  Elem* stage_d_output() { return shard_.head ? nullptr : stage_d_output_.data(); }
 
   // ---- The whole model on one rank ---------------------------------------------------------
   // One micro-batch of b sequences of s tokens. Returns the mean token loss; the gradients of
@@ -134,6 +139,7 @@ class LlamaModelT {
   parallel::UlyssesExchange ulysses_;
   BlockEnv<Elem> env_;
   Buffer<Elem> d_resid_;
+  Buffer<Elem> stage_input_, stage_d_output_;  // the pipeline's receive buffers
   LMHead<Elem> head_;
 
   // Block l's input and the buffer of its output in slot s, and where its activations go.

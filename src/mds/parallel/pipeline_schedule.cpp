@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mds/core/error.h"
+
 namespace mds::parallel {
 namespace {
 
@@ -9,43 +11,49 @@ namespace {
 template <typename Elem>
 class StageLinks {
  public:
-  // Receive buffers only where something arrives: none at all without a pipeline.
-  StageLinks(dist::Communicator& pp, int64_t n)
-      : pp_(pp), n_(n), input_(first() ? 0 : n), d_output_(last() ? 0 : n) {}
+  // The caller's receive buffers (StageWork), needed only where something arrives.
+  StageLinks(dist::Communicator& pp, int64_t n, Elem* input, Elem* d_output)
+      : pp_(pp), n_(n), input_(input), d_output_(d_output) {}
   bool first() const { return pp_.rank() == 0; }
   bool last() const { return pp_.rank() == pp_.size() - 1; }
 
   const Elem* recv_forward() {
     if (first()) return nullptr;
-    pp_.recv(input_.data(), n_, pp_.rank() - 1);
-    return input_.data();
+    pp_.recv(need(input_), n_, pp_.rank() - 1);
+    return input_;
   }
   void send_forward(const Elem* output) {
     if (!last()) pp_.send(output, n_, pp_.rank() + 1);
   }
   const Elem* recv_backward() {
     if (last()) return nullptr;
-    pp_.recv(d_output_.data(), n_, pp_.rank() + 1);
-    return d_output_.data();
+    pp_.recv(need(d_output_), n_, pp_.rank() + 1);
+    return d_output_;
   }
   void send_backward(const Elem* d_input) {
     if (!first()) pp_.send(d_input, n_, pp_.rank() - 1);
   }
   const Elem* send_forward_recv_backward(const Elem* output) {
     if (last()) return nullptr;
-    pp_.send_recv(output, n_, pp_.rank() + 1, d_output_.data(), n_, pp_.rank() + 1);
-    return d_output_.data();
+    pp_.send_recv(output, n_, pp_.rank() + 1, need(d_output_), n_, pp_.rank() + 1);
+    return d_output_;
   }
   const Elem* send_backward_recv_forward(const Elem* d_input) {
     if (first()) return nullptr;
-    pp_.send_recv(d_input, n_, pp_.rank() - 1, input_.data(), n_, pp_.rank() - 1);
-    return input_.data();
+    pp_.send_recv(d_input, n_, pp_.rank() - 1, need(input_), n_, pp_.rank() - 1);
+    return input_;
   }
 
  private:
+  Elem* need(Elem* buffer) const {
+    MDS_ASSERT(buffer, "pipeline stage {} of {} receives without a buffer (StageWork)", pp_.rank(),
+               pp_.size());
+    return buffer;
+  }
   dist::Communicator& pp_;
   int64_t n_;
-  std::vector<Elem> input_, d_output_;
+  Elem* input_;
+  Elem* d_output_;
 };
 
 }  // namespace
@@ -57,7 +65,7 @@ int64_t pipeline_slots(int64_t stage, int64_t stages, int64_t micro_batches) {
 template <typename Elem>
 void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
                      const StageWork<Elem>& work) {
-  StageLinks<Elem> links(pp, n);
+  StageLinks<Elem> links(pp, n, work.input_buffer, work.d_output_buffer);
   const int64_t M = micro_batches;
   const int64_t warmup = std::min<int64_t>(pp.size() - pp.rank() - 1, M);
   const int64_t steady = M - warmup;
@@ -77,19 +85,20 @@ void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
 
 template <typename Elem>
 void run_forward_only(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward) {
-  StageLinks<Elem> links(pp, n);
+                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward,
+                      Elem* input_buffer) {
+  StageLinks<Elem> links(pp, n, input_buffer, nullptr);
   for (int64_t k = 0; k < micro_batches; ++k) links.send_forward(forward(k, links.recv_forward()));
 }
 
 template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<float>&);
 template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<bf16>&);
 template void run_forward_only(dist::Communicator&, int64_t, int64_t,
-                               const std::function<const float*(int64_t, const float*)>&);
+                               const std::function<const float*(int64_t, const float*)>&, float*);
 template void run_forward_only(dist::Communicator&, int64_t, int64_t,
-                               const std::function<const bf16*(int64_t, const bf16*)>&);
+                               const std::function<const bf16*(int64_t, const bf16*)>&, bf16*);
 template void run_one_f_one_b(dist::Communicator&, int64_t, int64_t, const StageWork<fp16>&);
 template void run_forward_only(dist::Communicator&, int64_t, int64_t,
-                               const std::function<const fp16*(int64_t, const fp16*)>&);
+                               const std::function<const fp16*(int64_t, const fp16*)>&, fp16*);
 
 }  // namespace mds::parallel

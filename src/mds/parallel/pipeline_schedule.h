@@ -30,6 +30,11 @@ struct StageWork {
   // Its backward. d_output: the next stage's gradient (null on the last stage). Returns the
   // gradient of the input [n] (ignored on the first stage), valid until the next call.
   std::function<const Elem*(int64_t k, const Elem* d_output)> backward;
+  // Where the stage receives, [n] each, in the memory the pipeline group's communicator moves
+  // (the model's: LlamaModelT::stage_input, stage_d_output): the previous stage's output
+  // (needed unless first) and the next stage's gradient (needed unless last).
+  Elem* input_buffer = nullptr;
+  Elem* d_output_buffer = nullptr;
 };
 
 // Micro-batches in flight at once on `stage` (the activation slots it needs).
@@ -41,9 +46,11 @@ template <typename Elem>
 void run_one_f_one_b(dist::Communicator& pp, int64_t micro_batches, int64_t n,
                      const StageWork<Elem>& work);
 
-// Forward only (evaluation): micro-batch k through every stage in turn.
+// Forward only (evaluation): micro-batch k through every stage in turn; the previous stage's
+// output arrives in input_buffer [n] (unused on the first stage).
 template <typename Elem>
 void run_forward_only(dist::Communicator& pp, int64_t micro_batches, int64_t n,
-                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward);
+                      const std::function<const Elem*(int64_t k, const Elem* input)>& forward,
+                      Elem* input_buffer);
 
 }  // namespace mds::parallel

@@ -57,8 +57,9 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
       E;
   const int64_t ulysses = S > 1 ? 2 * ((n * qkvd * E + F - 1) / F) * F : 0;
   const int64_t rope = 2 * c.max_position_embeddings * (hd / 2) * F;
-  r.scratch =
-      block_scratch + (selective ? attention_out : 0) + n * h * E + ulysses + rope + workspace;
+  const int64_t stage_buffers = ((shard.embedding ? 0 : 1) + (shard.head ? 0 : 1)) * n * h * E;
+  r.scratch = block_scratch + (selective ? attention_out : 0) + n * h * E + ulysses + rope +
+              workspace + stage_buffers;
   return r;
 }
 

@@ -19,7 +19,8 @@
 //   scratch            shared by the blocks: the backward's BlockScratch, d_resid [n, h], the
 //                      Ulysses staging (S > 1), the RoPE tables, and under recomputation its
 //                      workspace (full: one chunk's activations and inputs; selective: the
-//                      attention core's results)
+//                      attention core's results), and the pipeline's receive buffers (the
+//                      previous stage's output, the next stage's gradient: [n, h] each)
 // n = micro-batch x seq / S tokens on this rank.
 #pragma once
 

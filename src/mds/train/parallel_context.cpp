@@ -11,12 +11,30 @@ constexpr int kGatherTag = 7;  // the shards' messages to rank 0 in gather_model
 }  // namespace
 
 ParallelContext::ParallelContext(dist::Communicator& world, dist::ParallelSizes sizes,
-                                 const model::LlamaConfig& config)
+                                 const model::LlamaConfig& config, dist::Communicator* device_world)
     : world_(world),
       topology_(sizes, world.rank()),
       groups_(dist::make_groups(world, topology_)),
       shard_(model::ModelShard::of(config, topology_.coords().tp, sizes.tp, topology_.coords().pp,
-                                   sizes.pp)) {}
+                                   sizes.pp)) {
+  if (device_world && device_world != &world) {
+    MDS_ASSERT(device_world->size() == world.size() && device_world->rank() == world.rank(),
+               "the device world must hold the world's ranks in the same order");
+    device_groups_ = dist::make_groups(*device_world, topology_);
+  }
+}
+
+dist::CommStats ParallelContext::stats(dist::Group g) {
+  dist::CommStats s = groups_.get(g).stats();
+  if (!device_groups_.tp) return s;
+  const dist::CommStats& d = device_groups_.get(g).stats();
+  for (int k = 0; k < dist::kNumCommKinds; ++k) {
+    s.calls[k] += d.calls[k];
+    s.bytes[k] += d.bytes[k];
+    s.seconds[k] += d.seconds[k];
+  }
+  return s;
+}
 
 int64_t ParallelContext::micro_batch_offset(int64_t k, int64_t micro) const {
   return megatron_sample_offset(k, micro, topology_.sizes().dp, topology_.coords().dp);
@@ -99,8 +117,8 @@ std::vector<float> ParallelContext::take_slices(const model::ParamTable& full_ta
 
 double ParallelContext::comm_seconds(dist::Group g) {
   return g == dist::Group::dp
-             ? groups_.dp->stats().total_seconds() + groups_.sdp->stats().total_seconds()
-             : groups_.get(g).stats().total_seconds();
+             ? stats(dist::Group::dp).total_seconds() + stats(dist::Group::sdp).total_seconds()
+             : stats(g).total_seconds();
 }
 
 template <typename Model>
@@ -150,7 +168,7 @@ std::string ParallelContext::comm_summary(int64_t iterations, int64_t micro_batc
        {dist::Group::tp, dist::Group::sp, dist::Group::pp, dist::Group::dp, dist::Group::sdp}) {
     const dist::Communicator& comm = groups_.get(g);
     if (comm.size() == 1) continue;
-    dist::CommStats counted = comm.stats();
+    dist::CommStats counted = stats(g);
     for (int k = 0; k < dist::kNumCommKinds; ++k) {
       counted.calls[k] -= uncounted_[int(g)].calls[k];
       counted.bytes[k] -= uncounted_[int(g)].bytes[k];

@@ -2,6 +2,12 @@
 // holds, its share of each micro-batch, the loss every rank logs, the whole model gathered for
 // a checkpoint and the bytes each group should move per iteration.
 //
+// Two sets of groups when the model is on GPUs across processes: the world's (MPI) groups carry
+// what lives on the host (the data broadcast, the logged loss, the gradient norm's sums, the
+// checkpoint gather), and the device world's (NCCL) groups carry what lives in device memory
+// (the model's tensor- and sequence-parallel traffic, the pipeline's activations, the gradient
+// averaging). On CPUs both are the same MPI groups.
+//
 // Data: each DP rank reads its micro-batches by Megatron's pretraining sampler (sampler.h).
 // Tensor- and
 // sequence-parallel peers share samples: the first rank of the TP x SP block reads them and
@@ -23,15 +29,22 @@ namespace mds::train {
 
 class ParallelContext {
  public:
-  // Splits the world into the groups (collective over the world).
+  // Splits the world into the groups (collective over the world), and the device world, when
+  // given (the NCCL world over the same ranks), into the device groups (collective over it).
   ParallelContext(dist::Communicator& world, dist::ParallelSizes sizes,
-                  const model::LlamaConfig& config);
+                  const model::LlamaConfig& config, dist::Communicator* device_world = nullptr);
 
   dist::Communicator& world() { return world_; }
   const dist::Topology& topology() const { return topology_; }
+  // Group g for host buffers, and for buffers of the model's backend.
   dist::Communicator& group(dist::Group g) { return groups_.get(g); }
+  dist::Communicator& device_group(dist::Group g) {
+    return device_groups_.tp ? device_groups_.get(g) : groups_.get(g);
+  }
   const model::ModelShard& shard() const { return shard_; }
-  parallel::ModelComm model_comm() { return {groups_.tp.get(), groups_.sp.get()}; }
+  parallel::ModelComm model_comm() {
+    return {&device_group(dist::Group::tp), &device_group(dist::Group::sp)};
+  }
   bool first_stage() const { return shard_.embedding; }
   bool last_stage() const { return shard_.head; }
 
@@ -55,16 +68,17 @@ class ParallelContext {
   static std::vector<float> take_slices(const model::ParamTable& full_table, const float* full,
                                         const model::ParamTable& local_table);
 
-  // Seconds spent in the communication of group g (dp counts the SxD gradient group too).
+  // Seconds spent in the communication of group g, host and device (dp counts the SxD
+  // gradient group too).
   double comm_seconds(dist::Group g);
   // Runs f (an evaluation) without counting its traffic in comm_summary.
   template <typename F>
   auto uncounted(F&& f) {
     std::array<dist::CommStats, dist::kNumGroups> before;
-    for (int g = 0; g < dist::kNumGroups; ++g) before[g] = group(dist::Group(g)).stats();
+    for (int g = 0; g < dist::kNumGroups; ++g) before[g] = stats(dist::Group(g));
     auto result = f();
     for (int g = 0; g < dist::kNumGroups; ++g) {
-      const dist::CommStats& now = group(dist::Group(g)).stats();
+      const dist::CommStats now = stats(dist::Group(g));
       for (int k = 0; k < dist::kNumCommKinds; ++k) {
         uncounted_[g].calls[k] += now.calls[k] - before[g].calls[k];
         uncounted_[g].bytes[k] += now.bytes[k] - before[g].bytes[k];
@@ -84,6 +98,8 @@ class ParallelContext {
   dist::Communicator& world_;
   dist::Topology topology_;
   dist::ProcessGroups groups_;
+  dist::ProcessGroups device_groups_;    // empty: the device groups are groups_
+  dist::CommStats stats(dist::Group g);  // of both groups g
   model::ModelShard shard_;
   std::array<dist::CommStats, dist::kNumGroups> uncounted_{};  // evaluation traffic
   MicroBatch whole_;                                           // the block leader's read

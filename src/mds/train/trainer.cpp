@@ -15,7 +15,11 @@
 #include "mds/core/error.h"
 #include "mds/data/gpt_dataset.h"
 #include "mds/data/indexed_dataset.h"
+#include "mds/dist/launch_env.h"
 #include "mds/dist/mpi_communicator.h"
+#ifdef MDS_HAVE_NCCL
+#include "mds/dist/nccl_communicator.h"
+#endif
 #include "mds/dist/topology.h"
 #include "mds/launch/devices.h"
 #include "mds/model/llama.h"
@@ -78,6 +82,36 @@ int first_failed_rank(dist::Communicator& world, bool failed) {
 
 // Thrown on healthy ranks when a peer failed during setup: the peer reports, they exit 2.
 struct PeerFailed {};
+
+// Several GPU processes: each takes the GPU of its local rank (the launcher's), so a host
+// needs a GPU per process there, and the build needs NCCL.
+void check_one_gpu_per_process(const launch::DeviceInfo& device) {
+#ifdef MDS_HAVE_NCCL
+  const int per_host = dist::launcher_local_size();
+  MDS_CHECK(per_host <= device.count,
+            "{} processes on this host but {} GPUs visible: run one process per GPU (or check "
+            "CUDA_VISIBLE_DEVICES)",
+            per_host, device.count);
+#else
+  (void)device;
+  MDS_FAIL(
+      "several processes on GPUs need NCCL, which this build lacks (set NCCL_HOME and rebuild); "
+      "run one process, or MDS_DEVICE=cpu for MPI on CPUs");
+#endif
+}
+
+// The NCCL world over the MPI world's ranks, this rank on the GPU of its local rank
+// (collective over the world; check_one_gpu_per_process has passed on every rank).
+std::unique_ptr<dist::Communicator> make_device_world(dist::Communicator& world,
+                                                      const launch::DeviceInfo& device) {
+#ifdef MDS_HAVE_NCCL
+  return dist::make_nccl_world(world, dist::launcher_local_rank() % device.count);
+#else
+  (void)world;
+  (void)device;
+  MDS_FAIL("this build has no NCCL");  // unreachable: check_one_gpu_per_process refused
+#endif
+}
 
 // The element type of a model's weights and activations, as the banner names it.
 template <typename Model>
@@ -188,7 +222,10 @@ double train_step(Model& model, const data::SampleDataset& dataset, int64_t cons
   work.backward = [&](int64_t k, const Elem* d_output) {
     return model.backward(int(k % slots), d_output);
   };
-  parallel::run_one_f_one_b(par.group(dist::Group::pp), M, shape.n() * a.model.hidden_size, work);
+  work.input_buffer = model.stage_input();
+  work.d_output_buffer = model.stage_d_output();
+  parallel::run_one_f_one_b(par.device_group(dist::Group::pp), M, shape.n() * a.model.hidden_size,
+                            work);
   return par.reduce_loss(loss);
 }
 
@@ -204,7 +241,7 @@ double evaluate_counted(Model& model, const data::SampleDataset& dataset, int64_
   int64_t count = 0;
   for (int64_t it = 0; it < a.eval_iters; ++it, consumed += a.global_batch_size)
     parallel::run_forward_only<typename Model::Element>(
-        par.group(dist::Group::pp), a.num_micro_batches(), shape.n() * a.model.hidden_size,
+        par.device_group(dist::Group::pp), a.num_micro_batches(), shape.n() * a.model.hidden_size,
         [&](int64_t k, const typename Model::Element* input) {
           par.read_micro_batch(dataset, consumed + par.micro_batch_offset(k, a.micro_batch_size),
                                a.micro_batch_size, mb);
@@ -212,7 +249,8 @@ double evaluate_counted(Model& model, const data::SampleDataset& dataset, int64_
           if (par.last_stage()) sum += model.loss(0, mb.targets.data());
           ++count;
           return out;
-        });
+        },
+        model.stage_input());
   return par.reduce_loss(sum / double(count));
 }
 
@@ -385,23 +423,22 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       world.size(), int(a.tensor_parallel), int(a.pipeline_parallel), int(a.sequence_parallel),
       {mc.num_attention_heads, mc.kv_heads(), mc.ffn_hidden_size, mc.seq_length, mc.num_layers});
   set_data_parallel(a, sizes.dp);
+  // The device: a GPU when this build has the CUDA backend and one is visible (MDS_DEVICE=cpu
+  // keeps the CPU); several GPU processes take one GPU each.
+  const launch::DeviceInfo device = launch::detect_devices();
+  const bool on_gpu = device.kind == launch::DeviceKind::cuda;
+  if (on_gpu && world.size() > 1) check_one_gpu_per_process(device);
   MDS_CHECK(a.recompute.granularity != model::RecomputeGranularity::full ||
                 a.recompute.num_layers <= mc.num_layers / sizes.pp,
             "--recompute-num-layers ({}) exceeds the layers of a pipeline stage ({} / {} stages)",
             a.recompute.num_layers, mc.num_layers, sizes.pp);
   // Every rank agrees the layout is valid before the world is split into its groups.
   if (first_failed_rank(world, false) >= 0) throw PeerFailed{};
-  ParallelContext par(world, sizes, a.model);
-
-  // The device: a GPU when this build has the CUDA backend and one is visible (MDS_DEVICE=cpu
-  // keeps the CPU). Several GPU processes need the NCCL groups, which the trainer does not
-  // create yet.
-  const launch::DeviceInfo device = launch::detect_devices();
-  const bool on_gpu = device.kind == launch::DeviceKind::cuda;
-  MDS_CHECK(!on_gpu || world.size() == 1,
-            "{} processes on GPUs: the trainer runs one GPU process for now (multi-GPU needs "
-            "its NCCL groups, not wired yet); run one process, or MDS_DEVICE=cpu for MPI on CPUs",
-            world.size());
+  // Device memory moves through NCCL between GPU processes (the device groups), host values
+  // through MPI (parallel_context.h). Declared first: the groups split from it go first.
+  const std::unique_ptr<dist::Communicator> device_world =
+      on_gpu && world.size() > 1 ? make_device_world(world, device) : nullptr;
+  ParallelContext par(world, sizes, a.model, device_world.get());
   ops::Backend* device_backend = &ops::backend_for(on_gpu ? ops::Device::cuda : ops::Device::cpu);
   std::optional<ops::TimedBackend> timing;  // --timing-log-level 2: every kernel timed
   if (a.timing_log_level >= 2) device_backend = &timing.emplace(*device_backend);
@@ -460,7 +497,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     timers.forward_backward += seconds_since(start);
     // Gradients are averaged over the sequence-data group, so every rank of a shard takes the
     // same optimizer step.
-    parallel::average_gradients(par.group(dist::Group::sdp), model.grads().data(),
+    parallel::average_gradients(par.device_group(dist::Group::sdp), model.grads().data(),
                                 int64_t(model.grads().size()), a.ddp_bucket_size);
     MDS_CHECK(std::isfinite(loss),
               "lm loss is {} at iteration {}: training diverged; lower --lr, raise "
