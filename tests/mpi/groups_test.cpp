@@ -57,5 +57,28 @@ TEST(GradSync, AveragesInBucketsOfAnySize) {
   }
 }
 
+// The overlapped form: a bucket starts as soon as the gradients under it are final (from the
+// end of the buffer down), before finish(); finish reduces the rest and waits. The result is
+// the plain average, whatever the order in which backward declares its gradients final.
+TEST(GradSync, StartsEachBucketOnceItsGradientsAreFinal) {
+  const int p = world().size(), r = world().rank();
+  const int64_t n = 10, bucket = 3;
+  std::vector<float> g(n);
+  for (int64_t i = 0; i < n; ++i) g[i] = float(r * 100 + i);
+  auto group = world().split(0, r);
+  const auto started = [&] { return group->stats().calls[int(CommKind::all_reduce)]; };
+  parallel::GradientAverager averager(*group, g.data(), n, bucket);
+  averager.ready_from(8);  // [8, 10): less than a bucket
+  EXPECT_EQ(started(), 0);
+  averager.ready_from(7);  // [7, 10) is one bucket
+  EXPECT_EQ(started(), 1);
+  averager.ready_from(1);  // [4, 7) and [1, 4)
+  EXPECT_EQ(started(), 3);
+  averager.finish();  // [0, 1)
+  EXPECT_EQ(started(), 4);
+  EXPECT_EQ(group->stats().bytes[int(CommKind::all_reduce)], n * 4);
+  for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(g[i], 100.0f * float(p - 1) / 2.0f + float(i));
+}
+
 }  // namespace
 }  // namespace mds::dist

@@ -142,6 +142,18 @@ class Communicator {
   void barrier() {
     timed(CommKind::barrier, 0, [&] { do_barrier(); });
   }
+  // All-reduces that overlap with the caller's work: start returns at once (the data must be
+  // left alone until wait_all), wait_all completes every one started, in order. Counted as
+  // all-reduces. A communicator without a non-blocking path runs each at its start.
+  template <typename T>
+  void start_all_reduce(T* data, int64_t n, ReduceOp op) {
+    timed(CommKind::all_reduce, n * int64_t(sizeof(T)),
+          [&] { do_start_all_reduce(data, n, elem_type_of<T>(), op); });
+  }
+  void wait_all() {
+    timed(
+        CommKind::all_reduce, 0, [&] { do_wait_all(); }, /*calls=*/0);
+  }
 
   CommStats& stats() { return stats_; }
   const CommStats& stats() const { return stats_; }
@@ -157,16 +169,20 @@ class Communicator {
   virtual void do_send_recv(const void* send, int64_t n_send, int dest, void* recv, int64_t n_recv,
                             int src, ElemType t, int tag) = 0;
   virtual void do_barrier() = 0;
+  virtual void do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
+    do_all_reduce(data, n, t, op);
+  }
+  virtual void do_wait_all() {}
 
  private:
   CommStats stats_;
 
   template <typename F>
-  void timed(CommKind kind, int64_t bytes, F&& f) {
+  void timed(CommKind kind, int64_t bytes, F&& f, int64_t calls = 1) {
     const auto start = std::chrono::steady_clock::now();
     f();
     const int k = int(kind);
-    stats_.calls[k] += 1;
+    stats_.calls[k] += calls;
     stats_.bytes[k] += bytes;
     stats_.seconds[k] +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "mds/core/error.h"
 
@@ -152,6 +153,18 @@ class MpiCommunicator final : public Communicator {
     MDS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data, count(n), mpi_type(t), mpi_op(op, t), comm_));
     if (op == ReduceOp::avg) divide(data, n, t, size_);
   }
+  void do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) override {
+    Pending& p = pending_.emplace_back(Pending{MPI_REQUEST_NULL, data, n, t, op});
+    MDS_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, count(n), mpi_type(t), mpi_op(op, t), comm_,
+                                 &p.request));
+  }
+  void do_wait_all() override {
+    for (Pending& p : pending_) {
+      MDS_MPI_CHECK(MPI_Wait(&p.request, MPI_STATUS_IGNORE));
+      if (p.op == ReduceOp::avg) divide(p.data, p.n, p.t, size_);
+    }
+    pending_.clear();
+  }
   void do_reduce_scatter(const void* in, void* out, int64_t n, ElemType t, ReduceOp op) override {
     MDS_MPI_CHECK(MPI_Reduce_scatter_block(in, out, count(n), mpi_type(t), mpi_op(op, t), comm_));
     if (op == ReduceOp::avg) divide(out, n, t, size_);
@@ -182,6 +195,14 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm comm_;
   bool owns_world_;
   int rank_ = 0, size_ = 1;
+  struct Pending {  // a started all-reduce, and what wait_all does after it
+    MPI_Request request;
+    void* data;
+    int64_t n;
+    ElemType t;
+    ReduceOp op;
+  };
+  std::vector<Pending> pending_;
 };
 
 // A world (or group) of one: every collective is the identity, a copy from in to out.

@@ -108,6 +108,15 @@ void NcclCommunicator::do_all_reduce(void* data, int64_t n, ElemType t, ReduceOp
   end();
 }
 
+void NcclCommunicator::do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
+  begin();
+  MDS_NCCL_CHECK(ncclAllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
+}
+
+void NcclCommunicator::do_wait_all() {
+  end();
+}
+
 void NcclCommunicator::do_reduce_scatter(const void* in, void* out, int64_t n, ElemType t,
                                          ReduceOp op) {
   begin();

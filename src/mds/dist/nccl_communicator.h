@@ -6,8 +6,9 @@
 // Streams: every operation is enqueued on the communicator's own communication stream, after
 // the work already enqueued on the legacy default stream (where the CUDA kernels run: an event
 // recorded there is waited on), and the call synchronises the communication stream before it
-// returns. So for now a collective is blocking, like MPI's; overlap with compute comes with the
-// bucketed gradient reduction (issue 6), which will enqueue without the final synchronisation.
+// returns: a collective is blocking, like MPI's. start_all_reduce (the gradient buckets,
+// parallel/grad_sync.h) enqueues the same way without the synchronisation, so the reduction
+// runs while backward's kernels continue on the compute stream; wait_all synchronises.
 //
 // The trainer makes one over its MPI world when it runs several GPU processes, and splits the
 // device groups from it (train/parallel_context.h). NCCL and CUDA headers stay inside
@@ -60,6 +61,10 @@ class NcclCommunicator final : public Communicator {
   // rank returns before every rank has entered (the all-reduce cannot complete earlier), and
   // it orders against NCCL traffic, which an MPI barrier would not.
   void do_barrier() override;
+  // Enqueued on the communication stream after the compute stream's work so far, without the
+  // synchronisation; wait_all synchronises the communication stream.
+  void do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) override;
+  void do_wait_all() override;
 
  private:
   void begin();  // the communication stream waits for the legacy default stream

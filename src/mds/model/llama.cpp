@@ -44,7 +44,10 @@ LlamaModelT<Elem>::LlamaModelT(const LlamaConfig& config, const ModelShard& shar
   for (int64_t l = 0; l < layers_; ++l) {
     block_params_.push_back(BlockWeights<Elem>::in(params_.data(), table_, shard.first_layer + l));
     block_grads_.push_back(BlockGrads::in(grads_.data(), table_, shard.first_layer + l));
+    block_grads_begin_.push_back(
+        table_.at(strfmt("model.layers.{}.input_layernorm.weight", shard.first_layer + l)).offset);
   }
+  head_grads_begin_ = shard.head ? table_.at("model.norm.weight").offset : table_.total();
 }
 
 template <typename Elem>
@@ -191,9 +194,14 @@ double LlamaModelT<Elem>::loss_and_grad(int slot, const int32_t* targets, float 
 }
 
 template <typename Elem>
-const Elem* LlamaModelT<Elem>::backward(int slot, const Elem* d_output) {
+const Elem* LlamaModelT<Elem>::backward(int slot, const Elem* d_output,
+                                        const GradsFinal& grads_final) {
   Slot& s = slots_.at(slot);
   const int64_t n = shape_.n(), h = cfg_.hidden_size;
+  auto final_from = [&](int64_t begin) {
+    if (grads_final) grads_final(begin);
+  };
+  final_from(head_grads_begin_);  // the head's backward ran in loss_and_grad
   Elem* dx = d_resid_.data();
   k_.copy(dx, d_output ? d_output : s.d_out.data(), sizeof(Elem) * size_t(n * h));
   for (int64_t l = layers_ - 1; l >= 0; --l) {
@@ -201,10 +209,12 @@ const Elem* LlamaModelT<Elem>::backward(int slot, const Elem* d_output) {
       recompute_chunk(s, plan_.chunk_begin(l), l + 1);
     block_backward(dx, block_input(s, l), block_params_[l], block_grads_[l], block_acts(s, l), env_,
                    shape_);
+    final_from(block_grads_begin_[size_t(l)]);
   }
   if (shard_.embedding)
     k_.embedding_backward(grad("model.embed_tokens.weight"), dx, s.tokens.data(), n, h,
                           comm_.tp_rank() * vocab_rows(), vocab_rows());
+  final_from(0);
   return dx;
 }
 

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "mds/model/block.h"
@@ -86,7 +87,11 @@ class LlamaModelT {
   // Backward through this stage: d_output is the gradient of forward's output (null on the
   // last stage: loss() computed it). Weight gradients accumulate (+=). Returns the gradient of
   // the stage input [n, h] (for the previous stage; valid until the next backward).
-  const Elem* backward(int slot, const Elem* d_output);
+  // On the step's last backward, grads_final(begin) says when grads() [begin, end) hold their
+  // final values (the head's and final norm's at once, then each block's, the embedding's
+  // last), so that their reduction can start (parallel::GradientAverager).
+  using GradsFinal = std::function<void(int64_t begin)>;
+  const Elem* backward(int slot, const Elem* d_output, const GradsFinal& grads_final = nullptr);
   // Where this stage receives from its neighbours, [n, h] in the backend's memory (so that a
   // device communicator fills them): the previous stage's output (null on the first stage) and
   // the next stage's gradient (null on the last). Sized by prepare().
@@ -131,6 +136,8 @@ class LlamaModelT {
   int64_t layers_;                                // this stage's blocks
   std::vector<BlockWeights<Elem>> block_params_;  // per local layer, built once
   std::vector<BlockGrads> block_grads_;
+  std::vector<int64_t> block_grads_begin_;  // local block l's first gradient in grads_
+  int64_t head_grads_begin_;                // the final norm's and head's (end when absent)
   RopeTables rope_;
   BatchShape shape_;
   std::vector<Slot> slots_;

@@ -7,11 +7,35 @@
 
 namespace mds::parallel {
 
-void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64_t bucket_elems) {
+GradientAverager::GradientAverager(dist::Communicator& group, float* grads, int64_t n,
+                                   int64_t bucket_elems)
+    : group_(group),
+      grads_(grads),
+      bucket_(bucket_elems),
+      unreduced_end_(n),
+      active_(group.size() > 1) {
   MDS_ASSERT(bucket_elems > 0, "bucket size {} must be positive", bucket_elems);
-  if (group.size() == 1) return;
-  for (int64_t first = 0; first < n; first += bucket_elems)
-    group.all_reduce(grads + first, std::min(bucket_elems, n - first), dist::ReduceOp::avg);
+}
+
+void GradientAverager::ready_from(int64_t begin) {
+  if (!active_) return;
+  while (unreduced_end_ - begin >= bucket_) {
+    unreduced_end_ -= bucket_;
+    group_.start_all_reduce(grads_ + unreduced_end_, bucket_, dist::ReduceOp::avg);
+  }
+}
+
+void GradientAverager::finish() {
+  if (!active_) return;
+  if (unreduced_end_ > 0) group_.start_all_reduce(grads_, unreduced_end_, dist::ReduceOp::avg);
+  unreduced_end_ = 0;
+  group_.wait_all();
+}
+
+void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64_t bucket_elems) {
+  GradientAverager averager(group, grads, n, bucket_elems);
+  averager.ready_from(0);
+  averager.finish();
 }
 
 double sharded_grad_norm(const model::ParamTable& table, const float* grads, int tp_rank,

@@ -13,7 +13,29 @@
 
 namespace mds::parallel {
 
-// grads [n] <- the average of grads over `group`, bucket by bucket (bucket_elems > 0).
+// Averages grads [n] over `group` while backward still runs (Megatron's overlapped
+// grad-reduce): backward finishes the gradients from the end of the buffer down (the head,
+// the last layer, ..., the embedding: the table's order reversed), saying so with
+// ready_from(begin); each time a bucket of bucket_elems final gradients is complete its
+// all-reduce starts, and finish() starts the rest and waits for all. Every rank of the group
+// holds the same shard, so every rank forms the same buckets in the same order. On a GPU the
+// buckets run on the NCCL communication stream beside the backward kernels.
+class GradientAverager {
+ public:
+  GradientAverager(dist::Communicator& group, float* grads, int64_t n, int64_t bucket_elems);
+  // grads [begin, n) are final (begin only decreases).
+  void ready_from(int64_t begin);
+  void finish();  // everything is final: reduce the rest, wait for every bucket
+
+ private:
+  dist::Communicator& group_;
+  float* grads_;
+  int64_t bucket_, unreduced_end_;  // [0, unreduced_end_) not yet started
+  bool active_;
+};
+
+// grads [n] <- the average of grads over `group`, bucket by bucket (bucket_elems > 0): the
+// averager with every gradient final at once.
 void average_gradients(dist::Communicator& group, float* grads, int64_t n, int64_t bucket_elems);
 
 // The L2 norm of the whole model's gradient when the model is cut into tensor- and

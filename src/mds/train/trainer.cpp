@@ -219,13 +219,19 @@ double train_step(Model& model, const data::SampleDataset& dataset, int64_t cons
               double(M);
     return out;
   };
+  // The gradients are averaged over the sequence-data group while the step's last backward
+  // runs (buckets start as they become final), so every rank of a shard takes the same step.
+  parallel::GradientAverager averager(par.device_group(dist::Group::sdp), model.grads().data(),
+                                      int64_t(model.grads().size()), a.ddp_bucket_size);
+  const typename Model::GradsFinal grads_final = [&](int64_t begin) { averager.ready_from(begin); };
   work.backward = [&](int64_t k, const Elem* d_output) {
-    return model.backward(int(k % slots), d_output);
+    return model.backward(int(k % slots), d_output, k == M - 1 ? grads_final : nullptr);
   };
   work.input_buffer = model.stage_input();
   work.d_output_buffer = model.stage_d_output();
   parallel::run_one_f_one_b(par.device_group(dist::Group::pp), M, shape.n() * a.model.hidden_size,
                             work);
+  averager.finish();
   return par.reduce_loss(loss);
 }
 
@@ -495,10 +501,6 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     const double loss_scale = scaler.scale();
     const double loss = train_step(model, *data.train, consumed, a, mb, par, loss_scale);
     timers.forward_backward += seconds_since(start);
-    // Gradients are averaged over the sequence-data group, so every rank of a shard takes the
-    // same optimizer step.
-    parallel::average_gradients(par.device_group(dist::Group::sdp), model.grads().data(),
-                                int64_t(model.grads().size()), a.ddp_bucket_size);
     MDS_CHECK(std::isfinite(loss),
               "lm loss is {} at iteration {}: training diverged; lower --lr, raise "
               "--lr-warmup-iters or check the data (no checkpoint was written for it)",
