@@ -1,9 +1,10 @@
 // Megatron's LR schedule against hand-computed values; AdamW's weight-decay groups, clipping
-// and convergence on a toy problem.
+// and convergence on a toy problem; its mixed-precision steps for bf16 and fp16 weights.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "half_test_util.h"
 #include "mds/core/error.h"
 #include "mds/model/params.h"
 #include "mds/optim/adamw.h"
@@ -132,21 +133,26 @@ TEST(AdamW, ConvergesOnAQuadratic) {
   EXPECT_LT(loss(), start * 1e-3);
 }
 
-// Mixed precision: the master starts as fp32(bf16 weights); each step is the fp32 AdamW step on
-// the master, bit for bit, and the model's bf16 weights are the master rounded once.
-TEST(AdamW, MixedPrecisionStepsTheFp32MasterAndRoundsItIntoTheBf16Weights) {
+// Mixed precision (H = bf16, fp16): the master starts as fp32(H weights); each step is the fp32
+// AdamW step on the master, bit for bit, and the model's H weights are the master rounded once.
+template <typename H>
+class AdamWMixed : public ::testing::Test {};
+TYPED_TEST_SUITE(AdamWMixed, mds::test::HalfTypes, mds::test::HalfTypeName);
+
+TYPED_TEST(AdamWMixed, StepsTheFp32MasterAndRoundsItIntoTheHalfWeights) {
+  using H = TypeParam;
   const auto c = toy();
   mds::model::ParamTable table(c);
   const int64_t n = table.total();
-  std::vector<mds::bf16> w(n);
+  std::vector<H> w(n);
   std::vector<float> fp32(n), g(n);
   for (int64_t i = 0; i < n; ++i) {
-    w[i] = mds::bf16(0.3f + 0.01f * float(i % 13));
+    w[i] = H(0.3f + 0.01f * float(i % 13));
     fp32[i] = float(w[i]);
     g[i] = float((i % 5) - 2) * 0.25f;
   }
-  const AdamWOptions o{.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
-                       .clip_grad = 1.0};
+  const AdamWOptions o{
+      .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .clip_grad = 1.0};
   AdamW mixed(table, o), plain(table, o);
   mixed.init_master(w.data());
   EXPECT_EQ(mixed.master().to_host(), fp32);
@@ -157,5 +163,5 @@ TEST(AdamW, MixedPrecisionStepsTheFp32MasterAndRoundsItIntoTheBf16Weights) {
   }
   const std::vector<float> master = mixed.master().to_host();
   EXPECT_EQ(master, fp32);
-  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(w[i].bits, mds::bf16(master[i]).bits) << i;
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(w[i].bits, H(master[i]).bits) << i;
 }

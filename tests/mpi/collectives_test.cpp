@@ -3,9 +3,11 @@
 // so a misplaced block shows up as a wrong number.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 #include <vector>
 
+#include "../half_test_util.h"
 #include "mds/dist/communicator.h"
 #include "mpi_world.h"
 
@@ -47,13 +49,20 @@ TEST(Collectives, AllReduceIntegersAndDoubles) {
   EXPECT_NEAR(d, 1.0 / 3.0 + (p - 1) / 2.0, 1e-15);
 }
 
-// bf16 (mixed precision's activations under TP/SP): user MPI operations combining in fp32 and
-// rounding once. Values exact in bf16 (small integers) give exact sums; a rounding case checks
-// the result is a bf16 value next to the exact sum, and the all-to-all moves 2-byte elements.
-TEST(Collectives, AllReduceAndAllToAllBf16) {
+// bf16 and fp16 (mixed precision's activations under TP/SP): user MPI operations combining in
+// fp32 and rounding once. Values exact in both types (small integers) give exact sums; a rounding
+// case (values 1 + r 2u, one more bit than H keeps once summed) checks the result is an H value
+// next to the exact sum; past H's largest finite value (fp16: 65504) a sum is inf, which the
+// fp16 loss scaler must see on every rank; and the all-to-all moves 2-byte elements.
+template <typename H>
+class CollectivesHalf : public ::testing::Test {};
+TYPED_TEST_SUITE(CollectivesHalf, test::HalfTypes, test::HalfTypeName);
+
+TYPED_TEST(CollectivesHalf, AllReduceAndAllToAll) {
+  using H = TypeParam;
   const int p = world().size(), r = world().rank(), n = 4;
-  std::vector<bf16> sum(n), mx(n), avg(n);
-  for (int i = 0; i < n; ++i) sum[i] = mx[i] = avg[i] = bf16(float(r * 8 + i));
+  std::vector<H> sum(n), mx(n), avg(n);
+  for (int i = 0; i < n; ++i) sum[i] = mx[i] = avg[i] = H(float(r * 8 + i));
   world().all_reduce(sum.data(), n, ReduceOp::sum);
   world().all_reduce(mx.data(), n, ReduceOp::max);
   world().all_reduce(avg.data(), n, ReduceOp::avg);
@@ -61,15 +70,23 @@ TEST(Collectives, AllReduceAndAllToAllBf16) {
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(float(sum[i]), 8 * rank_sum + float(p * i)) << i;
     EXPECT_EQ(float(mx[i]), float(8 * (p - 1) + i)) << i;
-    EXPECT_EQ(float(avg[i]), round_to_bf16((8 * rank_sum + float(p * i)) / float(p))) << i;
+    EXPECT_EQ(float(avg[i]), test::round_to<H>((8 * rank_sum + float(p * i)) / float(p))) << i;
   }
-  bf16 odd(1.0f + float(r) / 128.0f);  // p values 1 + r/128: their sum needs more than 8 bits
+  const float step = float(2 * test::unit_roundoff<H>());  // bf16 2^-7, fp16 2^-10: H's ulp at 1
+  H odd(1.0f + float(r) * step);  // exact; the p values' sum needs more bits than H has
   world().all_reduce(&odd, 1, ReduceOp::sum);
-  const float exact = float(p) + rank_sum / 128.0f;
-  EXPECT_EQ(float(odd), round_to_bf16(float(odd)));
-  EXPECT_NEAR(float(odd), exact, float(p) * exact / 128.0f);
-  std::vector<bf16> in(p), out(p);
-  for (int j = 0; j < p; ++j) in[j] = bf16(float(10 * r + j));  // exact in bf16 (< 256)
+  const float exact = float(p) + rank_sum * step;
+  EXPECT_EQ(float(odd), test::round_to<H>(float(odd)));
+  EXPECT_NEAR(float(odd), exact, float(p) * exact * step);
+  const float max = test::largest_finite<H>();
+  std::vector<H> big = {H(max), H(-max), H(r == 0 ? INFINITY : max)};
+  world().all_reduce(big.data(), 2, ReduceOp::sum);
+  world().all_reduce(big.data() + 2, 1, ReduceOp::max);
+  EXPECT_EQ(float(big[0]), INFINITY);  // p x max: past the largest finite H
+  EXPECT_EQ(float(big[1]), -INFINITY);
+  EXPECT_EQ(float(big[2]), INFINITY);  // one rank's inf is every rank's
+  std::vector<H> in(p), out(p);
+  for (int j = 0; j < p; ++j) in[j] = H(float(10 * r + j));  // exact in bf16 and fp16 (< 256)
   world().all_to_all(in.data(), out.data(), 1);
   for (int j = 0; j < p; ++j) EXPECT_EQ(float(out[j]), float(10 * j + r)) << j;
 }
