@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_test_util.h"
 #include "cuda_test_util.h"
 #include "mds/ops/cuda/ops_cuda.h"
 #include "mds/ops/ops.h"
@@ -23,48 +24,18 @@ using test::kAttnForward;
 using test::to_device;
 using test::to_host;
 
-struct AttnShape {
-  int64_t b, s, nq, nkv, hd;
-};
-std::ostream& operator<<(std::ostream& os, const AttnShape& a) {
-  return os << "b" << a.b << "_s" << a.s << "_nq" << a.nq << "_nkv" << a.nkv << "_hd" << a.hd;
-}
-
-// One fused row per token, [q heads | k heads | v heads | 3 floats of padding], as the model's
-// fused QKV projection lays it out; output rows padded by 5.
-struct Layout {
-  AttnShape a;
-  int64_t stride() const { return (a.nq + 2 * a.nkv) * a.hd + 3; }
-  int64_t out_stride() const { return a.nq * a.hd + 5; }
-  int64_t k_off() const { return a.nq * a.hd; }
-  int64_t v_off() const { return (a.nq + a.nkv) * a.hd; }
-  size_t qkv_size() const { return static_cast<size_t>(a.b * a.s * stride()); }
-  size_t out_size() const { return static_cast<size_t>(a.b * a.s * out_stride()); }
-  // Indices of a buffer whose rows are `row` apart and whose entries [lo, hi) of a row are used.
-  static std::vector<size_t> columns(size_t size, int64_t row, int64_t lo, int64_t hi) {
-    std::vector<size_t> idx;
-    for (size_t i = 0; i < size; ++i) {
-      const int64_t c = static_cast<int64_t>(i) % row;
-      if (c >= lo && c < hi) idx.push_back(i);
-    }
-    return idx;
-  }
-};
-
-// Bits of the entries outside [lo, hi) of every row: they must come back as they went in.
-std::vector<float> padding(const std::vector<float>& x, int64_t row, int64_t hi) {
-  return test::gather(x, Layout::columns(x.size(), row, hi, row));
-}
+using test::AttnShape;
+using test::Layout;
 
 class CudaAttention : public test::CudaTestWithParam<AttnShape> {
  protected:
   AttnShape a = GetParam();
-  Layout L{a};
+  Layout L{a, 3, 5};
   std::vector<float> qkv = test::randn(L.qkv_size(), 21);
   std::vector<float> dout = test::randn(L.out_size(), 22);
   std::vector<float> out0 = test::randn(L.out_size(), 23);   // prior contents of out
   std::vector<float> dqkv0 = test::randn(L.qkv_size(), 24);  // prior contents of dq/dk/dv
-  size_t lse_size = static_cast<size_t>(a.b * a.nq * a.s);
+  size_t lse_size = L.lse_size();
 
   void cpu_forward(std::vector<float>& out, std::vector<float>& lse) const {
     out = out0;
@@ -84,10 +55,9 @@ TEST_P(CudaAttention, ForwardAndLseMatchCpu) {
   ops::cuda::attention_forward(g_out.data(), g_lse.data(), gq, gq + L.k_off(), gq + L.v_off(), a.b,
                                a.s, a.nq, a.nkv, a.hd, L.stride(), L.out_stride(), nullptr);
   const auto gpu_out = to_host(g_out);
-  const auto heads = Layout::columns(out.size(), L.out_stride(), 0, a.nq * a.hd);
+  const auto heads = L.out_heads();
   EXPECT_TRUE(close_to_cpu(test::gather(gpu_out, heads), test::gather(out, heads), kAttnForward));
-  EXPECT_TRUE(test::same_bits(padding(gpu_out, L.out_stride(), a.nq * a.hd),
-                              padding(out0, L.out_stride(), a.nq * a.hd)))
+  EXPECT_TRUE(test::same_bits(L.out_padding(gpu_out), L.out_padding(out0)))
       << "forward wrote outside the head entries of out";
   EXPECT_TRUE(close_to_cpu(to_host(g_lse), lse, kAttnForward));
 }
@@ -104,14 +74,6 @@ TEST_P(CudaAttention, BackwardMatchesCpuAndIsDeterministic) {
   auto g_qkv = to_device(qkv), g_dout = to_device(dout), g_out = to_device(out);
   auto g_lse = to_device(lse);
   const float* gq = g_qkv.data();
-  const size_t n = dqkv.size();
-  const int64_t row = L.stride();
-  const struct {
-    const char* name;
-    std::vector<size_t> idx;
-  } parts[] = {{"dq", Layout::columns(n, row, 0, L.k_off())},
-               {"dk", Layout::columns(n, row, L.k_off(), L.v_off())},
-               {"dv", Layout::columns(n, row, L.v_off(), L.v_off() + a.nkv * a.hd)}};
   std::vector<float> first;
   for (int run = 0; run < 2; ++run) {
     auto g_dqkv = to_device(dqkv0);
@@ -120,11 +82,10 @@ TEST_P(CudaAttention, BackwardMatchesCpuAndIsDeterministic) {
                                   g_lse.data(), gq, gq + L.k_off(), gq + L.v_off(), a.b, a.s, a.nq,
                                   a.nkv, a.hd, L.stride(), L.out_stride(), nullptr);
     const auto gpu = to_host(g_dqkv);
-    for (const auto& p : parts)
+    for (const auto& p : L.parts())
       EXPECT_TRUE(close_to_cpu(test::gather(gpu, p.idx), test::gather(dqkv, p.idx), kAttnBackward))
           << p.name;
-    const int64_t used = L.v_off() + a.nkv * a.hd;
-    EXPECT_TRUE(test::same_bits(padding(gpu, row, used), padding(dqkv0, row, used)))
+    EXPECT_TRUE(test::same_bits(L.qkv_padding(gpu), L.qkv_padding(dqkv0)))
         << "backward wrote outside the head entries of dq/dk/dv";
     if (run == 0)
       first = gpu;
@@ -143,11 +104,7 @@ INSTANTIATE_TEST_SUITE_P(
                       AttnShape{1, 50, 4, 1, 80},     // multi-query, hd 80
                       AttnShape{2, 100, 4, 2, 128},   // hd 128, several tiles
                       AttnShape{1, 257, 4, 4, 128}),  // many tiles, one row past
-    [](const auto& info) {
-      const AttnShape& p = info.param;
-      return "b" + std::to_string(p.b) + "_s" + std::to_string(p.s) + "_nq" + std::to_string(p.nq) +
-             "_nkv" + std::to_string(p.nkv) + "_hd" + std::to_string(p.hd);
-    });
+    test::shape_name);
 
 }  // namespace
 }  // namespace mds

@@ -1,6 +1,6 @@
 // Shared helpers for the CUDA kernel tests: the GPU check every test starts with, host <-> device
-// copies (fp32, and bf16 rounded on the host), and comparison of a GPU result with the CPU
-// kernel's at a per-dtype tolerance.
+// copies (fp32, and the 16-bit types rounded on the host), the 16-bit storage types the typed
+// tests run over, and comparison of a GPU result with the CPU kernel's at a per-dtype tolerance.
 //
 // The tests run each CUDA kernel and the CPU kernel (mds::ops, itself tested against naive
 // references in tests/ops_*_test.cpp) on the same inputs. Without a visible GPU every test that
@@ -8,15 +8,21 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../ops_test_util.h"
 #include "mds/core/bf16.h"
 #include "mds/core/cuda_check.h"
+#include "mds/core/fp16.h"
 #include "mds/ops/cuda/allocator.h"
 
 namespace mds::test {
@@ -69,9 +75,10 @@ std::vector<T> to_host(const ops::cuda::DeviceBuffer<T>& dev) {
 
 // Tolerances of a GPU fp32 kernel against the CPU fp32 kernel: both round the same
 // mathematical result, in different orders (rtol), with an absolute floor relative to the
-// largest |value| for elements that cancel to near zero.
+// largest |value| for elements that cancel to near zero (atol_rel), and one in absolute terms
+// (atol: the 16-bit types' subnormal steps, below).
 struct Tol {
-  double rtol, atol_rel;
+  double rtol, atol_rel, atol = 0.0;
 };
 // Not yet calibrated on a GPU (none was at hand): a few ulp of FMA contraction, expf against
 // the CPU's fast_exp, and cancellation (silu' crosses zero, rotations of opposite-signed pairs)
@@ -88,60 +95,123 @@ constexpr Tol kFp32Gemm{1e-5, 1e-5};         // k-term sums, cuBLASLt's order vs
 constexpr Tol kAttnForward{2e-5, 2e-5};
 constexpr Tol kAttnBackward{1e-4, 1e-4};
 
-// ---- bf16 ----
-// A bf16 kernel is compared with the fp32 CPU kernel run on the same bf16-rounded inputs (as
-// fp32 values, exact), so the inputs contribute no error; what differs is the fp32 arithmetic
-// (the fp32 tolerance of that kernel, `base`) and each rounding of a result to bf16 that the
-// CPU does not do. One round-to-nearest moves a value a by at most u |a| (u = 2^-8), so if
+// ---- 16-bit storage: bf16 and fp16 ----
+// The typed tests (TYPED_TEST_SUITE(Suite, test::HalfTypes, test::HalfNames)) run once per 16-bit
+// type H of mixed precision, the host's mds::bf16 or mds::fp16 (core/bf16.h, core/fp16.h); Half<H>
+// names the kernels' type (ops_cuda.h: __nv_bfloat16, __half) and H's unit roundoff u.
+template <typename H>
+struct Half;
+// eta is half the smallest subnormal, the most a rounding below the normal range can move a value.
+template <>
+struct Half<bf16> {
+  using Device = __nv_bfloat16;
+  static constexpr double u = kBf16UnitRoundoff;  // 2^-8
+  static constexpr double eta = 0x1p-134;
+};
+template <>
+struct Half<fp16> {
+  using Device = __half;
+  static constexpr double u = kFp16UnitRoundoff;  // 2^-11
+  static constexpr double eta = 0x1p-25;
+};
+template <typename H>
+using DeviceHalf = typename Half<H>::Device;
+// The host type of a device type: DeviceHalf's inverse.
+template <typename D>
+using HostHalf = std::conditional_t<std::is_same_v<D, __half>, fp16, bf16>;
+static_assert(std::is_same_v<HostHalf<DeviceHalf<bf16>>, bf16> &&
+              std::is_same_v<HostHalf<DeviceHalf<fp16>>, fp16>);
+
+using HalfTypes = ::testing::Types<bf16, fp16>;
+struct HalfNames {
+  template <typename H>
+  static std::string GetName(int) {
+    return storage_name<H>();
+  }
+};
+
+// A 16-bit kernel is compared with the fp32 CPU kernel run on the same H-rounded inputs (as fp32
+// values, exact), so the inputs contribute no error; what differs is the fp32 arithmetic (the
+// fp32 tolerance of that kernel, `base`) and each rounding of a result to H that the CPU does
+// not do. One round-to-nearest moves a value a by at most u |a| + eta (bf16 u = 2^-8, fp16
+// u = 2^-11; eta, for the subnormals, matters for fp16's small gradients only), so if
 // |a - c| <= atol + rtol |c| before, then after
-//   |bf16(a) - c| <= u |a| + |a - c| <= (1 + u) atol + (rtol (1 + u) + u) |c|,
-// applied once per rounding on the path from the fp32 values to the stored result.
-constexpr Tol after_bf16_roundings(Tol base, int roundings) {
+//   |H(a) - c| <= u |a| + eta + |a - c| <= (1 + u) atol + eta + (rtol (1 + u) + u) |c|,
+// applied once per rounding on the path from the fp32 values to the stored result. The values
+// compared under these tolerances stay far below fp16's overflow (65504).
+template <typename H>
+constexpr Tol after_roundings(Tol base, int roundings) {
+  constexpr double u = Half<H>::u;
   for (int i = 0; i < roundings; ++i) {
-    base.rtol = base.rtol * (1 + kBf16UnitRoundoff) + kBf16UnitRoundoff;
-    base.atol_rel = base.atol_rel * (1 + kBf16UnitRoundoff);
+    base.rtol = base.rtol * (1 + u) + u;
+    base.atol_rel = base.atol_rel * (1 + u);
+    base.atol = base.atol * (1 + u) + Half<H>::eta;
   }
   return base;
 }
 
-// bf16 GEMMs on the tensor cores: products of bf16 values are exact in fp32, so only the k-term
-// fp32 sums differ from OpenBLAS's. Tensor-core fp32 accumulation aligns and truncates rather
-// than rounds (Fasi et al., "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021): up to
-// an ulp of the accumulator per MMA step (16 terms), ~k/16 * 2^-23 of the partial sums' size;
-// for k = 768 that is ~6e-6 of a typical output and ~1e-6 of the largest. 5e-5 leaves a margin
-// of ~10 for the order of the sums (split-k) without hiding an index error (O(1)).
-constexpr Tol kBf16GemmFp32Sums{5e-5, 5e-5};
+// 16-bit GEMMs on the tensor cores: products of bf16 or fp16 values are exact in fp32 (16 or 22
+// significant bits), so only the k-term fp32 sums differ from OpenBLAS's. Tensor-core fp32
+// accumulation aligns and truncates rather than rounds (Fasi et al., "Numerical behavior of
+// NVIDIA tensor cores", PeerJ CS 2021): up to an ulp of the accumulator per MMA step (16 terms),
+// ~k/16 * 2^-23 of the partial sums' size; for k = 768 that is ~6e-6 of a typical output and
+// ~1e-6 of the largest. 5e-5 leaves a margin of ~10 for the order of the sums (split-k) without
+// hiding an index error (O(1)).
+constexpr Tol kHalfGemmFp32Sums{5e-5, 5e-5};
 
-inline std::vector<float> rounded_to_bf16(std::vector<float> x) {
-  for (float& v : x) v = round_to_bf16(v);
+// Each value rounded to H (to nearest even), as fp32 (exact).
+template <typename H>
+std::vector<float> rounded(std::vector<float> x) {
+  for (float& v : x) v = static_cast<float>(H(v));
   return x;
 }
 
-// The bf16 rounding (to nearest even) of each value, on the device.
-inline ops::cuda::DeviceBuffer<__nv_bfloat16> to_device_bf16(const std::vector<float>& host) {
-  static_assert(sizeof(__nv_bfloat16) == sizeof(uint16_t));
+// n samples of N(0, scale^2) rounded to H.
+template <typename H>
+std::vector<float> randn_rounded(size_t n, uint32_t seed, float scale = 1.0f) {
+  return rounded<H>(randn(n, seed, scale));
+}
+
+// The H rounding (to nearest even) of each value, on the device.
+template <typename H>
+ops::cuda::DeviceBuffer<DeviceHalf<H>> to_device_half(const std::vector<float>& host) {
+  static_assert(sizeof(DeviceHalf<H>) == sizeof(uint16_t) && sizeof(H) == sizeof(uint16_t));
   std::vector<uint16_t> bits(host.size());
-  for (size_t i = 0; i < host.size(); ++i) bits[i] = bf16_bits(host[i]);
-  ops::cuda::DeviceBuffer<__nv_bfloat16> dev(host.size());
+  for (size_t i = 0; i < host.size(); ++i) bits[i] = H(host[i]).bits;
+  ops::cuda::DeviceBuffer<DeviceHalf<H>> dev(host.size());
   if (!host.empty())
     MDS_CUDA_CHECK(cudaMemcpy(dev.data(), bits.data(), dev.bytes(), cudaMemcpyHostToDevice));
   return dev;
 }
 
-// A bf16 device buffer's values as fp32 (exact).
-inline std::vector<float> to_host_float(const ops::cuda::DeviceBuffer<__nv_bfloat16>& dev) {
+// The 16 bits of each element of a 16-bit device buffer.
+template <typename D>
+std::vector<uint16_t> bits_of(const ops::cuda::DeviceBuffer<D>& dev) {
+  static_assert(sizeof(D) == sizeof(uint16_t));
   MDS_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> bits(dev.size());
   if (!bits.empty())
     MDS_CUDA_CHECK(cudaMemcpy(bits.data(), dev.data(), dev.bytes(), cudaMemcpyDeviceToHost));
+  return bits;
+}
+
+// A 16-bit device buffer's values as fp32 (exact).
+template <typename D>
+std::vector<float> to_host_float(const ops::cuda::DeviceBuffer<D>& dev) {
+  const std::vector<uint16_t> bits = bits_of(dev);
   std::vector<float> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_float(bits[i]);
+  for (size_t i = 0; i < bits.size(); ++i)
+    out[i] = static_cast<float>(HostHalf<D>::from_bits(bits[i]));
   return out;
 }
 
+// all_close with tol.atol folded into its floor relative to the largest |cpu value|.
 inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& gpu,
                                                const std::vector<float>& cpu, Tol tol) {
-  return all_close(gpu, to_double(cpu), tol.rtol, tol.atol_rel);
+  double scale = 0.0;
+  for (float c : cpu) scale = std::max(scale, std::fabs(static_cast<double>(c)));
+  const double atol_rel = tol.atol_rel + (scale > 0.0 ? tol.atol / scale : 0.0);
+  return all_close(gpu, to_double(cpu), tol.rtol, atol_rel);
 }
 
 }  // namespace mds::test

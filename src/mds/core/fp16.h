@@ -29,7 +29,7 @@ constexpr uint16_t fp16_bits(float x) {
   if (a > 0x7f800000u) return 0x7fff;           // NaN
   if (a >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
   if (a <= 0x33000000u) return sign;            // <= 2^-25 rounds to (signed) zero
-  uint32_t kept, rest, half_ulp;
+  uint32_t kept = 0, rest = 0, half_ulp = 0;    // initialised: a C++17 constexpr (nvcc) needs it
   if (a >= 0x38800000u) {  // normal: re-bias the exponent (127 -> 15), keep 10 mantissa bits
     kept = (a - 0x38000000u) >> 13;
     rest = a & 0x1fffu;

@@ -1,8 +1,8 @@
 // Causal grouped-query attention on the GPU, flash style (Dao, FlashAttention-2,
-// arXiv:2307.08691), fp32 or bf16 storage (T) with fp32 arithmetic and accumulation, matching
-// ops/cpu/attention.cpp: the same layouts and strides (q, k, v read in place from the fused qkv
-// buffer), lse [b, nq, s] the only saved statistic, scale 1/sqrt(hd), query head j reading kv
-// head j / (nq / nkv).
+// arXiv:2307.08691), fp32, bf16 or fp16 storage (T) with fp32 arithmetic and accumulation,
+// matching ops/cpu/attention.cpp: the same layouts and strides (q, k, v read in place from the
+// fused qkv buffer), lse [b, nq, s] the only saved statistic, scale 1/sqrt(hd), query head j
+// reading kv head j / (nq / nkv).
 //
 // Tiles are kTile = 32 queries x 32 keys; a block is 4 warps and each warp owns 8 rows of the
 // tile it accumulates, one lane per key (or query) column for the scores and one lane per 32
@@ -23,12 +23,12 @@
 // kernels are bit-deterministic from run to run (as the CPU kernel promises) and need no
 // zeroed dq or per-query-head dk/dv buffer.
 //
-// bf16: q, k, v, dout (and out, for D) are converted to fp32 as the tiles are loaded, so shared
-// memory, scores, probabilities and accumulators are fp32 exactly as in the fp32 kernels; only
-// the final stores of out, dq, dk, dv round (once). lse and D stay fp32. These kernels spend no
-// tensor cores: attention_tc.cu has the WMMA kernels the bf16 entry points dispatch to where they
-// apply (hd 64 or 128, 16-byte aligned rows; MDS_ATTENTION=cuda-core opts out, ops_cuda.h); these
-// are the reference those must match and the path for every other shape.
+// 16-bit (bf16, fp16): q, k, v, dout (and out, for D) are converted to fp32 as the tiles are
+// loaded, so shared memory, scores, probabilities and accumulators are fp32 exactly as in the
+// fp32 kernels; only the final stores of out, dq, dk, dv round (once). lse and D stay fp32. These
+// kernels spend no tensor cores: attention_tc.cu has the WMMA kernels the 16-bit entry points
+// dispatch to where they apply (hd 64 or 128, 16-byte aligned rows; MDS_ATTENTION=cuda-core opts
+// out, ops_cuda.h); these are the reference those must match and the path for every other shape.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -467,9 +467,24 @@ void attention_backward_cuda_core(bf16* dq, bf16* dk, bf16* dv, const bf16* dout
   backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
-// bf16 dispatch (ops_cuda.h): the tensor-core kernels (attention_tc.cu) where they apply, unless
-// MDS_ATTENTION=cuda-core, read once per process.
-static bool cuda_core_forced() {
+void attention_forward_cuda_core(fp16* out, float* lse, const fp16* q, const fp16* k, const fp16* v,
+                                 int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                 int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward_cuda_core(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const fp16* out,
+                                  const float* lse, const fp16* q, const fp16* k, const fp16* v,
+                                  int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                                  int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+namespace {
+
+// The 16-bit dispatch (ops_cuda.h): the tensor-core kernels (attention_tc.cu) where they apply,
+// unless MDS_ATTENTION=cuda-core, read once per process.
+bool cuda_core_forced() {
   static const bool forced = [] {
     const char* e = std::getenv("MDS_ATTENTION");
     return e != nullptr && std::strcmp(e, "cuda-core") == 0;
@@ -477,19 +492,21 @@ static bool cuda_core_forced() {
   return forced;
 }
 
-void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
-                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+template <typename H>
+void dispatch_forward(H* out, float* lse, const H* q, const H* k, const H* v, int64_t b, int64_t s,
+                      int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
+                      cudaStream_t stream) {
   if (!cuda_core_forced() && attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
     attention_forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
   else
     forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
-void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
-                        const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
-                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
-                        int64_t out_stride, cudaStream_t stream) {
+template <typename H>
+void dispatch_backward(H* dq, H* dk, H* dv, const H* dout, const H* out, const float* lse,
+                       const H* q, const H* k, const H* v, int64_t b, int64_t s, int64_t nq,
+                       int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
+                       cudaStream_t stream) {
   if (!cuda_core_forced() &&
       attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
     attention_backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
@@ -497,6 +514,36 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
   else
     backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
              stream);
+}
+
+}  // namespace
+
+void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  dispatch_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                        const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream) {
+  dispatch_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+                    stream);
+}
+
+void attention_forward(fp16* out, float* lse, const fp16* q, const fp16* k, const fp16* v,
+                       int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                       int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  dispatch_forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const fp16* out,
+                        const float* lse, const fp16* q, const fp16* k, const fp16* v, int64_t b,
+                        int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                        int64_t out_stride, cudaStream_t stream) {
+  dispatch_backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+                    stream);
 }
 
 }  // namespace mds::ops::cuda

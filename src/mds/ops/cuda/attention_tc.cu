@@ -1,9 +1,10 @@
-// Causal grouped-query flash attention on bf16 storage with the tensor cores (WMMA, bf16 16x16x16
-// fragments, fp32 accumulators), hd 64 or 128: the contract of the bf16 attention in
-// attention.cu (ops_cuda.h: q, k, v rows qkv_stride apart, out/dout rows out_stride apart, lse
-// [b, nq, s], query head j reading kv head j / (nq / nkv), scale 1/sqrt(hd), deterministic).
+// Causal grouped-query flash attention on 16-bit storage (bf16 or fp16, the kernels templated on
+// the type T) with the tensor cores (WMMA, 16x16x16 fragments of T, fp32 accumulators), hd 64 or
+// 128: the contract of the 16-bit attention in attention.cu (ops_cuda.h: q, k, v rows qkv_stride
+// apart, out/dout rows out_stride apart, lse [b, nq, s], query head j reading kv head
+// j / (nq / nkv), scale 1/sqrt(hd), deterministic).
 //
-// Dispatch (attention.cu): the bf16 attention_forward/attention_backward take these kernels when
+// Dispatch (attention.cu): the 16-bit attention_forward/attention_backward take these kernels when
 // hd is 64 or 128, qkv_stride and out_stride are multiples of 8 elements and every pointer is 16
 // bytes aligned (rows load as 16-byte vectors), unless the environment variable
 // MDS_ATTENTION=cuda-core (read once) asks for the CUDA-core kernels; otherwise those.
@@ -12,7 +13,7 @@
 // tile it accumulates (queries in the forward and dq, keys in dk/dv). The matrix products run on
 // WMMA fragments; the accumulator layout is opaque, so the scores go through shared memory (fp32),
 // where two lanes per row apply the mask, the online softmax (forward) or P and dS (backward) in
-// fp32, and write P (dS) back as bf16 over the warp's own score rows for the next product. A warp
+// fp32, and write P (dS) back in T over the warp's own score rows for the next product. A warp
 // touches only its own score rows, so inside a tile it synchronises with __syncwarp; the block
 // synchronises around the shared-memory tile loads. 16x16 blocks wholly above the diagonal are
 // skipped (their probabilities are zero).
@@ -25,10 +26,12 @@
 //   dq:    a block per (query tile, head, batch) over the key tiles; dQ in register fragments.
 // No atomics: each output is owned by one block and summed in a fixed order.
 //
-// Precision against the CUDA-core kernels: products of bf16 values are exact and the sums are
-// fp32, but P (forward, dV) and dS (dK, dQ) are rounded to bf16 to enter the tensor cores, as
-// FlashAttention does; the softmax sum l, lse and D use the fp32 values. Each bf16 output is
-// rounded once from its fp32 value.
+// Precision against the CUDA-core kernels: products of 16-bit values are exact and the sums are
+// fp32, but P (forward, dV) and dS (dK, dQ) are rounded to T to enter the tensor cores, as
+// FlashAttention does; the softmax sum l, lse and D use the fp32 values. Each 16-bit output is
+// rounded once from its fp32 value. In fp16, P is in [0, 1] and never overflows; dS is the
+// loss-scaled gradient, rounded (to inf beyond 65504, or to a subnormal when tiny) like any fp16
+// activation gradient.
 #include <mma.h>
 
 #include <cmath>
@@ -52,28 +55,36 @@ constexpr int kThreads = kWarps * 32;  // threads per block
 constexpr int kFrag = 16;              // WMMA fragment edge
 constexpr int kTileFrags = kTile / kFrag;
 constexpr int kSld = kTile + 4;   // fp32 score rows (floats): 16 rows are 4352 bytes, 32-aligned
-constexpr int kPld = kTile + 8;   // bf16 P / dS rows over a warp's score rows (16 x 72 x 2 bytes)
+constexpr int kPld = kTile + 8;   // 16-bit P / dS rows over a warp's score rows (16 x 72 x 2 bytes)
 constexpr int kHalf = kTile / 2;  // score columns per lane (two lanes per row)
 constexpr unsigned kFull = 0xffffffffu;
+constexpr size_t kElementBytes = 2;  // bf16 and fp16 alike
+static_assert(sizeof(bf16) == kElementBytes && sizeof(fp16) == kElementBytes);
 
-using FragA = wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFrag, bf16, wmma::row_major>;
-using FragBRow = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, bf16, wmma::row_major>;
-using FragBCol = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, bf16, wmma::col_major>;
+// T: the 16-bit storage type, __nv_bfloat16 or __half (WMMA has 16x16x16 fragments of both, with
+// fp32 accumulators).
+template <typename T>
+using FragA = wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFrag, T, wmma::row_major>;
+template <typename T>
+using FragBRow = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, T, wmma::row_major>;
+template <typename T>
+using FragBCol = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFrag, T, wmma::col_major>;
 using FragC = wmma::fragment<wmma::accumulator, kFrag, kFrag, kFrag, float>;
 
-// Shared-memory geometry for head dim HD. bf16 tile rows are HD + 8 elements apart (WMMA wants
-// a multiple of 8; the 8 of padding staggers the banks), fp32 output rows HD + 4 floats. Every
-// region size is a multiple of 32 bytes, so fragment pointers stay 256-bit aligned.
+// Shared-memory geometry for head dim HD, the same for both 16-bit types. Tile rows are HD + 8
+// elements apart (WMMA wants a multiple of 8; the 8 of padding staggers the banks), fp32 output
+// rows HD + 4 floats. Every region size is a multiple of 32 bytes, so fragment pointers stay
+// 256-bit aligned.
 template <int HD>
 struct Geo {
   static_assert(HD == 64 || HD == 128, "tensor-core attention: hd 64 or 128");
-  static constexpr int ld = HD + 8;   // bf16 tile row (elements)
+  static constexpr int ld = HD + 8;   // 16-bit tile row (elements)
   static constexpr int old = HD + 4;  // fp32 output row (floats)
   static constexpr int frags = HD / kFrag;
-  static constexpr size_t tile_bytes = size_t{kTile} * ld * sizeof(bf16);
+  static constexpr size_t tile_bytes = size_t{kTile} * ld * kElementBytes;
   static constexpr size_t out_bytes = size_t{kTile} * old * sizeof(float);
   static constexpr size_t score_bytes = size_t{kTile} * kSld * sizeof(float);
-  static constexpr size_t p_bytes = size_t{kTile} * kPld * sizeof(bf16);
+  static constexpr size_t p_bytes = size_t{kTile} * kPld * kElementBytes;
   static_assert(out_bytes >= tile_bytes, "the forward stages Q in the output tile");
   static_assert(out_bytes <= 2 * tile_bytes, "the backward stages outputs in two tiles");
   static constexpr size_t forward_smem = 2 * tile_bytes + score_bytes + out_bytes;
@@ -85,9 +96,8 @@ struct Geo {
 
 // tile[r][d] = src row (r0 + r), d in [0, HD), as 16-byte vectors; rows at or past s are zero.
 // src and stride are 16-byte aligned (8 elements): the dispatch checks it.
-template <int HD>
-__device__ inline void load_tile(bf16* tile, const bf16* src, int64_t r0, int64_t s,
-                                 int64_t stride) {
+template <int HD, typename T>
+__device__ inline void load_tile(T* tile, const T* src, int64_t r0, int64_t s, int64_t stride) {
   constexpr int kVec = 8, per_row = HD / kVec;
   for (int idx = threadIdx.x; idx < kTile * per_row; idx += kThreads) {
     const int r = idx / per_row, c = (idx - r * per_row) * kVec;
@@ -100,8 +110,8 @@ __device__ inline void load_tile(bf16* tile, const bf16* src, int64_t r0, int64_
 
 // sw[16][kSld] (a warp's score rows) = A_w B^T over HD, A_w the warp's 16 rows of tile a, B the
 // rows of tile b; 16-column blocks n with skip(n) are left unwritten (the caller masks them).
-template <int HD, typename Skip>
-__device__ inline void scores(float* sw, const bf16* aw, const bf16* b, Skip skip) {
+template <int HD, typename T, typename Skip>
+__device__ inline void scores(float* sw, const T* aw, const T* b, Skip skip) {
   constexpr int ld = Geo<HD>::ld;
 #pragma unroll
   for (int n = 0; n < kTileFrags; ++n) {
@@ -110,8 +120,8 @@ __device__ inline void scores(float* sw, const bf16* aw, const bf16* b, Skip ski
     wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
     for (int kk = 0; kk < Geo<HD>::frags; ++kk) {
-      FragA af;
-      FragBCol bf;  // B^T[d][c] = b[c * ld + d]: column-major
+      FragA<T> af;
+      FragBCol<T> bf;  // B^T[d][c] = b[c * ld + d]: column-major
       wmma::load_matrix_sync(af, aw + kk * kFrag, ld);
       wmma::load_matrix_sync(bf, b + n * kFrag * ld + kk * kFrag, ld);
       wmma::mma_sync(acc, af, bf, acc);
@@ -122,17 +132,17 @@ __device__ inline void scores(float* sw, const bf16* aw, const bf16* b, Skip ski
 
 // acc[n] += P_w[16][64] B[64][HD] for the HD/16 column blocks n; key blocks kk with skip(kk) are
 // zero in P and skipped.
-template <int HD, typename Skip>
-__device__ inline void accumulate(FragC* acc, const bf16* pw, const bf16* b, Skip skip) {
+template <int HD, typename T, typename Skip>
+__device__ inline void accumulate(FragC* acc, const T* pw, const T* b, Skip skip) {
   constexpr int ld = Geo<HD>::ld;
 #pragma unroll
   for (int kk = 0; kk < kTileFrags; ++kk) {
     if (skip(kk)) continue;
-    FragA pf;
+    FragA<T> pf;
     wmma::load_matrix_sync(pf, pw + kk * kFrag, kPld);
 #pragma unroll
     for (int n = 0; n < Geo<HD>::frags; ++n) {
-      FragBRow bf;
+      FragBRow<T> bf;
       wmma::load_matrix_sync(bf, b + kk * kFrag * ld + n * kFrag, ld);
       wmma::mma_sync(acc[n], pf, bf, acc[n]);
     }
@@ -140,11 +150,11 @@ __device__ inline void accumulate(FragC* acc, const bf16* pw, const bf16* b, Ski
 }
 
 // Writes a warp's 16 rows of fp32 fragments (rows row0 .. row0 + 15 of dst, rows stride apart)
-// as bf16, rounded once, through ow (16 rows of Geo<HD>::old floats). Rows at or past row_end
+// in T, rounded once, through ow (16 rows of Geo<HD>::old floats). Rows at or past row_end
 // (the end of the sequence) are not written.
-template <int HD>
-__device__ inline void store_rows(bf16* dst, int64_t stride, int64_t row0, int64_t row_end,
-                                  float* ow, const FragC* acc) {
+template <int HD, typename T>
+__device__ inline void store_rows(T* dst, int64_t stride, int64_t row0, int64_t row_end, float* ow,
+                                  const FragC* acc) {
   constexpr int old = Geo<HD>::old;
   const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -154,41 +164,41 @@ __device__ inline void store_rows(bf16* dst, int64_t stride, int64_t row0, int64
   const int r = lane >> 1, d0 = (lane & 1) * (HD / 2);
   const int64_t row = row0 + r;
   if (row < row_end) {
-    bf16* o = dst + row * stride;
+    T* o = dst + row * stride;
 #pragma unroll 8
-    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = __float2bfloat16(ow[r * old + d0 + t]);
+    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = from_float<T>(ow[r * old + d0 + t]);
   }
   __syncwarp();
 }
 
 // ---- Forward ---------------------------------------------------------------------------------
 
-template <int HD>
+template <int HD, typename T>
 __global__ void __launch_bounds__(kThreads)
-    tc_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t s,
-                      int nq, int group, int64_t qkv_stride, int64_t out_stride, float scale) {
+    tc_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s, int nq,
+                      int group, int64_t qkv_stride, int64_t out_stride, float scale) {
   using G = Geo<HD>;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* ks = reinterpret_cast<bf16*>(smem);                  // [kTile][ld]
-  bf16* vs = ks + kTile * G::ld;                             // [kTile][ld]
+  T* ks = reinterpret_cast<T*>(smem);                        // [kTile][ld]
+  T* vs = ks + kTile * G::ld;                                // [kTile][ld]
   float* sc = reinterpret_cast<float*>(vs + kTile * G::ld);  // [kTile][kSld]
   float* os = sc + kTile * kSld;                             // [kTile][old]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t qt = gridDim.x - 1 - blockIdx.x;  // the last query tiles see the most keys
   const int h = blockIdx.y, g = h / group;
   const int64_t bi = blockIdx.z, i0 = qt * kTile;
-  const bf16* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
-  const bf16* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
-  const bf16* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const T* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
+  const T* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const T* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
   float* sw = sc + warp * kFrag * kSld;    // this warp's 16 score rows
-  bf16* pw = reinterpret_cast<bf16*>(sw);  // its probabilities, bf16, over the read scores
+  T* pw = reinterpret_cast<T*>(sw);        // its probabilities, in T, over the read scores
   float* ow = os + warp * kFrag * G::old;  // its 16 output rows
 
   // Q is staged through the output tile and kept in fragments.
-  bf16* qs = reinterpret_cast<bf16*>(os);
+  T* qs = reinterpret_cast<T*>(os);
   load_tile<HD>(qs, qb, i0, s, qkv_stride);
   __syncthreads();
-  FragA qf[G::frags];
+  FragA<T> qf[G::frags];
 #pragma unroll
   for (int kk = 0; kk < G::frags; ++kk)
     wmma::load_matrix_sync(qf[kk], qs + warp * kFrag * G::ld + kk * kFrag, G::ld);
@@ -216,7 +226,7 @@ __global__ void __launch_bounds__(kThreads)
         wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
         for (int kk = 0; kk < G::frags; ++kk) {
-          FragBCol kf;  // K^T[d][c] = ks[c * ld + d]
+          FragBCol<T> kf;  // K^T[d][c] = ks[c * ld + d]
           wmma::load_matrix_sync(kf, ks + n * kFrag * G::ld + kk * kFrag, G::ld);
           wmma::mma_sync(acc, qf[kk], kf, acc);
         }
@@ -248,7 +258,7 @@ __global__ void __launch_bounds__(kThreads)
     m = mnew;
     __syncwarp();  // every lane has read its scores before P overwrites them
 #pragma unroll
-    for (int t = 0; t < kHalf; ++t) pw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+    for (int t = 0; t < kHalf; ++t) pw[r * kPld + c0 + t] = from_float<T>(p[t]);
     const int d0 = (lane & 1) * (HD / 2);
 #pragma unroll 8
     for (int t = 0; t < HD / 2; ++t) ow[r * G::old + d0 + t] *= corr;
@@ -261,8 +271,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int kk = 0; kk < kTileFrags; ++kk) {
         if (above(kk)) continue;
-        FragA pf;
-        FragBRow vf;  // V[c][d] = vs[c * ld + d]
+        FragA<T> pf;
+        FragBRow<T> vf;  // V[c][d] = vs[c * ld + d]
         wmma::load_matrix_sync(pf, pw + kk * kFrag, kPld);
         wmma::load_matrix_sync(vf, vs + kk * kFrag * G::ld + n * kFrag, G::ld);
         wmma::mma_sync(acc, pf, vf, acc);
@@ -274,10 +284,10 @@ __global__ void __launch_bounds__(kThreads)
 
   if (row < s) {
     const float inv = 1.0f / l;
-    bf16* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * HD;
+    T* o = out + (bi * s + row) * out_stride + static_cast<int64_t>(h) * HD;
     const int d0 = (lane & 1) * (HD / 2);
 #pragma unroll 8
-    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = __float2bfloat16(ow[r * G::old + d0 + t] * inv);
+    for (int t = 0; t < HD / 2; ++t) o[d0 + t] = from_float<T>(ow[r * G::old + d0 + t] * inv);
     if ((lane & 1) == 0) lse[(bi * nq + h) * s + row] = m + logf(l);
   }
 }
@@ -287,19 +297,19 @@ __global__ void __launch_bounds__(kThreads)
 // dk, dv of one key tile of one kv head, summed over the group's query heads and the query tiles
 // at or below the diagonal, in that fixed order. Warp w owns keys w*16 .. w*16+15: it computes
 // S^T = K Q^T and dP^T = V dO^T for them (16 keys x 64 queries), then dV += P^T dO, dK += dS^T Q.
-template <int HD>
+template <int HD, typename T>
 __global__ void __launch_bounds__(kThreads)
-    tc_dkdv_kernel(bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* D,
-                   const bf16* q, const bf16* k, const bf16* v, int64_t s, int nq, int group,
-                   int64_t qkv_stride, int64_t out_stride, float scale) {
+    tc_dkdv_kernel(T* dk, T* dv, const T* dout, const float* lse, const float* D, const T* q,
+                   const T* k, const T* v, int64_t s, int nq, int group, int64_t qkv_stride,
+                   int64_t out_stride, float scale) {
   using G = Geo<HD>;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* ks = reinterpret_cast<bf16*>(smem);                   // [kTile][ld]
-  bf16* vs = ks + kTile * G::ld;                              // [kTile][ld]
-  bf16* qs = vs + kTile * G::ld;                              // [kTile][ld]
-  bf16* dos = qs + kTile * G::ld;                             // [kTile][ld]
+  T* ks = reinterpret_cast<T*>(smem);                         // [kTile][ld]
+  T* vs = ks + kTile * G::ld;                                 // [kTile][ld]
+  T* qs = vs + kTile * G::ld;                                 // [kTile][ld]
+  T* dos = qs + kTile * G::ld;                                // [kTile][ld]
   float* sc = reinterpret_cast<float*>(dos + kTile * G::ld);  // [kTile][kSld]
-  bf16* pt = reinterpret_cast<bf16*>(sc + kTile * kSld);      // [kTile][kPld] P^T
+  T* pt = reinterpret_cast<T*>(sc + kTile * kSld);            // [kTile][kPld] P^T
   float* ls = reinterpret_cast<float*>(pt + kTile * kPld);    // [kTile] lse of the query tile
   float* Ds = ls + kTile;                                     // [kTile] D of the query tile
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -308,11 +318,11 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t bi = blockIdx.z, j0 = kt * kTile;
   load_tile<HD>(ks, k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD, j0, s, qkv_stride);
   load_tile<HD>(vs, v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD, j0, s, qkv_stride);
-  float* sw = sc + warp * kFrag * kSld;     // this warp's 16 score rows (keys)
-  bf16* dsw = reinterpret_cast<bf16*>(sw);  // its dS^T, bf16, over the read scores
-  bf16* ptw = pt + warp * kFrag * kPld;     // its P^T rows
-  const bf16* kw = ks + warp * kFrag * G::ld;
-  const bf16* vw = vs + warp * kFrag * G::ld;
+  float* sw = sc + warp * kFrag * kSld;  // this warp's 16 score rows (keys)
+  T* dsw = reinterpret_cast<T*>(sw);     // its dS^T, in T, over the read scores
+  T* ptw = pt + warp * kFrag * kPld;     // its P^T rows
+  const T* kw = ks + warp * kFrag * G::ld;
+  const T* vw = vs + warp * kFrag * G::ld;
 
   FragC dkf[G::frags], dvf[G::frags];
 #pragma unroll
@@ -325,8 +335,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t warp_first = j0 + warp * kFrag;  // the warp's first key
 
   for (int h = g * group; h < (g + 1) * group; ++h) {
-    const bf16* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
-    const bf16* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * HD;
+    const T* qb = q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD;
+    const T* dob = dout + bi * s * out_stride + static_cast<int64_t>(h) * HD;
     const float* lse_h = lse + (bi * nq + h) * s;
     const float* D_h = D + (bi * nq + h) * s;
     for (int64_t i0 = j0; i0 < s; i0 += kTile) {  // query tiles at or below the diagonal
@@ -347,7 +357,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int t = 0; t < kHalf; ++t) {
         const int64_t qi = i0 + c0 + t;
         p[t] = key <= qi && qi < s ? expf(scale * sw[r * kSld + c0 + t] - ls[c0 + t]) : 0.0f;
-        ptw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+        ptw[r * kPld + c0 + t] = from_float<T>(p[t]);
       }
       __syncwarp();                     // every lane has read its scores
       scores<HD>(sw, vw, dos, before);  // dP^T = V dO^T
@@ -360,7 +370,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       __syncwarp();  // every lane has read dP^T before dS^T overwrites it
 #pragma unroll
-      for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+      for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = from_float<T>(p[t]);
       __syncwarp();
       accumulate<HD>(dvf, ptw, dos, before);  // dV += P^T dO
       accumulate<HD>(dkf, dsw, qs, before);   // dK += dS^T Q
@@ -377,30 +387,30 @@ __global__ void __launch_bounds__(kThreads)
 
 // dq of one query tile of one head over the key tiles at or below the diagonal. Warp w owns
 // queries w*16 .. w*16+15: S = Q K^T, dP = dO V^T, then dQ += dS K.
-template <int HD>
+template <int HD, typename T>
 __global__ void __launch_bounds__(kThreads)
-    tc_dq_kernel(bf16* dq, const bf16* dout, const float* lse, const float* D, const bf16* q,
-                 const bf16* k, const bf16* v, int64_t s, int nq, int group, int64_t qkv_stride,
-                 int64_t out_stride, float scale) {
+    tc_dq_kernel(T* dq, const T* dout, const float* lse, const float* D, const T* q, const T* k,
+                 const T* v, int64_t s, int nq, int group, int64_t qkv_stride, int64_t out_stride,
+                 float scale) {
   using G = Geo<HD>;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* ks = reinterpret_cast<bf16*>(smem);                   // [kTile][ld]
-  bf16* vs = ks + kTile * G::ld;                              // [kTile][ld]
-  bf16* qs = vs + kTile * G::ld;                              // [kTile][ld]
-  bf16* dos = qs + kTile * G::ld;                             // [kTile][ld]
+  T* ks = reinterpret_cast<T*>(smem);                         // [kTile][ld]
+  T* vs = ks + kTile * G::ld;                                 // [kTile][ld]
+  T* qs = vs + kTile * G::ld;                                 // [kTile][ld]
+  T* dos = qs + kTile * G::ld;                                // [kTile][ld]
   float* sc = reinterpret_cast<float*>(dos + kTile * G::ld);  // [kTile][kSld]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t qt = gridDim.x - 1 - blockIdx.x;
   const int h = blockIdx.y, g = h / group;
   const int64_t bi = blockIdx.z, i0 = qt * kTile;
-  const bf16* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
-  const bf16* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const T* kb = k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
+  const T* vb = v + bi * s * qkv_stride + static_cast<int64_t>(g) * HD;
   load_tile<HD>(qs, q + bi * s * qkv_stride + static_cast<int64_t>(h) * HD, i0, s, qkv_stride);
   load_tile<HD>(dos, dout + bi * s * out_stride + static_cast<int64_t>(h) * HD, i0, s, out_stride);
-  float* sw = sc + warp * kFrag * kSld;     // this warp's 16 score rows (queries)
-  bf16* dsw = reinterpret_cast<bf16*>(sw);  // its dS, bf16, over the read scores
-  const bf16* qw = qs + warp * kFrag * G::ld;
-  const bf16* dow = dos + warp * kFrag * G::ld;
+  float* sw = sc + warp * kFrag * kSld;  // this warp's 16 score rows (queries)
+  T* dsw = reinterpret_cast<T*>(sw);     // its dS, in T, over the read scores
+  const T* qw = qs + warp * kFrag * G::ld;
+  const T* dow = dos + warp * kFrag * G::ld;
 
   const int r = lane >> 1, c0 = (lane & 1) * kHalf;  // this lane's query row and key columns
   const int64_t row = i0 + warp * kFrag + r;
@@ -437,7 +447,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncwarp();  // every lane has read dP before dS overwrites it
 #pragma unroll
-    for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = __float2bfloat16(p[t]);
+    for (int t = 0; t < kHalf; ++t) dsw[r * kPld + c0 + t] = from_float<T>(p[t]);
     __syncwarp();
     accumulate<HD>(dqf, dsw, ks, above);  // dQ += dS K
   }
@@ -478,11 +488,10 @@ Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t q
       static_cast<int>(nq / nkv), 1.0f / std::sqrt(static_cast<float>(hd))};
 }
 
-template <int HD>
-void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t s,
-                  int64_t nq, int64_t qkv_stride, int64_t out_stride, const Launch& L,
-                  cudaStream_t stream) {
-  auto kernel = tc_forward_kernel<HD>;
+template <int HD, typename T>
+void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s, int64_t nq,
+                  int64_t qkv_stride, int64_t out_stride, const Launch& L, cudaStream_t stream) {
+  auto kernel = tc_forward_kernel<HD, T>;
   constexpr size_t bytes = Geo<HD>::forward_smem;
   allow_smem(kernel, bytes);
   kernel<<<L.grid, kThreads, bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq), L.group,
@@ -490,19 +499,19 @@ void forward_impl(bf16* out, float* lse, const bf16* q, const bf16* k, const bf1
   MDS_CUDA_LAUNCH_CHECK();
 }
 
-template <int HD>
-void backward_impl(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float* lse, const float* D,
-                   const bf16* q, const bf16* k, const bf16* v, int64_t s, int64_t nq,
-                   int64_t qkv_stride, int64_t out_stride, const Launch& kv_launch,
-                   const Launch& q_launch, cudaStream_t stream) {
-  auto dkdv = tc_dkdv_kernel<HD>;
+template <int HD, typename T>
+void backward_impl(T* dq, T* dk, T* dv, const T* dout, const float* lse, const float* D, const T* q,
+                   const T* k, const T* v, int64_t s, int64_t nq, int64_t qkv_stride,
+                   int64_t out_stride, const Launch& kv_launch, const Launch& q_launch,
+                   cudaStream_t stream) {
+  auto dkdv = tc_dkdv_kernel<HD, T>;
   constexpr size_t kv_bytes = Geo<HD>::dkdv_smem;
   allow_smem(dkdv, kv_bytes);
   dkdv<<<kv_launch.grid, kThreads, kv_bytes, stream>>>(dk, dv, dout, lse, D, q, k, v, s,
                                                        static_cast<int>(nq), kv_launch.group,
                                                        qkv_stride, out_stride, kv_launch.scale);
   MDS_CUDA_LAUNCH_CHECK();
-  auto dqk = tc_dq_kernel<HD>;
+  auto dqk = tc_dq_kernel<HD, T>;
   constexpr size_t q_bytes = Geo<HD>::dq_smem;
   allow_smem(dqk, q_bytes);
   dqk<<<q_launch.grid, kThreads, q_bytes, stream>>>(dq, dout, lse, D, q, k, v, s,
@@ -522,9 +531,12 @@ bool attention_tc_supported(int64_t hd, int64_t qkv_stride, int64_t out_stride,
   return true;
 }
 
-void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
-                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
-                          int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+namespace {
+
+template <typename T>
+void forward_tc(T* out, float* lse, const T* q, const T* k, const T* v, int64_t b, int64_t s,
+                int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
+                cudaStream_t stream) {
   const Launch L = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nq);
   MDS_ASSERT(attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}),
              "tensor-core attention: q, k, v, out must be 16-byte aligned");
@@ -535,10 +547,10 @@ void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
     forward_impl<128>(out, lse, q, k, v, s, nq, qkv_stride, out_stride, L, stream);
 }
 
-void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
-                           const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
-                           int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
-                           int64_t out_stride, cudaStream_t stream) {
+template <typename T>
+void backward_tc(T* dq, T* dk, T* dv, const T* dout, const T* out, const float* lse, const T* q,
+                 const T* k, const T* v, int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                 int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
   const Launch kv_launch = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nkv);
   const Launch q_launch = plan(b, s, nq, nkv, hd, qkv_stride, out_stride, nq);
   MDS_ASSERT(attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}),
@@ -553,6 +565,36 @@ void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const
   else
     backward_impl<128>(dq, dk, dv, dout, lse, D.data(), q, k, v, s, nq, qkv_stride, out_stride,
                        kv_launch, q_launch, stream);
+}
+
+}  // namespace
+
+void attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                          int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward_tc(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                           const float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t b,
+                           int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                           int64_t out_stride, cudaStream_t stream) {
+  backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+              stream);
+}
+
+void attention_forward_tc(fp16* out, float* lse, const fp16* q, const fp16* k, const fp16* v,
+                          int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                          int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+}
+
+void attention_backward_tc(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const fp16* out,
+                           const float* lse, const fp16* q, const fp16* k, const fp16* v, int64_t b,
+                           int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
+                           int64_t out_stride, cudaStream_t stream) {
+  backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+              stream);
 }
 
 }  // namespace mds::ops::cuda

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -30,14 +31,18 @@ void allow_smem(Kernel kernel, size_t bytes) {
 // After every launch: an invalid configuration is reported here, not at the next sync.
 #define MDS_CUDA_LAUNCH_CHECK() MDS_CUDA_CHECK(cudaGetLastError())
 
-// Storage types: kernels templated on T (float or __nv_bfloat16) load through to_float and store
-// through from_float<T>, so the arithmetic is fp32 whatever the buffers hold and a bf16 output is
-// rounded once, to nearest even.
+// Storage types: kernels templated on T (float, __nv_bfloat16 or __half) load through to_float and
+// store through from_float<T>, so the arithmetic is fp32 whatever the buffers hold and a 16-bit
+// output is rounded once, to nearest even. In fp16 a value beyond +-65504 rounds to inf, never
+// clamped: the inf is what the dynamic loss scaler looks for.
 __device__ __forceinline__ float to_float(float x) {
   return x;
 }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) {
   return __bfloat162float(x);
+}
+__device__ __forceinline__ float to_float(__half x) {
+  return __half2float(x);
 }
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
@@ -48,6 +53,10 @@ __device__ __forceinline__ float from_float<float>(float x) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
 }
 
 template <typename T>

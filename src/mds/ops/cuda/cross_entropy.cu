@@ -9,10 +9,11 @@
 // back (a stream synchronisation) to throw mds::UserError as the CPU does. The trainer will
 // check targets once on the host instead, where the batch is built; then this sync goes away.
 //
-// bf16 logits: the max and sum passes read them as fp32. The fp32 path keeps the exponentials
-// of pass 2 in dlogits and scales them in pass 3; in bf16 that would round each probability
-// twice and lose the low bits of the small ones, so the bf16 finish recomputes exp(x - max)
-// from the logits (one more read of a row, no fp32 scratch of [n, vocab]) and rounds once.
+// 16-bit (bf16, fp16) logits: the max and sum passes read them as fp32. The fp32 path keeps the
+// exponentials of pass 2 in dlogits and scales them in pass 3; in 16 bits that would round each
+// probability twice and lose the low bits of the small ones, so the 16-bit finish recomputes
+// exp(x - max) from the logits (one more read of a row, no fp32 scratch of [n, vocab]) and
+// rounds once.
 #include <limits>
 
 #include "mds/ops/cuda/allocator.h"
@@ -111,7 +112,7 @@ __global__ void finish_kernel(float* losses, float* dlogits, const float* row_ma
     dx[j] = j == t ? dx[j] * scale - dscale : dx[j] * scale;
 }
 
-// The bf16 finish: losses as finish_kernel; dlogits from the logits themselves (see the top).
+// The 16-bit finish: losses as finish_kernel; dlogits from the logits themselves (see the top).
 // Each thread reads x[j] before it writes dx[j], so dlogits may alias logits.
 template <typename T>
 __global__ void finish_from_logits_kernel(float* losses, T* dlogits, const T* logits,
@@ -152,6 +153,32 @@ void local_sum_exp(double* sum_exp, float* exps, const T* logits, const float* r
   local_sum_exp_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
       sum_exp, exps, logits, row_max, cols, real_columns(cols, col_begin, vocab));
   MDS_CUDA_LAUNCH_CHECK();
+}
+
+template <typename H>
+void finish_from_logits(float* losses, H* dlogits, const H* logits, const float* row_max,
+                        const double* sum_exp, const float* target_logit, const int32_t* targets,
+                        int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
+                        cudaStream_t stream) {
+  if (n == 0) return;
+  finish_from_logits_kernel<H><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      losses, dlogits, logits, row_max, sum_exp, target_logit, targets, cols, col_begin,
+      real_columns(cols, col_begin, vocab), dscale);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+// The single-device form on 16-bit logits: the three passes over the whole row (dlogits null:
+// the losses only).
+template <typename H>
+void forward_backward_half(float* losses, H* dlogits, const H* logits, const int32_t* targets,
+                           int64_t n, int64_t vpad, int64_t vocab, float dscale,
+                           cudaStream_t stream) {
+  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
+  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
+  local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab, stream);
+  local_sum_exp<H>(sum_exp.data(), nullptr, logits, row_max.data(), n, vpad, 0, vocab, stream);
+  finish_from_logits(losses, dlogits, logits, row_max.data(), sum_exp.data(), target_logit.data(),
+                     targets, n, vpad, 0, vocab, dscale, stream);
 }
 
 }  // namespace
@@ -201,9 +228,15 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
   cross_entropy_forward_backward(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
 }
 
-// ---- bf16 logits ----
+// ---- 16-bit logits ----
 
 void cross_entropy_local_max(float* row_max, float* target_logit, const bf16* logits,
+                             const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
+                             int64_t vocab, cudaStream_t stream) {
+  local_max(row_max, target_logit, logits, targets, n, cols, col_begin, vocab, stream);
+}
+
+void cross_entropy_local_max(float* row_max, float* target_logit, const fp16* logits,
                              const int32_t* targets, int64_t n, int64_t cols, int64_t col_begin,
                              int64_t vocab, cudaStream_t stream) {
   local_max(row_max, target_logit, logits, targets, n, cols, col_begin, vocab, stream);
@@ -215,32 +248,48 @@ void cross_entropy_local_sum_exp(double* sum_exp, const bf16* logits, const floa
   local_sum_exp<bf16>(sum_exp, nullptr, logits, row_max, n, cols, col_begin, vocab, stream);
 }
 
+void cross_entropy_local_sum_exp(double* sum_exp, const fp16* logits, const float* row_max,
+                                 int64_t n, int64_t cols, int64_t col_begin, int64_t vocab,
+                                 cudaStream_t stream) {
+  local_sum_exp<fp16>(sum_exp, nullptr, logits, row_max, n, cols, col_begin, vocab, stream);
+}
+
 void cross_entropy_finish(float* losses, bf16* dlogits, const bf16* logits, const float* row_max,
                           const double* sum_exp, const float* target_logit, const int32_t* targets,
                           int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
                           cudaStream_t stream) {
-  if (n == 0) return;
-  finish_from_logits_kernel<bf16><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      losses, dlogits, logits, row_max, sum_exp, target_logit, targets, cols, col_begin,
-      real_columns(cols, col_begin, vocab), dscale);
-  MDS_CUDA_LAUNCH_CHECK();
+  finish_from_logits(losses, dlogits, logits, row_max, sum_exp, target_logit, targets, n, cols,
+                     col_begin, vocab, dscale, stream);
+}
+
+void cross_entropy_finish(float* losses, fp16* dlogits, const fp16* logits, const float* row_max,
+                          const double* sum_exp, const float* target_logit, const int32_t* targets,
+                          int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
+                          cudaStream_t stream) {
+  finish_from_logits(losses, dlogits, logits, row_max, sum_exp, target_logit, targets, n, cols,
+                     col_begin, vocab, dscale, stream);
 }
 
 void cross_entropy_forward_backward(float* losses, bf16* dlogits, const bf16* logits,
                                     const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
                                     float dscale, cudaStream_t stream) {
-  DeviceBuffer<float> row_max(static_cast<size_t>(n)), target_logit(static_cast<size_t>(n));
-  DeviceBuffer<double> sum_exp(static_cast<size_t>(n));
-  cross_entropy_local_max(row_max.data(), target_logit.data(), logits, targets, n, vpad, 0, vocab,
-                          stream);
-  cross_entropy_local_sum_exp(sum_exp.data(), logits, row_max.data(), n, vpad, 0, vocab, stream);
-  cross_entropy_finish(losses, dlogits, logits, row_max.data(), sum_exp.data(), target_logit.data(),
-                       targets, n, vpad, 0, vocab, dscale, stream);
+  forward_backward_half(losses, dlogits, logits, targets, n, vpad, vocab, dscale, stream);
+}
+
+void cross_entropy_forward_backward(float* losses, fp16* dlogits, const fp16* logits,
+                                    const int32_t* targets, int64_t n, int64_t vpad, int64_t vocab,
+                                    float dscale, cudaStream_t stream) {
+  forward_backward_half(losses, dlogits, logits, targets, n, vpad, vocab, dscale, stream);
 }
 
 void cross_entropy_forward(float* losses, const bf16* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab, cudaStream_t stream) {
-  cross_entropy_forward_backward(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
+  forward_backward_half<bf16>(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
+}
+
+void cross_entropy_forward(float* losses, const fp16* logits, const int32_t* targets, int64_t n,
+                           int64_t vpad, int64_t vocab, cudaStream_t stream) {
+  forward_backward_half<fp16>(losses, nullptr, logits, targets, n, vpad, vocab, 0.0f, stream);
 }
 
 }  // namespace mds::ops::cuda

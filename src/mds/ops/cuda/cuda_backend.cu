@@ -99,10 +99,31 @@ class CudaMemory : public Backend {
   }
 };
 
-// The kernels of Kernels<T> and MixedKernels<H> (ops_cuda.h's overloads), on the one stream.
+// The kernels of Kernels<T> and MixedKernels<H> (ops_cuda.h's overloads), on the one stream. Each
+// mixin overrides one storage type's methods; the using-declarations keep the other types'
+// overloads (from Base) visible beside them rather than hidden.
 template <typename Base, typename T>
 class CudaKernels : public Base {
  public:
+  using Base::add_inplace;
+  using Base::attention_backward;
+  using Base::attention_forward;
+  using Base::cross_entropy_forward;
+  using Base::cross_entropy_forward_backward;
+  using Base::cross_entropy_local_max;
+  using Base::embedding_backward;
+  using Base::embedding_forward;
+  using Base::linear_backward;
+  using Base::linear_forward;
+  using Base::rmsnorm_backward;
+  using Base::rmsnorm_forward;
+  using Base::rmsnorm_residual_backward;
+  using Base::rmsnorm_residual_forward;
+  using Base::rope_backward;
+  using Base::rope_forward;
+  using Base::swiglu_backward;
+  using Base::swiglu_forward;
+
   void linear_forward(T* y, const T* x, const T* w, int64_t m, int64_t k, int64_t n) override {
     cuda::linear_forward(dev(y), dev(x), dev(w), m, k, n, kStream);
   }
@@ -188,6 +209,12 @@ class CudaKernels : public Base {
 template <typename Base, typename H>
 class CudaMixedKernels : public CudaKernels<Base, H> {
  public:
+  using Base::adamw_step;
+  using Base::cross_entropy_finish;
+  using Base::cross_entropy_local_sum_exp;
+  using Base::to_fp32;
+  using Base::to_half;
+
   void cross_entropy_local_sum_exp(double* sum_exp, const H* logits, const float* row_max,
                                    int64_t n, int64_t cols, int64_t col_begin,
                                    int64_t vocab) override {
@@ -211,10 +238,16 @@ class CudaMixedKernels : public CudaKernels<Base, H> {
   }
 };
 
-class CudaBackend final
-    : public CudaMixedKernels<CudaMixedKernels<CudaKernels<CudaMemory, float>, mds::bf16>,
-                              mds::fp16> {
+// The fp32 kernels, then bf16's and fp16's, each mixin over the previous.
+using CudaAllKernels =
+    CudaMixedKernels<CudaMixedKernels<CudaKernels<CudaMemory, float>, mds::bf16>, mds::fp16>;
+
+class CudaBackend final : public CudaAllKernels {
  public:
+  using CudaAllKernels::adamw_step;
+  using CudaAllKernels::cross_entropy_finish;
+  using CudaAllKernels::cross_entropy_local_sum_exp;
+
   void cross_entropy_local_sum_exp(double* sum_exp, float* exps, const float* logits,
                                    const float* row_max, int64_t n, int64_t cols, int64_t col_begin,
                                    int64_t vocab) override {

@@ -1,4 +1,4 @@
-// Element-wise kernels (fp32; the add also on bf16 storage) and the sum of squares
+// Element-wise kernels (fp32; the add also on 16-bit storage) and the sum of squares
 // (gradient-norm clipping) on the GPU.
 // sum_squares is deterministic: blocks own fixed chunks of 2^14 elements and sum them in double
 // through a fixed tree, then one block adds the chunk sums, again through a fixed tree. The
@@ -61,10 +61,16 @@ void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream) {
   MDS_CUDA_LAUNCH_CHECK();
 }
 
-// bf16: the sum in fp32, rounded once.
+// 16-bit: the sum in fp32, rounded once.
 void add_inplace(bf16* y, const bf16* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   add_inplace_kernel<bf16><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
+  MDS_CUDA_LAUNCH_CHECK();
+}
+
+void add_inplace(fp16* y, const fp16* x, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_inplace_kernel<fp16><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
   MDS_CUDA_LAUNCH_CHECK();
 }
 

@@ -8,8 +8,8 @@
 // n = 16k tokens: 16 blocks, ~0.1 ms of loads at best) — fine for correctness, a to-do for speed
 // (sort ids once per step, then one block per unique id sums its tokens in order).
 //
-// bf16: the table is a bf16 model weight, so the forward is a copy; the backward adds bf16 dx
-// into the fp32 gradient (main_grad) in fp32, the same sums as the CPU's over the same values.
+// 16-bit: the table is a 16-bit model weight, so the forward is a copy; the backward adds 16-bit
+// dx into the fp32 gradient (main_grad) in fp32, the same sums as the CPU's over the same values.
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -77,6 +77,16 @@ void embedding_forward(bf16* x, const int32_t* ids, const bf16* table, int64_t n
 }
 
 void embedding_backward(float* dtable, const bf16* dx, const int32_t* ids, int64_t n, int64_t h,
+                        int64_t vocab_begin, int64_t rows, cudaStream_t stream) {
+  backward(dtable, dx, ids, n, h, vocab_begin, rows, stream);
+}
+
+void embedding_forward(fp16* x, const int32_t* ids, const fp16* table, int64_t n, int64_t h,
+                       int64_t vocab_begin, int64_t rows, cudaStream_t stream) {
+  forward(x, ids, table, n, h, vocab_begin, rows, stream);
+}
+
+void embedding_backward(float* dtable, const fp16* dx, const int32_t* ids, int64_t n, int64_t h,
                         int64_t vocab_begin, int64_t rows, cudaStream_t stream) {
   backward(dtable, dx, ids, n, h, vocab_begin, rows, stream);
 }

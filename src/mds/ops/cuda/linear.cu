@@ -2,12 +2,15 @@
 // fp32 alpha/beta):
 //   fp32: A, B, C/D fp32, no TF32, so results match the CPU's OpenBLAS to fp32 rounding of the
 //         k-term sums;
-//   bf16: A, B bf16 on the tensor cores; D bf16 for y and dx, fp32 for dw, which accumulates
-//         into Megatron's fp32 main_grad directly (beta = 1 on an fp32 C: the
-//         gradient_accumulation_fusion of Megatron's wgrad GEMM, no bf16 dw and no extra add).
-// Both bf16 combinations (A/B bf16 with C/D bf16 or C/D fp32, compute 32F, scale 32F) are rows
-// of cuBLASLt's table of supported types for cublasLtMatmul. No epilogue: Llama's linears have
-// no bias, and the activation (SwiGLU) needs both halves of the output.
+//   bf16, fp16: A, B 16-bit (CUDA_R_16BF, CUDA_R_16F) on the tensor cores; D of the same type
+//         for y and dx, fp32 for dw, which accumulates into Megatron's fp32 main_grad directly
+//         (beta = 1 on an fp32 C: the gradient_accumulation_fusion of Megatron's wgrad GEMM, no
+//         16-bit dw and no extra add).
+// The four 16-bit combinations (A/B bf16 or fp16 with C/D of the same type or fp32, compute 32F,
+// scale 32F) are rows of cuBLASLt's table of supported types for cublasLtMatmul. An fp16 D is
+// rounded from the fp32 result, overflowing to inf beyond 65504 (what the loss scaler detects).
+// No epilogue: Llama's linears have no bias, and the activation (SwiGLU) needs both halves of
+// the output.
 //
 // mds is row-major, cuBLAS column-major: a row-major [r, c] matrix is a column-major [c, r] one,
 // so each product is computed transposed:
@@ -68,11 +71,11 @@ uint32_t alignment(const void* p, uint32_t element_bytes) {
 }
 
 uint32_t type_bytes(cudaDataType_t t) {
-  return t == CUDA_R_16BF ? 2 : 4;
+  return t == CUDA_R_16BF || t == CUDA_R_16F ? 2 : 4;
 }
 
 const char* type_name(cudaDataType_t t) {
-  return t == CUDA_R_16BF ? "bf16" : "fp32";
+  return t == CUDA_R_16BF ? "bf16" : t == CUDA_R_16F ? "fp16" : "fp32";
 }
 
 // Column-major C[m, n] = op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n]; lda/ldb/ldc
@@ -127,7 +130,7 @@ void forward(cudaDataType_t ab, void* y, const void* x, const void* w, int64_t m
   gemm(CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, ab, w, k, x, k, ab, y, n, 0.0f, stream);
 }
 
-// dw is fp32 for both storage types.
+// dw is fp32 for every storage type.
 void backward(cudaDataType_t ab, void* dx, float* dw, const void* dy, const void* x, const void* w,
               int64_t m, int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
   if (dx)
@@ -156,6 +159,16 @@ void linear_forward(bf16* y, const bf16* x, const bf16* w, int64_t m, int64_t k,
 void linear_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w, int64_t m,
                      int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
   backward(CUDA_R_16BF, dx, dw, dy, x, w, m, k, n, accumulate_dx, stream);
+}
+
+void linear_forward(fp16* y, const fp16* x, const fp16* w, int64_t m, int64_t k, int64_t n,
+                    cudaStream_t stream) {
+  forward(CUDA_R_16F, y, x, w, m, k, n, stream);
+}
+
+void linear_backward(fp16* dx, float* dw, const fp16* dy, const fp16* x, const fp16* w, int64_t m,
+                     int64_t k, int64_t n, bool accumulate_dx, cudaStream_t stream) {
+  backward(CUDA_R_16F, dx, dw, dy, x, w, m, k, n, accumulate_dx, stream);
 }
 
 }  // namespace mds::ops::cuda

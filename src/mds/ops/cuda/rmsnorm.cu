@@ -1,9 +1,9 @@
 // RMSNorm on the GPU, matching ops/cpu/rmsnorm.cpp, and its fusion with the residual add before
-// it; fp32 or bf16 storage (T), fp32 arithmetic. One block per row, the row's sum of squares and
-// the backward's dot product accumulated in double (so rstd is the fp32 rounding of the same
-// value the CPU computes). The weight gradient is fp32 and deterministic without atomics: rows
-// are cut into fixed chunks, each chunk's column sums go to a scratch [chunks, h], and a second
-// kernel adds the chunks in order.
+// it; fp32, bf16 or fp16 storage (T), fp32 arithmetic. One block per row, the row's sum of
+// squares and the backward's dot product accumulated in double (so rstd is the fp32 rounding of
+// the same value the CPU computes). The weight gradient is fp32 and deterministic without atomics:
+// rows are cut into fixed chunks, each chunk's column sums go to a scratch [chunks, h], and a
+// second kernel adds the chunks in order.
 //
 // The fused forward writes resid_out = x + r and normalises it in the same pass; its backward is
 // the plain backward with the incoming residual gradient as the prior of dx, so both are the
@@ -135,6 +135,11 @@ void rmsnorm_forward(bf16* y, float* rstd, const bf16* x, const bf16* w, int64_t
   forward<bf16>(y, nullptr, rstd, x, nullptr, w, n, h, eps, stream);
 }
 
+void rmsnorm_forward(fp16* y, float* rstd, const fp16* x, const fp16* w, int64_t n, int64_t h,
+                     float eps, cudaStream_t stream) {
+  forward<fp16>(y, nullptr, rstd, x, nullptr, w, n, h, eps, stream);
+}
+
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t n, int64_t h, cudaStream_t stream) {
   backward<float>(dx, dx, dw, dy, x, w, rstd, n, h, stream);
@@ -143,6 +148,11 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 void rmsnorm_backward(bf16* dx, float* dw, const bf16* dy, const bf16* x, const bf16* w,
                       const float* rstd, int64_t n, int64_t h, cudaStream_t stream) {
   backward<bf16>(dx, dx, dw, dy, x, w, rstd, n, h, stream);
+}
+
+void rmsnorm_backward(fp16* dx, float* dw, const fp16* dy, const fp16* x, const fp16* w,
+                      const float* rstd, int64_t n, int64_t h, cudaStream_t stream) {
+  backward<fp16>(dx, dx, dw, dy, x, w, rstd, n, h, stream);
 }
 
 void rmsnorm_residual_forward(float* y, float* resid_out, float* rstd, const float* x,
@@ -156,6 +166,11 @@ void rmsnorm_residual_forward(bf16* y, bf16* resid_out, float* rstd, const bf16*
   forward<bf16>(y, resid_out, rstd, x, r, w, n, h, eps, stream);
 }
 
+void rmsnorm_residual_forward(fp16* y, fp16* resid_out, float* rstd, const fp16* x, const fp16* r,
+                              const fp16* w, int64_t n, int64_t h, float eps, cudaStream_t stream) {
+  forward<fp16>(y, resid_out, rstd, x, r, w, n, h, eps, stream);
+}
+
 void rmsnorm_residual_backward(float* dsum, float* dw, const float* dy, const float* dresid,
                                const float* resid_out, const float* w, const float* rstd, int64_t n,
                                int64_t h, cudaStream_t stream) {
@@ -166,6 +181,12 @@ void rmsnorm_residual_backward(bf16* dsum, float* dw, const bf16* dy, const bf16
                                const bf16* resid_out, const bf16* w, const float* rstd, int64_t n,
                                int64_t h, cudaStream_t stream) {
   backward<bf16>(dsum, dresid, dw, dy, resid_out, w, rstd, n, h, stream);
+}
+
+void rmsnorm_residual_backward(fp16* dsum, float* dw, const fp16* dy, const fp16* dresid,
+                               const fp16* resid_out, const fp16* w, const float* rstd, int64_t n,
+                               int64_t h, cudaStream_t stream) {
+  backward<fp16>(dsum, dresid, dw, dy, resid_out, w, rstd, n, h, stream);
 }
 
 }  // namespace mds::ops::cuda

@@ -1,6 +1,6 @@
 // RoPE on the GPU, rotate-half, in place, matching ops/cpu/rope.cpp: one thread per rotated pair
 // (x[i], x[i + hd/2]) of one head of one token; the same fp32 tables and the same arithmetic, so
-// the results agree with the CPU's to rounding of the two products. bf16 storage: the pair is
+// the results agree with the CPU's to rounding of the two products. 16-bit storage: the pair is
 // rotated in fp32 and each element rounded once.
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
@@ -59,6 +59,17 @@ void rope_forward(bf16* x, const float* cos, const float* sin, int64_t b, int64_
 }
 
 void rope_backward(bf16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
+                   int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
+                   cudaStream_t stream) {
+  rotate(dx, cos, sin, b, s, heads, hd, row_stride, pos0, -1.0f, stream);
+}
+
+void rope_forward(fp16* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
+                  int64_t hd, int64_t row_stride, int64_t pos0, cudaStream_t stream) {
+  rotate(x, cos, sin, b, s, heads, hd, row_stride, pos0, 1.0f, stream);
+}
+
+void rope_backward(fp16* dx, const float* cos, const float* sin, int64_t b, int64_t s,
                    int64_t heads, int64_t hd, int64_t row_stride, int64_t pos0,
                    cudaStream_t stream) {
   rotate(dx, cos, sin, b, s, heads, hd, row_stride, pos0, -1.0f, stream);

@@ -1,6 +1,6 @@
 // SwiGLU on the GPU, matching ops/cpu/swiglu.cpp: gu [n, 2f] = [gate | up] -> h = silu(gate) * up.
 // One thread per output element; expf (full precision) where the CPU uses its fast_exp, so the
-// two agree to a few ulp, not bit for bit. bf16 storage: fp32 arithmetic, each output rounded
+// two agree to a few ulp, not bit for bit. 16-bit storage: fp32 arithmetic, each output rounded
 // once.
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
@@ -66,6 +66,15 @@ void swiglu_forward(bf16* h, const bf16* gu, int64_t n, int64_t f, cudaStream_t 
 }
 
 void swiglu_backward(bf16* dgu, const bf16* dh, const bf16* gu, int64_t n, int64_t f,
+                     cudaStream_t stream) {
+  backward(dgu, dh, gu, n, f, stream);
+}
+
+void swiglu_forward(fp16* h, const fp16* gu, int64_t n, int64_t f, cudaStream_t stream) {
+  forward(h, gu, n, f, stream);
+}
+
+void swiglu_backward(fp16* dgu, const fp16* dh, const fp16* gu, int64_t n, int64_t f,
                      cudaStream_t stream) {
   backward(dgu, dh, gu, n, f, stream);
 }
