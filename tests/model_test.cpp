@@ -173,3 +173,47 @@ TEST(LlamaModel, InitDependsOnlyOnSeedNameAndIndex) {
   const auto& norm = a.table().at("model.norm.weight");
   EXPECT_EQ(a.params()[norm.offset], 1.0f);
 }
+
+// The overlapped gradient reduction trusts backward's grads_final(begin): at each call the
+// gradients [begin, end) must already hold their final values, and begin only falls, to 0.
+// A snapshot of grads() at every call, compared with the gradients after backward, checks it
+// (with a second micro-batch accumulated first, so "final" means after the last +=).
+TEST(LlamaModel, GradsFinalIsCalledOnlyOnceGradientsAreFinal) {
+  const int64_t s = 16;
+  LlamaConfig c = tiny_config(s);
+  LlamaModel m(c);
+  m.init_weights(1);
+  const auto tokens = mds::test::random_ids(2 * s, c.vocab_size, 8),
+             targets = mds::test::random_ids(2 * s, c.vocab_size, 9);
+  m.zero_grads();
+  m.prepare({1, s, 0}, 2);
+  for (int k = 0; k < 2; ++k) m.forward(k, tokens.data() + k * s, nullptr);
+  m.loss_and_grad(0, targets.data(), 0.5f);
+  m.backward(0, nullptr);
+  m.loss_and_grad(1, targets.data() + s, 0.5f);
+  std::vector<std::pair<int64_t, std::vector<float>>> snapshots;
+  m.backward(1, nullptr,
+             [&](int64_t begin) { snapshots.emplace_back(begin, m.grads().to_host()); });
+  const std::vector<float> final_grads = m.grads().to_host();
+  const int64_t n = int64_t(final_grads.size());
+  ASSERT_EQ(snapshots.size(), size_t(c.num_layers + 2));  // head, each block, the embedding
+  EXPECT_EQ(snapshots.back().first, 0);
+  int64_t last = n;
+  for (const auto& [begin, grads] : snapshots) {
+    ASSERT_LE(begin, last);
+    ASSERT_GE(begin, 0);
+    for (int64_t i = begin; i < n; ++i)
+      ASSERT_EQ(grads[size_t(i)], final_grads[size_t(i)])
+          << "gradient " << i << " of " << n << " not final when [" << begin
+          << ", end) was said to be";
+    last = begin;
+  }
+  // ...and the boundaries are tight: below each one, some gradient was still to change.
+  for (size_t k = 0; k + 1 < snapshots.size(); ++k) {
+    const auto& [begin, grads] = snapshots[k];
+    bool changes = false;
+    for (int64_t i = snapshots[k + 1].first; i < begin; ++i)
+      changes = changes || grads[size_t(i)] != final_grads[size_t(i)];
+    EXPECT_TRUE(changes) << "nothing below " << begin << " changed after its call";
+  }
+}
