@@ -51,25 +51,34 @@ constexpr float round_to_bf16(float x) {
   return bf16_to_float(bf16_bits(x));
 }
 
-// One bfloat16 value as stored: the same 16 bits, size and alignment as CUDA's __nv_bfloat16,
-// so a bf16 buffer is handed to the CUDA kernels by a reinterpret_cast. Trivial (a default-
-// constructed bf16 is uninitialised, like a float), so Buffer<bf16> and memcpy work on it. No
-// arithmetic: kernels compute in fp32 and convert explicitly. == compares the bits (so +0 and
-// -0 differ and a NaN equals itself): the test of "the same stored value".
-struct bf16 {
+// One 16-bit floating-point value as stored, of a Format with to_bits(float) (round to nearest
+// even) and to_float(bits) (exact): mds::bf16 below, mds::fp16 (fp16.h). The same 16 bits, size
+// and alignment as CUDA's __nv_bfloat16 / __half, so a buffer is handed to the CUDA kernels by
+// a reinterpret_cast. Trivial (a default-constructed value is uninitialised, like a float), so
+// Buffer<T> and memcpy work on it. No arithmetic: kernels compute in fp32 and convert
+// explicitly. == compares the bits (so +0 and -0 differ and a NaN equals itself): the test of
+// "the same stored value".
+template <typename Format>
+struct Float16 {
   uint16_t bits;
 
-  bf16() = default;
-  explicit constexpr bf16(float x) : bits(bf16_bits(x)) {}  // rounds to nearest even
-  explicit constexpr operator float() const { return bf16_to_float(bits); }  // exact
-  static constexpr bf16 from_bits(uint16_t b) {
-    bf16 v{};
+  Float16() = default;
+  explicit constexpr Float16(float x) : bits(Format::to_bits(x)) {}
+  explicit constexpr operator float() const { return Format::to_float(bits); }
+  static constexpr Float16 from_bits(uint16_t b) {
+    Float16 v{};
     v.bits = b;
     return v;
   }
-  friend constexpr bool operator==(bf16 a, bf16 b) { return a.bits == b.bits; }
-  friend constexpr bool operator!=(bf16 a, bf16 b) { return a.bits != b.bits; }
+  friend constexpr bool operator==(Float16 a, Float16 b) { return a.bits == b.bits; }
+  friend constexpr bool operator!=(Float16 a, Float16 b) { return a.bits != b.bits; }
 };
+
+struct BFloat16Format {
+  static constexpr uint16_t to_bits(float x) { return bf16_bits(x); }
+  static constexpr float to_float(uint16_t bits) { return bf16_to_float(bits); }
+};
+using bf16 = Float16<BFloat16Format>;
 
 static_assert(sizeof(bf16) == 2 && alignof(bf16) == 2);
 static_assert(std::is_trivially_copyable_v<bf16> &&

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "mds/core/bf16.h"  // detail::bit_cast
+#include "mds/core/bf16.h"  // detail::bit_cast, Float16
 
 namespace mds {
 
@@ -63,22 +63,12 @@ constexpr float round_to_fp16(float x) {
   return fp16_to_float(fp16_bits(x));
 }
 
-// One binary16 value as stored: the 16 bits, size and alignment of CUDA's __half. Like
-// mds::bf16: trivial, no arithmetic, explicit conversions, == compares the bits.
-struct fp16 {
-  uint16_t bits;
-
-  fp16() = default;
-  explicit constexpr fp16(float x) : bits(fp16_bits(x)) {}  // rounds to nearest even
-  explicit constexpr operator float() const { return fp16_to_float(bits); }  // exact
-  static constexpr fp16 from_bits(uint16_t b) {
-    fp16 v{};
-    v.bits = b;
-    return v;
-  }
-  friend constexpr bool operator==(fp16 a, fp16 b) { return a.bits == b.bits; }
-  friend constexpr bool operator!=(fp16 a, fp16 b) { return a.bits != b.bits; }
+// One binary16 value as stored (core/bf16.h's Float16): the 16 bits of CUDA's __half.
+struct Fp16Format {
+  static constexpr uint16_t to_bits(float x) { return fp16_bits(x); }
+  static constexpr float to_float(uint16_t bits) { return fp16_to_float(bits); }
 };
+using fp16 = Float16<Fp16Format>;
 
 static_assert(sizeof(fp16) == 2 && alignof(fp16) == 2);
 static_assert(std::is_trivially_copyable_v<fp16> &&
