@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bin/run of a device bundle (scripts/device_bundle.sh copies this file there): runs a bundled
 # program under the bundle's own loader and glibc, so it needs nothing from the machine but the
-# CUDA driver (libcuda.so.1), libcublasLt.so.13 and, for mds_nccl_tests, libnccl.so.2.
+# CUDA driver (libcuda.so.1), libcublasLt.so.13 and, for mds_nccl_tests and several GPU
+# processes of mds (which loads it at run time), libnccl.so.2.
 #
 #   BUNDLE/bin/run PROGRAM [ARGS...]    PROGRAM: mds, mds_cuda_tests or mds_nccl_tests
 #   BUNDLE/bin/mds [ARGS...]            bin/mds, bin/mds_cuda_tests, bin/mds_nccl_tests are links

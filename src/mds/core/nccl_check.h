@@ -1,5 +1,6 @@
 // Check macro for NCCL, in the MDS_CHECK family (core/error.h, core/cuda_check.h): a failed call
-// throws mds::InternalError with the call, NCCL's result name and string (ncclGetErrorString),
+// throws mds::InternalError with the call, NCCL's result name and string (ncclGetErrorString,
+// through the loaded library: dist/nccl_library.h),
 // and file:line. Only dist/nccl_communicator.cpp and its tests include this file.
 //
 //   MDS_NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, comm, stream));
@@ -8,6 +9,7 @@
 #include <nccl.h>
 
 #include "mds/core/error.h"
+#include "mds/dist/nccl_library.h"
 
 namespace mds::detail {
 
@@ -36,7 +38,8 @@ inline const char* nccl_result_name(ncclResult_t r) {
 
 [[noreturn]] inline void nccl_fail(ncclResult_t r, const char* call, const char* file, int line) {
   throw ::mds::InternalError(::mds::strfmt("{}:{}: NCCL error {} ({}) in {}", file, line,
-                                           nccl_result_name(r), ncclGetErrorString(r), call));
+                                           nccl_result_name(r),
+                                           ::mds::dist::nccl().GetErrorString(r), call));
 }
 
 }  // namespace mds::detail

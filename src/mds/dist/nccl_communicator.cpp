@@ -12,6 +12,7 @@
 #include "mds/core/cuda_check.h"
 #include "mds/core/error.h"
 #include "mds/core/nccl_check.h"
+#include "mds/dist/nccl_library.h"
 
 namespace mds::dist {
 namespace {
@@ -64,8 +65,8 @@ char* bytes_at(void* p, int64_t elems, ElemType t) {
 
 NcclCommunicator::NcclCommunicator(ncclComm* comm, int device, Communicator& bootstrap)
     : comm_(comm), device_(device), bootstrap_(&bootstrap) {
-  MDS_NCCL_CHECK(ncclCommUserRank(comm_, &rank_));
-  MDS_NCCL_CHECK(ncclCommCount(comm_, &size_));
+  MDS_NCCL_CHECK(nccl().CommUserRank(comm_, &rank_));
+  MDS_NCCL_CHECK(nccl().CommCount(comm_, &size_));
   MDS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   MDS_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
   MDS_CUDA_CHECK(cudaMalloc(&scratch_, sizeof(int32_t)));
@@ -73,7 +74,7 @@ NcclCommunicator::NcclCommunicator(ncclComm* comm, int device, Communicator& boo
 
 NcclCommunicator::~NcclCommunicator() {
   // No throwing here: errors at teardown are ignored (the job is ending or already failed).
-  if (comm_) (void)ncclCommDestroy(comm_);
+  if (comm_) (void)nccl().CommDestroy(comm_);
   if (scratch_) (void)cudaFree(scratch_);
   if (ready_) (void)cudaEventDestroy(ready_);
   if (stream_) (void)cudaStreamDestroy(stream_);
@@ -82,12 +83,12 @@ NcclCommunicator::~NcclCommunicator() {
 std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) {
   MDS_ASSERT(color >= 0, "split colour {} must be >= 0", color);
   ncclComm* sub = nullptr;
-  MDS_NCCL_CHECK(ncclCommSplit(comm_, color, key, &sub, nullptr));
+  MDS_NCCL_CHECK(nccl().CommSplit(comm_, color, key, &sub, nullptr));
   return std::make_unique<NcclCommunicator>(sub, device_, *bootstrap_);
 }
 
 void NcclCommunicator::abort(const std::string& message) {
-  if (comm_) (void)ncclCommAbort(comm_);
+  if (comm_) (void)nccl().CommAbort(comm_);
   comm_ = nullptr;
   bootstrap_->abort(message);
   std::_Exit(2);  // not reached: abort() is [[noreturn]], which GCC does not see through a virtual
@@ -104,13 +105,13 @@ void NcclCommunicator::end() {
 
 void NcclCommunicator::do_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
   begin();
-  MDS_NCCL_CHECK(ncclAllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
+  MDS_NCCL_CHECK(nccl().AllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
   end();
 }
 
 void NcclCommunicator::do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
   begin();
-  MDS_NCCL_CHECK(ncclAllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
+  MDS_NCCL_CHECK(nccl().AllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
 }
 
 void NcclCommunicator::do_wait_all() {
@@ -120,13 +121,14 @@ void NcclCommunicator::do_wait_all() {
 void NcclCommunicator::do_reduce_scatter(const void* in, void* out, int64_t n, ElemType t,
                                          ReduceOp op) {
   begin();
-  MDS_NCCL_CHECK(ncclReduceScatter(in, out, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
+  MDS_NCCL_CHECK(
+      nccl().ReduceScatter(in, out, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
   end();
 }
 
 void NcclCommunicator::do_all_gather(const void* in, void* out, int64_t n, ElemType t) {
   begin();
-  MDS_NCCL_CHECK(ncclAllGather(in, out, count(n), nccl_type(t), comm_, stream_));
+  MDS_NCCL_CHECK(nccl().AllGather(in, out, count(n), nccl_type(t), comm_, stream_));
   end();
 }
 
@@ -134,48 +136,48 @@ void NcclCommunicator::do_all_gather(const void* in, void* out, int64_t n, ElemT
 // without deadlock.
 void NcclCommunicator::do_all_to_all(const void* in, void* out, int64_t n, ElemType t) {
   begin();
-  MDS_NCCL_CHECK(ncclGroupStart());
+  MDS_NCCL_CHECK(nccl().GroupStart());
   for (int peer = 0; peer < size_; ++peer) {
     MDS_NCCL_CHECK(
-        ncclSend(bytes_at(in, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
+        nccl().Send(bytes_at(in, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
     MDS_NCCL_CHECK(
-        ncclRecv(bytes_at(out, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
+        nccl().Recv(bytes_at(out, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
   }
-  MDS_NCCL_CHECK(ncclGroupEnd());
+  MDS_NCCL_CHECK(nccl().GroupEnd());
   end();
 }
 
 void NcclCommunicator::do_broadcast(void* data, int64_t n, ElemType t, int root) {
   begin();
-  MDS_NCCL_CHECK(ncclBroadcast(data, data, count(n), nccl_type(t), root, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().Broadcast(data, data, count(n), nccl_type(t), root, comm_, stream_));
   end();
 }
 
 void NcclCommunicator::do_send(const void* data, int64_t n, ElemType t, int dest, int) {
   begin();
-  MDS_NCCL_CHECK(ncclSend(data, count(n), nccl_type(t), dest, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().Send(data, count(n), nccl_type(t), dest, comm_, stream_));
   end();
 }
 
 void NcclCommunicator::do_recv(void* data, int64_t n, ElemType t, int src, int) {
   begin();
-  MDS_NCCL_CHECK(ncclRecv(data, count(n), nccl_type(t), src, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().Recv(data, count(n), nccl_type(t), src, comm_, stream_));
   end();
 }
 
 void NcclCommunicator::do_send_recv(const void* send, int64_t n_send, int dest, void* recv,
                                     int64_t n_recv, int src, ElemType t, int) {
   begin();
-  MDS_NCCL_CHECK(ncclGroupStart());
-  MDS_NCCL_CHECK(ncclSend(send, count(n_send), nccl_type(t), dest, comm_, stream_));
-  MDS_NCCL_CHECK(ncclRecv(recv, count(n_recv), nccl_type(t), src, comm_, stream_));
-  MDS_NCCL_CHECK(ncclGroupEnd());
+  MDS_NCCL_CHECK(nccl().GroupStart());
+  MDS_NCCL_CHECK(nccl().Send(send, count(n_send), nccl_type(t), dest, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().Recv(recv, count(n_recv), nccl_type(t), src, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().GroupEnd());
   end();
 }
 
 void NcclCommunicator::do_barrier() {
   begin();
-  MDS_NCCL_CHECK(ncclAllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, stream_));
+  MDS_NCCL_CHECK(nccl().AllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, stream_));
   end();
 }
 
@@ -185,13 +187,13 @@ std::unique_ptr<Communicator> make_nccl_world(Communicator& mpi_world, int devic
   static_assert(sizeof(ncclUniqueId) % sizeof(int32_t) == 0);
   ncclUniqueId id;
   std::memset(&id, 0, sizeof id);
-  if (mpi_world.rank() == 0) MDS_NCCL_CHECK(ncclGetUniqueId(&id));
+  if (mpi_world.rank() == 0) MDS_NCCL_CHECK(nccl().GetUniqueId(&id));
   int32_t words[sizeof(ncclUniqueId) / sizeof(int32_t)];
   std::memcpy(words, &id, sizeof id);
   mpi_world.broadcast(words, int64_t(sizeof words / sizeof(int32_t)), 0);
   std::memcpy(&id, words, sizeof id);
   ncclComm* comm = nullptr;
-  MDS_NCCL_CHECK(ncclCommInitRank(&comm, mpi_world.size(), id, mpi_world.rank()));
+  MDS_NCCL_CHECK(nccl().CommInitRank(&comm, mpi_world.size(), id, mpi_world.rank()));
   return std::make_unique<NcclCommunicator>(comm, device, mpi_world);
 }
 
