@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "mds/ckpt/checkpoint_dir.h"
 #include "mds/ckpt/hf_checkpoint.h"
@@ -86,6 +88,11 @@ struct PeerFailed {};
 // Several GPU processes: each takes the GPU of its local rank (the launcher's), so a host
 // needs a GPU per process there, and the build needs NCCL.
 void check_one_gpu_per_process(const launch::DeviceInfo& device) {
+  const char* backend = std::getenv("MDS_BACKEND");  // mds launch sets it for the ranks
+  MDS_CHECK(!backend || std::string_view(backend) != "mpi",
+            "MDS_BACKEND=mpi with several GPU processes: their device buffers move through NCCL "
+            "(mds does not use CUDA-aware MPI); unset it or use MDS_BACKEND=nccl, or "
+            "MDS_DEVICE=cpu to train on the CPUs over MPI");
 #ifdef MDS_HAVE_NCCL
   const int per_host = dist::launcher_local_size();
   MDS_CHECK(per_host <= device.count,
