@@ -18,7 +18,7 @@ ROOT=""
 "$MDS" info > "$TMP/info"
 for want in "^devices   cpu x1: .* ($CORES logical cores)\$" "^backend   mpi " \
   "^mpi       Open MPI v[0-9.]*.*(MPI [0-9]\.[0-9])\$" "^launcher  openmpi (.*mpirun" \
-  "^nccl      not built\$" "^blas      OpenBLAS [0-9.]* .*; [0-9]* threads\$" \
+  "^nccl      \(not built\|[0-9]*\.[0-9]*\.[0-9]* (loaded at run time\)" "^blas      OpenBLAS [0-9.]* .*; [0-9]* threads\$" \
   "^peak      [0-9.e+]* TFLOP/s per device for MFU = [0-9]* threads x [0-9.]* GHz x [0-9]* FP32" \
   "^build     [A-Za-z]*, \(GCC\|clang\) [0-9]" "^hosts     1 from local "; do
   grep -q "$want" "$TMP/info" || fail "mds info lacks /$want/: $(cat "$TMP/info")"

@@ -24,6 +24,7 @@ NcclLibrary load() {
     MDS_CHECK(fn, "{} has no {}: NCCL 2.18 or newer is needed", path, name);
   };
   NcclLibrary n{};
+  get(n.GetVersion, "ncclGetVersion");
   get(n.GetErrorString, "ncclGetErrorString");
   get(n.GetUniqueId, "ncclGetUniqueId");
   get(n.CommInitRank, "ncclCommInitRank");

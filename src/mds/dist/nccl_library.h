@@ -9,6 +9,7 @@
 namespace mds::dist {
 
 struct NcclLibrary {
+  decltype(&::ncclGetVersion) GetVersion;
   decltype(&::ncclGetErrorString) GetErrorString;
   decltype(&::ncclGetUniqueId) GetUniqueId;
   decltype(&::ncclCommInitRank) CommInitRank;

@@ -11,6 +11,9 @@
 
 #include "mds/core/error.h"
 #include "mds/dist/mpi_library.h"
+#ifdef MDS_HAVE_NCCL
+#include "mds/dist/nccl_library.h"
+#endif
 #include "mds/launch/devices.h"
 #include "mds/launch/hosts.h"
 #include "mds/launch/launch_command.h"
@@ -39,6 +42,22 @@ std::string compiler() {
 std::string cuda_backend() {
 #ifdef MDS_HAVE_CUDA
   return "built";
+#else
+  return "not built";
+#endif
+}
+
+// NCCL's version when this build has it and the library loads (it is loaded at run time).
+std::string nccl_status() {
+#ifdef MDS_HAVE_NCCL
+  try {
+    int v = 0;
+    if (dist::nccl().GetVersion(&v) != ncclSuccess) return "loaded, version unknown";
+    return strfmt("{}.{}.{} (loaded at run time; several GPU processes use it)", v / 10000,
+                  v / 100 % 100, v % 100);
+  } catch (const UserError& e) {
+    return strfmt("built, not loadable: {}", e.what());
+  }
 #else
   return "not built";
 #endif
@@ -126,7 +145,7 @@ int info_main(int argc, char** argv) {
          {{"library", dist::mpi_library_version()},
           {"standard", dist::mpi_standard_version()},
           {"launcher", launcher}}},
-        {"nccl", "not built"},
+        {"nccl", nccl_status()},
         {"blas", {{"config", blas}, {"threads", blas_threads}}},
         {"omp_threads", threads},
         {"peak_flops", peak},
@@ -145,7 +164,7 @@ int info_main(int argc, char** argv) {
   std::printf("mpi       %s (MPI %s)\n", dist::mpi_library_version().c_str(),
               dist::mpi_standard_version().c_str());
   std::printf("launcher  %s\n", launcher.c_str());
-  std::printf("nccl      not built\n");
+  std::printf("nccl      %s\n", nccl_status().c_str());
   std::printf("blas      %s; %d threads\n", blas.c_str(), blas_threads);
   std::printf("threads   %d OpenMP threads per rank\n", threads);
   if (peak > 0)

@@ -100,7 +100,7 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
       ->group(g);
   app.add_flag("--fp16", fp16,
                "fp16 weights and activations, fp32 master weights, gradients and optimizer, "
-               "with loss scaling (dynamic unless --loss-scale)")
+               "with loss scaling (dynamic unless --loss-scale; on the CPU a slow reference)")
       ->group(g);
   optim::LossScalerOptions& ls = a.loss_scaler;
   app.add_option("--loss-scale", ls.loss_scale, "fp16: a constant loss scale (default: dynamic)")
