@@ -2,7 +2,8 @@
 # weights, gradients and optimizer, loss scaling), on the CPU backend's fp16 reference kernels:
 #   - with a scale that never overflows, the fp16 loss curve stays within 1e-3 relative of the
 #     fp32 run's; fp16 under T2xS2 reproduces one fp16 process (1e-3) and P2 is bitwise, with
-#     the bytes each group moves equal to the theory in 2-byte activations;
+#     the bytes each group moves equal to the theory in 2-byte activations; full recomputation
+#     is bitwise the same run;
 #   - the dynamic scale from Megatron's 2^32 overflows, skips those steps and backs off as
 #     Megatron's DynamicGradScaler does (checked step by step from the log), grows after
 #     --loss-scale-window clean steps, and a skipped step leaves the weights as they were;
@@ -43,6 +44,10 @@ run fp16_p2 2 --fp16 --initial-loss-scale 4096 --pipeline-model-parallel-size 2
 for r in fp16_t2s2 fp16_p2; do
   bytes_differ "$TMP/$r.log" > /dev/null || fail "$r: $(bytes_differ "$TMP/$r.log")"
 done
+# Recomputation repeats the same fp16 kernels: bitwise the same run.
+run fp16_full 1 --fp16 --initial-loss-scale 4096 --checkpoint-activations
+"$PY" "$COMPARE" "$TMP" fp16 fp16_full --iteration 12 --loss-rtol 0 --weight-rtol 0 ||
+  fail "fp16 with full recomputation is not bitwise the fp16 run"
 
 # 2. The dynamic scale: replay each run's logged skips through Megatron's rule (hysteresis 2)
 # and demand the logged scales. From Megatron's 2^32 fp16's gradients overflow and the scale
