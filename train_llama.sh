@@ -251,9 +251,10 @@ if is_on USE_ACTIVATION_CHECKPOINTING; then
     setting USE_ACTIVATION_CHECKPOINTING 0 "${_src[USE_ACTIVATION_CHECKPOINTING]}: $USE_ACTIVATION_CHECKPOINTING asked, not built"
   fi
 fi
-# Accepted for compatibility; they have no effect in mds.
-[[ -z ${NO_FLASH_ATTN:-} ]] ||
-  note "NO_FLASH_ATTN=$NO_FLASH_ATTN: mds has one attention kernel (flash-style, memory linear in SEQ); no effect"
+# NO_FLASH_ATTN: helpers.sh then leaves out --use-flash-attn, Megatron's unfused attention.
+ATTN_FLAGS=()
+[[ -z ${NO_FLASH_ATTN:-} ]] || ATTN_FLAGS=(--attention-backend unfused)
+# Accepted for compatibility; it has no effect in mds.
 [[ -z ${CPU_OPTIMIZER:-} ]] ||
   note "CPU_OPTIMIZER=$CPU_OPTIMIZER: optimizer offload is not built; the optimizer runs where the model is (on the CPU backend, the CPU)"
 TIMING_FLAGS=()
@@ -367,7 +368,7 @@ TRAIN=(
 TRAIN+=(
   --weight-decay "$WEIGHT_DECAY" --adam-beta1 "$ADAM_BETA1" --adam-beta2 "$ADAM_BETA2"
   --adam-eps "$ADAM_EPS" --clip-grad "$CLIP_GRAD"
-  "${ZERO_FLAGS[@]}" "${DTYPE_FLAGS[@]}" "${ACT_FLAGS[@]}" "${TIMING_FLAGS[@]}"
+  "${ZERO_FLAGS[@]}" "${DTYPE_FLAGS[@]}" "${ACT_FLAGS[@]}" "${TIMING_FLAGS[@]}" "${ATTN_FLAGS[@]}"
   "${DATA_FLAGS[@]}" --data-cache-path "$CKPT_DIR/.cache/$stem/index-cache"
   --split "$TRAIN_SPLIT,$VAL_SPLIT,$TEST_SPLIT" "${TOKENIZER_FLAGS[@]}"
   --save "$SAVE" --save-interval "$SAVE_INTERVAL" "${LOAD_FLAGS[@]}"

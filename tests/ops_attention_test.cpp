@@ -1,12 +1,15 @@
-// Flash attention kernel (ops::attention_forward/backward) against a naive double-precision
-// causal softmax attention: forward outputs and lse, gradients by central finite differences,
-// GQA head mapping, strided views inside a fused qkv buffer, and bitwise determinism.
+// The attention kernels (ops::attention_forward/backward), flash and unfused
+// (--attention-backend: ops/attention_backend.h), each against a naive double-precision causal
+// softmax attention: forward outputs and lse, gradients by central finite differences, GQA head
+// mapping, strided views inside a fused qkv buffer, and bitwise determinism.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
+#include "mds/ops/attention_backend.h"
 #include "mds/ops/ops.h"
 #include "ops_test_util.h"
 
@@ -97,9 +100,11 @@ AttnRun run_kernels(const std::vector<float>& qkv, const std::vector<float>& dou
   return r;
 }
 
-class Attention : public ::testing::TestWithParam<AttnShape> {
+class Attention : public ::testing::TestWithParam<std::tuple<AttnShape, ops::AttentionBackend>> {
  protected:
-  Layout L{GetParam()};
+  void SetUp() override { ops::attention_backend() = std::get<1>(GetParam()); }
+  void TearDown() override { ops::attention_backend() = ops::AttentionBackend::flash; }
+  Layout L{std::get<0>(GetParam())};
   std::vector<float> qkv =
       test::randn(L.qkv_size(), 11, 1.5f);               // peaky softmax: max moves across tiles
   std::vector<float> R = test::randn(L.out_size(), 12);  // L = sum(out * R), so dout = R
@@ -168,16 +173,20 @@ TEST_P(Attention, IdenticalBitsAcrossRunsAndThreadCounts) {
 
 // GQA ratios 1, 2, 4 (and 8 with a single kv head), s below, at and across the 64-row tile,
 // head dims 8..64, batch > 1.
-INSTANTIATE_TEST_SUITE_P(Shapes, Attention,
-                         ::testing::Values(AttnShape{1, 1, 1, 1, 8}, AttnShape{2, 5, 2, 2, 8},
-                                           AttnShape{1, 64, 4, 4, 16}, AttnShape{1, 70, 4, 2, 16},
-                                           AttnShape{2, 67, 4, 1, 32}, AttnShape{1, 130, 2, 1, 64},
-                                           AttnShape{2, 129, 8, 2, 8}, AttnShape{1, 200, 8, 1, 24}),
-                         [](const auto& info) {
-                           std::ostringstream os;
-                           os << info.param;
-                           return os.str();
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Attention,
+    ::testing::Combine(::testing::Values(AttnShape{1, 1, 1, 1, 8}, AttnShape{2, 5, 2, 2, 8},
+                                         AttnShape{1, 64, 4, 4, 16}, AttnShape{1, 70, 4, 2, 16},
+                                         AttnShape{2, 67, 4, 1, 32}, AttnShape{1, 130, 2, 1, 64},
+                                         AttnShape{2, 129, 8, 2, 8}, AttnShape{1, 200, 8, 1, 24}),
+                       ::testing::Values(ops::AttentionBackend::flash,
+                                         ops::AttentionBackend::unfused)),
+    [](const auto& info) {
+      std::ostringstream os;
+      os << std::get<0>(info.param)
+         << (std::get<1>(info.param) == ops::AttentionBackend::flash ? "_flash" : "_unfused");
+      return os.str();
+    });
 
 }  // namespace
 }  // namespace mds

@@ -1,17 +1,22 @@
-// The CUDA flash attention (ops::cuda::attention_forward/backward) against the CPU kernel, fp32:
+// The CUDA attention (ops::cuda::attention_forward/backward), flash and unfused, against the CPU
+// kernel of the same backend, fp32:
 // grouped-query heads, sequences that are not multiples of the 32-row tile, b > 1, q/k/v as
 // strided views of one fused qkv buffer with padded rows, head dims 32..128 (including ones
 // that are not multiples of 32). Checks out, lse and dq/dk/dv, that nothing outside the head
 // entries is written, and that the backward gives the same bits twice.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdint>
 #include <ostream>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "attention_test_util.h"
 #include "cuda_test_util.h"
+#include "mds/ops/attention_backend.h"
 #include "mds/ops/cuda/ops_cuda.h"
 #include "mds/ops/ops.h"
 
@@ -27,9 +32,16 @@ using test::to_host;
 using test::AttnShape;
 using test::Layout;
 
-class CudaAttention : public test::CudaTestWithParam<AttnShape> {
+// Over both attention backends (--attention-backend): flash and unfused, each on the GPU against
+// the same backend on the CPU.
+class CudaAttention : public test::CudaTestWithParam<std::tuple<AttnShape, ops::AttentionBackend>> {
  protected:
-  AttnShape a = GetParam();
+  void SetUp() override {
+    test::CudaTestWithParam<std::tuple<AttnShape, ops::AttentionBackend>>::SetUp();
+    ops::attention_backend() = std::get<1>(GetParam());
+  }
+  void TearDown() override { ops::attention_backend() = ops::AttentionBackend::flash; }
+  AttnShape a = std::get<0>(GetParam());
   Layout L{a, 3, 5};
   std::vector<float> qkv = test::randn(L.qkv_size(), 21);
   std::vector<float> dout = test::randn(L.out_size(), 22);
@@ -96,15 +108,25 @@ TEST_P(CudaAttention, BackwardMatchesCpuAndIsDeterministic) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaAttention,
-    ::testing::Values(AttnShape{1, 1, 1, 1, 32},      // one token
-                      AttnShape{2, 33, 4, 2, 32},     // b > 1, one row past a tile, GQA 2
-                      AttnShape{1, 64, 2, 2, 64},     // exact tiles, no GQA
-                      AttnShape{2, 77, 8, 2, 64},     // GQA 4, odd s
-                      AttnShape{1, 45, 6, 3, 48},     // hd not a multiple of 32
-                      AttnShape{1, 50, 4, 1, 80},     // multi-query, hd 80
-                      AttnShape{2, 100, 4, 2, 128},   // hd 128, several tiles
-                      AttnShape{1, 257, 4, 4, 128}),  // many tiles, one row past
-    test::shape_name);
+    ::testing::Combine(
+        ::testing::Values(AttnShape{1, 1, 1, 1, 32},      // one token
+                          AttnShape{2, 33, 4, 2, 32},     // b > 1, one row past a tile, GQA 2
+                          AttnShape{1, 64, 2, 2, 64},     // exact tiles, no GQA
+                          AttnShape{2, 77, 8, 2, 64},     // GQA 4, odd s
+                          AttnShape{1, 45, 6, 3, 48},     // hd not a multiple of 32
+                          AttnShape{1, 50, 4, 1, 80},     // multi-query, hd 80
+                          AttnShape{2, 100, 4, 2, 128},   // hd 128, several tiles
+                          AttnShape{1, 257, 4, 4, 128}),  // many tiles, one row past
+        ::testing::Values(ops::AttentionBackend::flash, ops::AttentionBackend::unfused)),
+    [](const auto& info) {
+      std::ostringstream os;
+      os << std::get<0>(info.param)
+         << (std::get<1>(info.param) == ops::AttentionBackend::flash ? "_flash" : "_unfused");
+      std::string name = os.str();
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name;
+    });
 
 }  // namespace
 }  // namespace mds

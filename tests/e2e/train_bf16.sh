@@ -41,6 +41,20 @@ for r in bf16_full bf16_selective; do
     fail "$r is not bitwise the bf16 run without recomputation"
 done
 
+# The unfused attention (--attention-backend unfused, NO_FLASH_ATTN) computes the same function
+# as the flash kernels, rounded differently: fp32 and bf16 runs reproduce the flash ones.
+run unfused 1 --attention-backend unfused
+run bf16_unfused 1 --bf16 --attention-backend unfused
+grep -q "^> attention: unfused" "$TMP/unfused.log" || fail "the unfused run does not say so"
+"$PY" "$COMPARE" "$TMP" fp32 unfused --iteration 12 --loss-rtol 1e-5 --weight-rtol 1e-3 ||
+  fail "unfused attention does not reproduce the flash run"
+"$PY" "$COMPARE" "$TMP" bf16 bf16_unfused --iteration 12 --loss-rtol 1e-3 --weight-rtol 3e-2 ||
+  fail "bf16 unfused attention does not reproduce the bf16 flash run"
+rc=0
+"$MDS" train "${TRAIN[@]}" --attention-backend fused > "$TMP/fused.log" 2>&1 || rc=$?
+((rc == 2)) && grep -q "mds has flash (auto) and unfused" "$TMP/fused.log" ||
+  fail "--attention-backend fused: exit $rc: $(cat "$TMP/fused.log")"
+
 # Resume: the checkpoint holds the fp32 master; a bf16 run continues from it.
 "$MDS" train "${TRAIN[@]}" --bf16 --load "$TMP/bf16" --train-iters 14 --log-json "$TMP/resumed.jsonl" \
   > "$TMP/resumed.log" 2>&1 || fail "bf16 resume exited $?: $(tail -3 "$TMP/resumed.log")"

@@ -220,7 +220,7 @@ if has_train_flag --checkpoint-activations; then
 else
   reported "USE_ACTIVATION_CHECKPOINTING=1: activation checkpointing is not built yet"
 fi
-reported "NO_FLASH_ATTN=1:"
+expect --attention-backend unfused  # NO_FLASH_ATTN=1: Megatron's unfused attention
 reported "CPU_OPTIMIZER=1:"
 expect --timing-log-level 2
 reported "LAUNCH_WITH=deepspeed:"

@@ -181,6 +181,11 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
                  "loss-curve PNG at the end (default: beside --log-json, else in "
                  "--tensorboard-dir, else in --save)")
       ->group(g);
+  std::string attention = "auto";
+  app.add_option("--attention-backend", attention,
+                 "flash (auto, the default) or unfused: Megatron's plain attention (the whole "
+                 "masked score row, then softmax; slower, a second opinion)")
+      ->group(g);
   app.add_option("--timing-log-level", a.timing_log_level,
                  "0, 1: the timers line per log line; 2: also every kernel's time at the end "
                  "(each kernel synchronised: slower)")
@@ -244,6 +249,10 @@ bool parse_train_args(int argc, char** argv, TrainArgs& a) {
             "dropout is not supported (Llama pre-training uses none): pass --hidden-dropout 0 "
             "--attention-dropout 0");
   MDS_CHECK(!(bf16 && fp16), "--bf16 and --fp16 exclude each other: pass one");
+  MDS_CHECK(attention == "auto" || attention == "flash" || attention == "unfused",
+            "--attention-backend {}: mds has flash (auto) and unfused", attention);
+  a.attention =
+      attention == "unfused" ? ops::AttentionBackend::unfused : ops::AttentionBackend::flash;
   if (bf16) a.precision = model::Precision::bf16;
   if (fp16) a.precision = model::Precision::fp16;
   MDS_CHECK(ls.loss_scale >= 0, "--loss-scale must be positive (or absent: dynamic)");

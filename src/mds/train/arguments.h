@@ -9,6 +9,7 @@
 #include "mds/data/tokenizer.h"
 #include "mds/model/config.h"
 #include "mds/model/recompute.h"
+#include "mds/ops/attention_backend.h"
 #include "mds/optim/adamw.h"
 #include "mds/optim/loss_scaler.h"
 
@@ -18,6 +19,7 @@ struct TrainArgs {
   model::LlamaConfig model;
   model::Precision precision = model::Precision::fp32;  // --bf16, --fp16: mixed precision
   optim::LossScalerOptions loss_scaler;                 // --fp16's (--loss-scale, ...)
+  ops::AttentionBackend attention = ops::AttentionBackend::flash;  // --attention-backend
   int64_t make_vocab_size_divisible_by = 128;
 
   // Batch and schedule.

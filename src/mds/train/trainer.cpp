@@ -188,6 +188,8 @@ void print_banner(const TrainArgs& a, Model& m, optim::AdamW& optimizer, Paralle
   // (prepare() takes every activation buffer a step uses), checked against its row.
   if (a.recompute.granularity != model::RecomputeGranularity::none)
     std::printf("> activation recomputation: %s\n", a.recompute.describe().c_str());
+  if (a.attention == ops::AttentionBackend::unfused)
+    std::printf("> attention: unfused (Megatron's plain attention; --attention-backend unfused)\n");
   const std::vector<StageMemory> stages = memory_per_stage(
       c, n.tp, n.sp, n.pp, a.micro_batch_size, a.num_micro_batches(), a.recompute, precision);
   std::fputs(format_memory_table(stages).c_str(), stdout);
@@ -425,6 +427,7 @@ namespace {
 // Megatron's mixed precision). past_setup turns true once every rank has finished setup.
 template <typename Elem>
 int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
+  ops::attention_backend() = a.attention;  // before any kernel runs
   // Only world rank 0 prints (banner, log lines, summaries); errors still reach stderr.
   if (world.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
   const auto tokenizer = data::build_tokenizer(a.tokenizer);

@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "mds/core/error.h"
+#include "mds/ops/attention_backend.h"
+#include "mds/ops/cpu/attention_unfused.h"
 #include "mds/ops/cpu/fast_exp.h"
 #include "mds/ops/ops.h"
 
@@ -76,6 +78,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride) {
   check_shapes(nq, nkv, hd);
+  if (attention_backend() == AttentionBackend::unfused)
+    return attention_forward_unfused(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride);
   const int64_t group = nq / nkv;
   const int64_t qtiles = (s + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -146,6 +150,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride) {
   check_shapes(nq, nkv, hd);
+  if (attention_backend() == AttentionBackend::unfused)
+    return attention_backward_unfused(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd,
+                                      qkv_stride, out_stride);
   const int64_t group = nq / nkv;
   const int64_t tiles = (s + kTile - 1) / kTile;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

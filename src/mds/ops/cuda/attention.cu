@@ -34,8 +34,10 @@
 #include <cstring>
 
 #include "mds/core/error.h"
+#include "mds/ops/attention_backend.h"
 #include "mds/ops/cuda/allocator.h"
 #include "mds/ops/cuda/attention_d.cuh"
+#include "mds/ops/cuda/attention_unfused.cuh"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -444,6 +446,9 @@ void backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const float* lse
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride, cudaStream_t stream) {
+  if (attention_backend() == AttentionBackend::unfused)
+    return attention_forward_unfused(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+                                     stream);
   forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
@@ -451,6 +456,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* lse, const float* q, const float* k, const float* v, int64_t b,
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride, cudaStream_t stream) {
+  if (attention_backend() == AttentionBackend::unfused)
+    return attention_backward_unfused(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd,
+                                      qkv_stride, out_stride, stream);
   backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
@@ -496,7 +504,10 @@ template <typename H>
 void dispatch_forward(H* out, float* lse, const H* q, const H* k, const H* v, int64_t b, int64_t s,
                       int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
                       cudaStream_t stream) {
-  if (!cuda_core_forced() && attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
+  if (attention_backend() == AttentionBackend::unfused)
+    attention_forward_unfused(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+  else if (!cuda_core_forced() &&
+           attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
     attention_forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
   else
     forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
@@ -507,8 +518,11 @@ void dispatch_backward(H* dq, H* dk, H* dv, const H* dout, const H* out, const f
                        const H* q, const H* k, const H* v, int64_t b, int64_t s, int64_t nq,
                        int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
                        cudaStream_t stream) {
-  if (!cuda_core_forced() &&
-      attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
+  if (attention_backend() == AttentionBackend::unfused)
+    attention_backward_unfused(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
+                               out_stride, stream);
+  else if (!cuda_core_forced() &&
+           attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
     attention_backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
                           out_stride, stream);
   else
