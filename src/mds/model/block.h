@@ -142,7 +142,8 @@ template <typename Elem>
 void block_backward(Elem* dx, const Elem* x, const BlockWeights<Elem>& w, const BlockGrads& g,
                     const BlockActs<Elem>& a, BlockEnv<Elem>& env, const BatchShape& shape);
 
-// Elem: the element type of the weights and activations: float, or bf16 for Megatron's mixed
-// precision (both instantiated in block.cpp; bf16 runs the backends' bf16 kernels).
+// Elem: the element type of the weights and activations: float, or bf16 / fp16 for Megatron's
+// mixed precision (all three instantiated in block.cpp; a 16-bit Elem runs the backends'
+// kernels on that storage type).
 
 }  // namespace mds::model

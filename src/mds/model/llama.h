@@ -16,7 +16,7 @@
 // pointers the calls below take and return, except token ids and targets, which come from the
 // host (the data loader) and are copied in.
 //
-// Elem: the element type of the weights and activations, float or bf16 (Megatron's mixed
+// Elem: the element type of the weights and activations, float, bf16 or fp16 (Megatron's mixed
 // precision: the fp32 master weights then live in the optimizer, optim/adamw.h); gradients are
 // fp32 either way. LlamaModel is the fp32 model.
 #pragma once

@@ -10,8 +10,8 @@
 // the row max, the sum of exponentials and the target logit; the full logits are never
 // gathered. The gradient of xn is summed over the ranks.
 //
-// Elem: the element type of x, the weights, xn and the logits (float, or bf16 for mixed
-// precision); rstd, the losses and the row statistics are fp32 (the sum of exps double), and
+// Elem: the element type of x, the weights, xn and the logits (float, or bf16 / fp16 for
+// mixed precision); rstd, the losses and the row statistics are fp32 (the sum of exps double), and
 // the weight gradients fp32.
 #pragma once
 

@@ -20,7 +20,7 @@
 namespace mds::parallel {
 
 // The work of one stage, called by the schedule in its order.
-// Elem: the activations' element type (float, or bf16 under mixed precision).
+// Elem: the activations' element type (float, or bf16 / fp16 under mixed precision).
 template <typename Elem = float>
 struct StageWork {
   // Micro-batch k through this stage. input: the previous stage's output (null on the first

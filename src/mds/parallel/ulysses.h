@@ -22,7 +22,7 @@ namespace mds::parallel {
 class UlyssesExchange {
  public:
   explicit UlyssesExchange(ops::Backend& b = ops::cpu_backend()) : send_(b), recv_(b) {}
-  // Elem: float, or bf16 (mixed precision); instantiated for both in ulysses.cpp.
+  // Elem: float, bf16 or fp16 (mixed precision); instantiated for all three in ulysses.cpp.
   template <typename Elem>
   void seq_to_heads(dist::Communicator& sp, Elem* out, const Elem* in, int64_t b, int64_t s_local,
                     std::span<const int64_t> sections);

@@ -89,7 +89,7 @@ class ParallelContext {
   // "> tp group (2 ranks): N bytes per iteration, ..." for each group of more than one rank
   // (training traffic: evaluations run uncounted), and beside it what a training iteration
   // moves in theory.
-  // Model: LlamaModelT<float> or <bf16> (whose activations move in 2-byte elements).
+  // Model: LlamaModelT<float>, <bf16> or <fp16> (16-bit activations move in 2-byte elements).
   template <typename Model>
   std::string comm_summary(int64_t iterations, int64_t micro_batches, int64_t micro,
                            const Model& m);

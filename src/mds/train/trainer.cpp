@@ -423,8 +423,8 @@ void report_peak_memory(const TrainArgs& a, const Model& m, ParallelContext& par
 
 namespace {
 
-// The run on one rank, of a model whose weights and activations are Elem (float, or bf16:
-// Megatron's mixed precision). past_setup turns true once every rank has finished setup.
+// The run on one rank, of a model whose weights and activations are Elem (float, or bf16 /
+// fp16: Megatron's mixed precision). past_setup turns true once every rank has finished setup.
 template <typename Elem>
 int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   ops::attention_backend() = a.attention;  // before any kernel runs

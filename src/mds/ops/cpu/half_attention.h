@@ -1,5 +1,5 @@
 // The 16-bit attention of the CPU reference (half_reference.h): the fp32 flash kernels of
-// attention.cpp on the exact fp32 values of the bf16 q, k, v (and out, dout), lse fp32, out and
+// attention.cpp on the exact fp32 values of the 16-bit q, k, v (and out, dout), lse fp32, out and
 // dq, dk, dv rounded once. q, k, v are strided views (rows qkv_stride apart, e.g. inside one
 // fused qkv buffer) and out, dout rows out_stride apart; the scratch packs each token's q, k and
 // v heads into one fp32 row [nq | nkv | nkv] x hd, so the fp32 kernel runs on the same values

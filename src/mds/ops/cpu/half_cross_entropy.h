@@ -1,7 +1,7 @@
 // The 16-bit cross entropy of the CPU reference (half_reference.h): the fp32 kernels of
-// cross_entropy.cpp on the exact fp32 values of the bf16 logits; losses and the pass statistics
+// cross_entropy.cpp on the exact fp32 values of the 16-bit logits; losses and the pass statistics
 // fp32, dlogits = (softmax - onehot) * dscale rounded once (0 on padding). The vocab-parallel
-// passes keep no probabilities between them (ops_cuda.h: a bf16 copy would round them twice):
+// passes keep no probabilities between them (ops_cuda.h: a 16-bit copy would round them twice):
 // local_sum_exp only sums, and the finish recomputes the exponentials of its logits against the
 // given row_max (the fp32 pass 2 into scratch) before the fp32 finish scales them by the given
 // sum_exp. dlogits may alias logits: the logits are widened before anything is written.

@@ -1,6 +1,6 @@
 // The element-wise 16-bit kernels of the CPU reference (half_reference.h): RoPE, SwiGLU, the
-// embedding, the add, fp32 <-> bf16 conversion and the mixed-precision AdamW. Each runs the fp32
-// kernel on the exact fp32 values of its bf16 inputs and rounds each bf16 output once.
+// embedding, the add, fp32 <-> 16-bit conversion and the mixed-precision AdamW. Each runs the fp32
+// kernel on the exact fp32 values of its 16-bit inputs and rounds each 16-bit output once.
 #pragma once
 
 #include <cstddef>
@@ -78,7 +78,7 @@ void embedding_forward(H* x, const int32_t* ids, const H* table, int64_t n, int6
   const std::vector<float> table32 = widen(table, used * h);
   std::vector<float> x32(static_cast<size_t>(n * h));
   embedding_forward(x32.data(), ids, table32.data(), n, h, vocab_begin, rows);
-  narrow(x, x32.data(), n * h);  // exact: a copy of bf16 values (or zeros)
+  narrow(x, x32.data(), n * h);  // exact: a copy of 16-bit values (or zeros)
 }
 
 template <typename H>

@@ -1,6 +1,6 @@
 // The 16-bit GEMMs of the CPU reference (half_reference.h): OpenBLAS's fp32 products of the exact
-// fp32 values of the bf16 operands, y and dx rounded once, dw accumulated in fp32 (main_grad).
-// dx with accumulate_dx: the prior bf16 dx enters the fp32 GEMM as its C (beta = 1) and the sum
+// fp32 values of the 16-bit operands, y and dx rounded once, dw accumulated in fp32 (main_grad).
+// dx with accumulate_dx: the prior 16-bit dx enters the fp32 GEMM as its C (beta = 1) and the sum
 // is rounded once, as cuBLASLt's epilogue does.
 #pragma once
 

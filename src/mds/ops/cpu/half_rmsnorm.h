@@ -1,8 +1,8 @@
 // The 16-bit RMSNorm of the CPU reference (half_reference.h), plain and fused with the residual
-// add: the fp32 kernels on the exact fp32 values of the bf16 operands; rstd and dw are theirs,
+// add: the fp32 kernels on the exact fp32 values of the 16-bit operands; rstd and dw are theirs,
 // y and dx (dsum) rounded once. The backward's dx += adds the prior in fp32 and rounds the sum
-// once (as the CUDA kernel's dx = bf16(prior + term)). The fused forward rounds the sum x + r to
-// bf16 first (resid_out, the value stored and read back by the backward) and normalises that.
+// once (as the CUDA kernel's dx = H(prior + term)). The fused forward rounds the sum x + r to
+// 16-bit first (resid_out, the value stored and read back by the backward) and normalises that.
 #pragma once
 
 #include <cstddef>

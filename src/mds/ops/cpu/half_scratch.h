@@ -1,5 +1,5 @@
-// The fp32 scratch of the CPU's 16-bit reference kernels (half_reference.h): bf16/fp16 operands
-// widened to fp32 (exact) and fp32 results narrowed to bf16 (rounded once), whole buffers or
+// The fp32 scratch of the CPU's 16-bit reference kernels (half_reference.h): 16-bit/fp16 operands
+// widened to fp32 (exact) and fp32 results narrowed to 16-bit (rounded once), whole buffers or
 // strided row views (rows of `width` elements, `stride` apart, of which only the view is touched).
 #pragma once
 
