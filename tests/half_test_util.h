@@ -52,12 +52,17 @@ float largest_finite() {
   return static_cast<float>(H::from_bits(std::is_same_v<H, fp16> ? 0x7bff : 0x7f7f));
 }
 
+// Each value rounded to H (to nearest even), as fp32 (exact).
+template <typename H>
+std::vector<float> rounded(std::vector<float> x) {
+  for (float& v : x) v = round_to<H>(v);
+  return x;
+}
+
 // n samples of N(0, scale^2) (test::randn's) rounded to H, as fp32 (exact H values).
 template <typename H>
 std::vector<float> randn_half(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::vector<float> x = randn(n, seed, scale);
-  for (float& v : x) v = round_to<H>(v);
-  return x;
+  return rounded<H>(randn(n, seed, scale));
 }
 
 }  // namespace mds::test

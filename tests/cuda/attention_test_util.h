@@ -89,10 +89,10 @@ struct HalfAttention {
 
   HalfAttention(Layout layout, uint32_t seed)
       : L(layout),
-        qkv(randn_rounded<H>(L.qkv_size(), seed)),
-        dout(randn_rounded<H>(L.out_size(), seed + 1)),
-        out0(randn_rounded<H>(L.out_size(), seed + 2)),
-        dqkv0(randn_rounded<H>(L.qkv_size(), seed + 3)) {}
+        qkv(randn_half<H>(L.qkv_size(), seed)),
+        dout(randn_half<H>(L.out_size(), seed + 1)),
+        out0(randn_half<H>(L.out_size(), seed + 2)),
+        dqkv0(randn_half<H>(L.qkv_size(), seed + 3)) {}
 
   Layout L;
   AttnShape a = L.a;

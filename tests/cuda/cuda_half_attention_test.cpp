@@ -42,7 +42,7 @@ test::HalfAttention<H> attention_case(const AttnShape& a) {
 
 template <typename H>
 class CudaAttentionHalf : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaAttentionHalf, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaAttentionHalf, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaAttentionHalf, ForwardAndLseMatchCpu) {
   using H = TypeParam;

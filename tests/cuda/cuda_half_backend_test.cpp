@@ -89,7 +89,7 @@ using Outputs = std::vector<std::vector<float>>;
 
 template <typename H>
 class CudaHalfBackend : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaHalfBackend, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaHalfBackend, test::HalfTypes, test::HalfTypeName);
 
 class CudaFp32Backend : public test::CudaTest {};
 class CudaFp16Backend : public test::CudaTest {};
@@ -98,8 +98,8 @@ TYPED_TEST(CudaHalfBackend, LinearMatchesTheCpuBackend) {
   using H = TypeParam;
   using R = BothRounded<H>;
   constexpr int64_t m = 40, k = 96, n = 72;
-  const auto x = test::randn_rounded<H>(m * k, 1), w = test::randn_rounded<H>(n * k, 2),
-             dy = test::randn_rounded<H>(m * n, 3), dx0 = test::randn_rounded<H>(m * k, 4);
+  const auto x = test::randn_half<H>(m * k, 1), w = test::randn_half<H>(n * k, 2),
+             dy = test::randn_half<H>(m * n, 3), dx0 = test::randn_half<H>(m * k, 4);
   const auto dw0 = test::randn(n * k, 5);
   compare(
       [&](ops::Backend& be) {
@@ -118,9 +118,9 @@ TYPED_TEST(CudaHalfBackend, RmsnormAndTheFusedResidualFormMatchTheCpuBackend) {
   using R = BothRounded<H>;
   constexpr int64_t n = 33, h = 200;
   constexpr float eps = 1e-5f;
-  const auto x = test::randn_rounded<H>(n * h, 6), r = test::randn_rounded<H>(n * h, 7),
-             w = test::randn_rounded<H>(h, 8), dy = test::randn_rounded<H>(n * h, 9);
-  const auto dx0 = test::randn_rounded<H>(n * h, 10), dw0 = test::randn(h, 11);
+  const auto x = test::randn_half<H>(n * h, 6), r = test::randn_half<H>(n * h, 7),
+             w = test::randn_half<H>(h, 8), dy = test::randn_half<H>(n * h, 9);
+  const auto dx0 = test::randn_half<H>(n * h, 10), dw0 = test::randn(h, 11);
   compare(
       [&](ops::Backend& be) {
         auto bx = put_half<H>(be, x), bw = put_half<H>(be, w), bdy = put_half<H>(be, dy);
@@ -181,8 +181,8 @@ TYPED_TEST(CudaHalfBackend, RopeAndAttentionOnAFusedQkvBufferMatchTheCpuBackend)
   constexpr int64_t stride = (nq + 2 * nkv) * hd + 8, out_stride = nq * hd + 4;
   std::vector<float> cos(128 * hd / 2), sin(cos.size());
   ops::rope_tables(cos.data(), sin.data(), 128, hd, 10000.0);
-  const auto qkv = test::randn_rounded<H>(b * s * stride, 12),
-             dout = test::randn_rounded<H>(b * s * out_stride, 13);
+  const auto qkv = test::randn_half<H>(b * s * stride, 12),
+             dout = test::randn_half<H>(b * s * out_stride, 13);
   compare(
       [&](ops::Backend& be) {
         auto bf = put_half<H>(be, qkv), bb = put_half<H>(be, qkv);
@@ -223,8 +223,7 @@ TYPED_TEST(CudaHalfBackend, SwigluAndEmbeddingMatchTheCpuBackend) {
   using H = TypeParam;
   using R = BothRounded<H>;
   constexpr int64_t n = 30, f = 120;
-  const auto gu = test::randn_rounded<H>(n * 2 * f, 14, 2.0f),
-             dh = test::randn_rounded<H>(n * f, 15);
+  const auto gu = test::randn_half<H>(n * 2 * f, 14, 2.0f), dh = test::randn_half<H>(n * f, 15);
   compare(
       [&](ops::Backend& be) {
         auto bgu = put_half<H>(be, gu), bdh = put_half<H>(be, dh);
@@ -237,7 +236,7 @@ TYPED_TEST(CudaHalfBackend, SwigluAndEmbeddingMatchTheCpuBackend) {
   constexpr int64_t begin = 100, rows = 50, h = 96;
   const std::vector<int32_t> ids = {120, 7, 149, 120, 150, 100, 133, 120, 101};
   const int64_t t = static_cast<int64_t>(ids.size());
-  const auto table = test::randn_rounded<H>(rows * h, 16), dx = test::randn_rounded<H>(t * h, 17),
+  const auto table = test::randn_half<H>(rows * h, 16), dx = test::randn_half<H>(t * h, 17),
              dtable0 = test::randn(rows * h, 18);
   compare_bits(
       [&](ops::Backend& be) {
@@ -257,7 +256,7 @@ TYPED_TEST(CudaHalfBackend, CrossEntropyMatchesTheCpuBackend) {
   using R = BothRounded<H>;
   constexpr int64_t n = 12, vocab = 1000, vpad = 1024, cols = vpad / 2;
   constexpr float dscale = 0.25f;
-  auto logits = test::randn_rounded<H>(n * vpad, 19, 3.0f);
+  auto logits = test::randn_half<H>(n * vpad, 19, 3.0f);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = vocab; j < vpad; ++j) logits[i * vpad + j] = 60.0f;  // padding
   std::vector<int32_t> targets(n);
@@ -323,7 +322,7 @@ TYPED_TEST(CudaHalfBackend, AddConversionsAndAdamwMatchTheCpuBackend) {
   using H = TypeParam;
   using R = BothRounded<H>;
   constexpr int64_t n = 5000;
-  const auto y = test::randn_rounded<H>(n, 20), x = test::randn_rounded<H>(n, 21, 0.01f),
+  const auto y = test::randn_half<H>(n, 20), x = test::randn_half<H>(n, 21, 0.01f),
              wide = test::randn(n, 22, 100.0f);
   compare_bits(
       [&](ops::Backend& be) {

@@ -30,7 +30,7 @@ class CudaCrossEntropyHalf : public test::CudaTest {
   static constexpr test::Tol kGrad = test::after_roundings<H>(kFp32Reduction, 1);
   int64_t n = 19, vocab = 1000, vpad = 1024;
   // Logits of a few units, as an LM head gives them: far inside fp16's range.
-  std::vector<float> logits = test::randn_rounded<H>(static_cast<size_t>(n * vpad), 51, 4.0f);
+  std::vector<float> logits = test::randn_half<H>(static_cast<size_t>(n * vpad), 51, 4.0f);
   std::vector<int32_t> targets = [this] {
     std::vector<int32_t> t(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((i * 131 + 7) % vocab);
@@ -39,7 +39,7 @@ class CudaCrossEntropyHalf : public test::CudaTest {
   }();
   float dscale = 1.0f / 19;
 };
-TYPED_TEST_SUITE(CudaCrossEntropyHalf, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaCrossEntropyHalf, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaCrossEntropyHalf, ForwardAndForwardBackwardMatchCpuIncludingInPlace) {
   using H = TypeParam;

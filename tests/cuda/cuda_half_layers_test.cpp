@@ -20,7 +20,7 @@ namespace {
 using test::close_to_cpu;
 using test::kFp32Elementwise;
 using test::kFp32Reduction;
-using test::randn_rounded;
+using test::randn_half;
 using test::to_device;
 using test::to_device_half;
 using test::to_host;
@@ -51,11 +51,11 @@ struct NormCase {
   explicit NormCase(const NormShape& s) : n(s.n), h(s.h) {}
   int64_t n, h;
   size_t nh = static_cast<size_t>(n * h);
-  std::vector<float> x = randn_rounded<H>(nh, 11);
-  std::vector<float> r = randn_rounded<H>(nh, 16);  // the residual stream
-  std::vector<float> w = randn_rounded<H>(static_cast<size_t>(h), 12);
-  std::vector<float> dy = randn_rounded<H>(nh, 13);
-  std::vector<float> dx0 = randn_rounded<H>(nh, 14);                 // prior dx / dresid
+  std::vector<float> x = randn_half<H>(nh, 11);
+  std::vector<float> r = randn_half<H>(nh, 16);  // the residual stream
+  std::vector<float> w = randn_half<H>(static_cast<size_t>(h), 12);
+  std::vector<float> dy = randn_half<H>(nh, 13);
+  std::vector<float> dx0 = randn_half<H>(nh, 14);                    // prior dx / dresid
   std::vector<float> dw0 = test::randn(static_cast<size_t>(h), 15);  // fp32 main_grad
   // resid_out = H(x + r): the fp32 sum of two H values rounded once, the same on both devices.
   std::vector<float> resid() const {
@@ -74,7 +74,7 @@ struct NormCase {
 
 template <typename H>
 class CudaRMSNormHalf : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaRMSNormHalf, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaRMSNormHalf, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaRMSNormHalf, ForwardMatchesCpu) {
   using H = TypeParam;
@@ -186,7 +186,7 @@ TYPED_TEST(CudaRMSNormHalf, ResidualBackwardAddsTheResidualGradient) {
 
 template <typename H>
 class CudaLayersHalf : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaLayersHalf, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaLayersHalf, test::HalfTypes, test::HalfTypeName);
 
 // The rotated pairs are rounded once; the padding columns of the wider row keep their bits.
 TYPED_TEST(CudaLayersHalf, RopeForwardAndBackwardMatchCpuWithStrideAndOffset) {
@@ -196,7 +196,7 @@ TYPED_TEST(CudaLayersHalf, RopeForwardAndBackwardMatchCpuWithStrideAndOffset) {
   std::vector<float> cos(static_cast<size_t>(max_pos * hd / 2)), sin(cos.size());
   ops::rope_tables(cos.data(), sin.data(), max_pos, hd, 10000.0);
   auto g_cos = to_device(cos), g_sin = to_device(sin);
-  const auto x0 = randn_rounded<H>(static_cast<size_t>(b * s * stride), 21);
+  const auto x0 = randn_half<H>(static_cast<size_t>(b * s * stride), 21);
   for (bool backward : {false, true}) {
     SCOPED_TRACE(backward ? "backward" : "forward");
     std::vector<float> x = x0;
@@ -221,8 +221,8 @@ TYPED_TEST(CudaLayersHalf, RopeForwardAndBackwardMatchCpuWithStrideAndOffset) {
 TYPED_TEST(CudaLayersHalf, SwigluForwardAndBackwardMatchCpuIncludingInPlace) {
   using H = TypeParam;
   const int64_t n = 37, f = 131;
-  const auto gu = randn_rounded<H>(static_cast<size_t>(n * 2 * f), 31, 3.0f);
-  const auto dh = randn_rounded<H>(static_cast<size_t>(n * f), 32);
+  const auto gu = randn_half<H>(static_cast<size_t>(n * 2 * f), 31, 3.0f);
+  const auto dh = randn_half<H>(static_cast<size_t>(n * f), 32);
   std::vector<float> h(static_cast<size_t>(n * f)), dgu(gu.size());
   ops::swiglu_forward(h.data(), gu.data(), n, f);
   ops::swiglu_backward(dgu.data(), dh.data(), gu.data(), n, f);
@@ -245,8 +245,8 @@ TYPED_TEST(CudaLayersHalf, EmbeddingVocabRangeForwardAndBackwardMatchCpuBitForBi
   std::vector<int32_t> ids(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 37) % 128);  // repeats
   ids[3] = ids[9] = ids[200] = 41;
-  const auto table = randn_rounded<H>(static_cast<size_t>(rows * h), 41);
-  const auto dx = randn_rounded<H>(static_cast<size_t>(n * h), 42);
+  const auto table = randn_half<H>(static_cast<size_t>(rows * h), 41);
+  const auto dx = randn_half<H>(static_cast<size_t>(n * h), 42);
   const auto dtable0 = test::randn(table.size(), 43);
   std::vector<float> x(static_cast<size_t>(n * h)), dtable = dtable0;
   ops::embedding_forward(x.data(), ids.data(), table.data(), n, h, vocab_begin, rows);

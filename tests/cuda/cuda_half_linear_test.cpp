@@ -39,10 +39,10 @@ template <typename H>
 struct LinearCase {
   explicit LinearCase(const LinShape& s) : m(s.m), k(s.k), n(s.n) {}
   int64_t m, k, n;
-  std::vector<float> x = test::randn_rounded<H>(static_cast<size_t>(m * k), 1);
-  std::vector<float> w = test::randn_rounded<H>(static_cast<size_t>(n * k), 2);
-  std::vector<float> dy = test::randn_rounded<H>(static_cast<size_t>(m * n), 3);
-  std::vector<float> dx0 = test::randn_rounded<H>(static_cast<size_t>(m * k), 4);
+  std::vector<float> x = test::randn_half<H>(static_cast<size_t>(m * k), 1);
+  std::vector<float> w = test::randn_half<H>(static_cast<size_t>(n * k), 2);
+  std::vector<float> dy = test::randn_half<H>(static_cast<size_t>(m * n), 3);
+  std::vector<float> dx0 = test::randn_half<H>(static_cast<size_t>(m * k), 4);
   std::vector<float> dw0 = test::randn(static_cast<size_t>(n * k), 5);
 };
 
@@ -51,7 +51,7 @@ class CudaLinearHalf : public test::CudaTest {
  protected:
   static constexpr test::Tol kOut = test::after_roundings<H>(kHalfGemmFp32Sums, 1);  // y, dx
 };
-TYPED_TEST_SUITE(CudaLinearHalf, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaLinearHalf, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaLinearHalf, ForwardMatchesCpuOnRoundedInputs) {
   using H = TypeParam;

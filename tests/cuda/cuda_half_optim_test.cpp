@@ -34,7 +34,7 @@ std::vector<uint16_t> host_bits(const std::vector<float>& x) {
 
 template <typename H>
 class CudaMixedPrecision : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaMixedPrecision, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaMixedPrecision, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaMixedPrecision, ToHalfIsTheHostRoundingAndToFp32IsExact) {
   using H = TypeParam;

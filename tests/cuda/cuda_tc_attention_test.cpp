@@ -64,7 +64,7 @@ test::HalfAttention<H> attention_case(const AttnShape& a) {
 
 template <typename H>
 class CudaAttentionTc : public test::CudaTest {};
-TYPED_TEST_SUITE(CudaAttentionTc, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(CudaAttentionTc, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaAttentionTc, ForwardAndLseMatchCpu) {
   using H = TypeParam;

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../half_test_util.h"
 #include "../ops_test_util.h"
 #include "mds/core/bf16.h"
 #include "mds/core/cuda_check.h"
@@ -96,22 +97,22 @@ constexpr Tol kAttnForward{2e-5, 2e-5};
 constexpr Tol kAttnBackward{1e-4, 1e-4};
 
 // ---- 16-bit storage: bf16 and fp16 ----
-// The typed tests (TYPED_TEST_SUITE(Suite, test::HalfTypes, test::HalfNames)) run once per 16-bit
-// type H of mixed precision, the host's mds::bf16 or mds::fp16 (core/bf16.h, core/fp16.h); Half<H>
-// names the kernels' type (ops_cuda.h: __nv_bfloat16, __half) and H's unit roundoff u.
+// The typed tests (TYPED_TEST_SUITE(Suite, test::HalfTypes, test::HalfTypeName)) run once per
+// 16-bit type H of mixed precision, the host's mds::bf16 or mds::fp16 (core/bf16.h, core/fp16.h);
+// Half<H> names the kernels' type (ops_cuda.h: __nv_bfloat16, __half) and H's unit roundoff u.
 template <typename H>
 struct Half;
 // eta is half the smallest subnormal, the most a rounding below the normal range can move a value.
 template <>
 struct Half<bf16> {
   using Device = __nv_bfloat16;
-  static constexpr double u = kBf16UnitRoundoff;  // 2^-8
+  static constexpr double u = unit_roundoff<bf16>();  // 2^-8
   static constexpr double eta = 0x1p-134;
 };
 template <>
 struct Half<fp16> {
   using Device = __half;
-  static constexpr double u = kFp16UnitRoundoff;  // 2^-11
+  static constexpr double u = unit_roundoff<fp16>();  // 2^-11
   static constexpr double eta = 0x1p-25;
 };
 template <typename H>
@@ -122,13 +123,7 @@ using HostHalf = std::conditional_t<std::is_same_v<D, __half>, fp16, bf16>;
 static_assert(std::is_same_v<HostHalf<DeviceHalf<bf16>>, bf16> &&
               std::is_same_v<HostHalf<DeviceHalf<fp16>>, fp16>);
 
-using HalfTypes = ::testing::Types<bf16, fp16>;
-struct HalfNames {
-  template <typename H>
-  static std::string GetName(int) {
-    return storage_name<H>();
-  }
-};
+// HalfTypes and HalfTypeName: the CPU tests' (half_test_util.h).
 
 // A 16-bit kernel is compared with the fp32 CPU kernel run on the same H-rounded inputs (as fp32
 // values, exact), so the inputs contribute no error; what differs is the fp32 arithmetic (the
@@ -159,18 +154,7 @@ constexpr Tol after_roundings(Tol base, int roundings) {
 // hiding an index error (O(1)).
 constexpr Tol kHalfGemmFp32Sums{5e-5, 5e-5};
 
-// Each value rounded to H (to nearest even), as fp32 (exact).
-template <typename H>
-std::vector<float> rounded(std::vector<float> x) {
-  for (float& v : x) v = static_cast<float>(H(v));
-  return x;
-}
-
-// n samples of N(0, scale^2) rounded to H.
-template <typename H>
-std::vector<float> randn_rounded(size_t n, uint32_t seed, float scale = 1.0f) {
-  return rounded<H>(randn(n, seed, scale));
-}
+// rounded<H> and randn_half<H>: half_test_util.h.
 
 // The H rounding (to nearest even) of each value, on the device.
 template <typename H>

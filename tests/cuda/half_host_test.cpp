@@ -65,7 +65,7 @@ std::vector<uint32_t> low_halves() {
 
 template <typename H>
 class HalfHost : public ::testing::Test {};
-TYPED_TEST_SUITE(HalfHost, test::HalfTypes, test::HalfNames);
+TYPED_TEST_SUITE(HalfHost, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(HalfHost, MatchesCudaConversionBitForBit) {
   using H = TypeParam;
