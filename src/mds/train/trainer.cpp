@@ -350,8 +350,8 @@ void apply_checkpoint_config(TrainArgs& a) {
 // LR schedule's samples (behind the consumed samples by the skipped steps) and, in fp16, the
 // loss scaler, so that a resumed run continues with the same scale.
 nlohmann::json optimizer_state(const optim::LossScaler& scaler, bool fp16_run,
-                               int64_t schedule_samples) {
-  nlohmann::json j = {{"lr_schedule_samples", schedule_samples}};
+                               const optim::LRSchedule& schedule) {
+  nlohmann::json j = {{"lr_schedule_samples", schedule.num_samples()}};
   if (fp16_run) {
     const optim::LossScaler::State& s = scaler.state();
     j["loss_scale"] = s.scale;
@@ -361,11 +361,14 @@ nlohmann::json optimizer_state(const optim::LossScaler& scaler, bool fp16_run,
   return j;
 }
 
+// The schedule continues from the checkpoint's samples (its consumed samples when it has none).
 void restore_optimizer_state(const ckpt::TrainState& start, optim::LossScaler& scaler,
-                             int64_t& schedule_samples) {
+                             optim::LRSchedule& schedule) {
   const nlohmann::json& j = start.optimizer;
-  if (j.contains("lr_schedule_samples") && j["lr_schedule_samples"].is_number_integer())
-    schedule_samples = j["lr_schedule_samples"].get<int64_t>();
+  schedule.set_num_samples(j.contains("lr_schedule_samples") &&
+                                   j["lr_schedule_samples"].is_number_integer()
+                               ? j["lr_schedule_samples"].get<int64_t>()
+                               : start.consumed_samples);
   if (!scaler.dynamic() || !j.contains("loss_scale")) return;  // fp16 dynamic from fp16 only
   optim::LossScaler::State s;
   s.scale = j.value("loss_scale", scaler.scale());
@@ -484,8 +487,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   // fp16 scales the loss; the other precisions never do (scale 1, no step skipped).
   constexpr bool fp16_run = std::is_same_v<Elem, fp16>;
   optim::LossScaler scaler(fp16_run ? a.loss_scaler : optim::LossScalerOptions{.loss_scale = 1});
-  int64_t schedule_samples = start.consumed_samples;
-  restore_optimizer_state(start, scaler, schedule_samples);
+  restore_optimizer_state(start, scaler, schedule);
   RunReport report(a, world.rank() == 0, peak, world.size(), start.iteration);
   report.json_line(data.summary.json());  // first line: the data table
 
@@ -496,7 +498,6 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
   const double flops = flops_per_iteration(model.config(), gbs);
   MicroBatch mb;
   int64_t consumed = start.consumed_samples, iteration = start.iteration, valid_consumed = 0;
-  schedule.set_num_samples(schedule_samples);
   int64_t last_saved = -1;
   double interval_loss = 0, interval_seconds = 0;
   IntervalTimers timers;
@@ -534,7 +535,6 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
       optimizer.step(model.params().data(), model.grads().data(), schedule.lr(), grad_norm,
                      1.0 / loss_scale);
       schedule.step(gbs);
-      schedule_samples += gbs;
     }
     timers.optimizer += seconds_since(optimizer_start);
     consumed += gbs;
@@ -580,7 +580,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
     if (!a.save.empty() && a.save_interval > 0 && iteration % a.save_interval == 0) {
       untimed([&] {
         save(a, model, optimizer, par, iteration, consumed, tokenizer->eod(),
-             optimizer_state(scaler, fp16_run, schedule_samples));
+             optimizer_state(scaler, fp16_run, schedule));
       });
       last_saved = iteration;
     }
@@ -596,7 +596,7 @@ int train_as(TrainArgs a, dist::Communicator& world, bool& past_setup) {
              stdout);
   if (!a.save.empty() && last_saved != iteration)
     save(a, model, optimizer, par, iteration, consumed, tokenizer->eod(),
-         optimizer_state(scaler, fp16_run, schedule_samples));
+         optimizer_state(scaler, fp16_run, schedule));
 
   if (data.valid && a.eval_iters > 0) {
     const double vl = evaluate(model, *data.valid, valid_consumed, a, mb, par);
