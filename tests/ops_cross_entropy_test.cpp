@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
 #include "mds/core/error.h"
 #include "mds/ops/ops.h"
+#include "mds/ops/targets.h"
 #include "ops_test_util.h"
 
 namespace mds {
@@ -97,6 +99,25 @@ TEST_F(CrossEntropy, TargetOutsideVocabularyIsAUserError) {
   EXPECT_THROW(
       ops::cross_entropy_forward(out.data(), logits.data(), targets.data(), kN, kVpad, kVocab),
       UserError);
+}
+
+// The host check the model's head runs once per micro-batch (the CUDA kernels rely on it): the
+// first bad position is named, negative ids too.
+TEST(CheckTargets, NamesTheFirstTokenOutsideTheVocabulary) {
+  const std::vector<int32_t> good{0, 5, int32_t{kVocab} - 1};
+  EXPECT_NO_THROW(ops::check_targets(good.data(), 3, kVocab));
+  for (const int64_t bad : {int64_t{-1}, kVocab, kVpad}) {
+    const std::vector<int32_t> t{0, 5, static_cast<int32_t>(bad), -7};
+    try {
+      ops::check_targets(t.data(), 4, kVocab);
+      FAIL() << "no error for " << bad;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("target token id " + std::to_string(bad) +
+                                           " (position 2) is outside the model vocabulary"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // The vocab-parallel passes over column slices, with the reductions between them done here by

@@ -1,16 +1,14 @@
 // Cross entropy over 16-bit logits (bf16 and fp16, typed tests) against the fp32 CPU kernel on the
 // same H-rounded logits: losses fp32 (the fp32 tolerance), dlogits 16-bit (one rounding), padding
-// exactly 0; in place; the three vocab-parallel passes on two column slices reduced on the host;
-// a bad target.
+// exactly 0; in place; the three vocab-parallel passes on two column slices reduced on the host.
+// (Bad targets: the host rejects them, ops/targets.h; cuda_cross_entropy_test shows the rest.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "mds/core/error.h"
 #include "mds/ops/cuda/ops_cuda.h"
 #include "mds/ops/ops.h"
 
@@ -115,22 +113,6 @@ TYPED_TEST(CudaCrossEntropyHalf, VocabParallelPassesMatchCpu) {
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(ref_d.begin() + i * vpad + r * cols, cols, ref_slice.begin() + i * cols);
     EXPECT_TRUE(close_to_cpu(d, ref_slice, TestFixture::kGrad)) << "rank " << r;
-  }
-}
-
-TYPED_TEST(CudaCrossEntropyHalf, TargetOutsideVocabularyIsAUserError) {
-  using H = TypeParam;
-  this->targets[5] = static_cast<int32_t>(this->vocab);
-  auto g_logits = to_device_half<H>(this->logits);
-  auto g_t = to_device(this->targets);
-  auto g_loss = to_device(std::vector<float>(static_cast<size_t>(this->n)));
-  try {
-    ops::cuda::cross_entropy_forward(g_loss.data(), g_logits.data(), g_t.data(), this->n,
-                                     this->vpad, this->vocab, nullptr);
-    FAIL() << "no error for a target outside the vocabulary";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("target token id 1000 (position 5)"), std::string::npos)
-        << e.what();
   }
 }
 

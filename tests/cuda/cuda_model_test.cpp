@@ -6,11 +6,13 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "../model_test_util.h"
 #include "cuda_test_util.h"
 #include "mds/core/buffer.h"
+#include "mds/core/error.h"
 #include "mds/model/llama.h"
 #include "mds/ops/backend.h"
 #include "mds/optim/adamw.h"
@@ -94,6 +96,26 @@ TEST_F(CudaModel, WholeModelLossAndGradientsMatchTheCpu) {
     expect_same_gradients(on_gpu, on_cpu);
     EXPECT_NEAR(on_gpu.forward_loss(tokens.data(), targets.data(), b, s),
                 on_cpu.forward_loss(tokens.data(), targets.data(), b, s), kLossRtol * want);
+  }
+}
+
+// The CUDA kernels do not check targets (ops_cuda.h): the model does, on the host, so a token
+// outside the vocabulary is still one clear UserError, and the weights are untouched.
+TEST_F(CudaModel, TargetOutsideTheVocabularyIsAUserErrorFromTheModel) {
+  const LlamaConfig c = config();
+  const int64_t s = c.seq_length;
+  auto tokens = test::random_ids(s, c.vocab_size, 1),
+       targets = test::random_ids(s, c.vocab_size, 2);
+  targets[7] = static_cast<int32_t>(c.vocab_size);  // a padding row of the head: still invalid
+  LlamaModel m(c, {}, {}, {}, gpu());
+  m.init_weights(9);
+  m.zero_grads();
+  try {
+    m.forward_backward(tokens.data(), targets.data(), 1, s, 1.0f);
+    FAIL() << "no error for a target outside the vocabulary";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("target token id 300 (position 7)"), std::string::npos)
+        << e.what();
   }
 }
 

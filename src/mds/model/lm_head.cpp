@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "mds/ops/targets.h"
+
 namespace mds::model {
 
 template <typename Elem>
@@ -16,6 +18,7 @@ void LMHead<Elem>::norm(const Elem* x, const int32_t* targets, int64_t n, const 
   row_max_.resize(m);
   target_logit_.resize(m);
   sum_exp_.resize(m);
+  ops::check_targets(targets, n, c.vocab_size);  // here, once: the GPU kernels do not check
   targets_.resize(n);
   targets_.upload(targets, n);
   k_.rmsnorm_forward(xn_.data(), rstd_.data(), x, norm_w, n, h, c.norm_eps);

@@ -91,7 +91,8 @@ void embedding_backward(float* dtable, const float* dx, const int32_t* ids, int6
 // ---- Cross entropy over a padded vocabulary ----------------------------------------------
 // logits: [n, vpad]; only columns < vocab take part (padding columns are masked out of the
 // softmax). losses[i] = logsumexp(logits[i, :vocab]) - logits[i, target[i]].
-// A target outside [0, vocab) throws mds::UserError (data tokenized for another vocabulary).
+// A target outside [0, vocab) throws mds::UserError (data tokenized for another vocabulary;
+// ops/targets.h). The CUDA kernels leave that check to their caller (the model head does it).
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab);
 // Same losses, and dlogits = (softmax - onehot) * dscale on columns < vocab, 0 on padding.

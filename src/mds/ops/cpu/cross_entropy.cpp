@@ -10,21 +10,11 @@
 #include "mds/core/error.h"
 #include "mds/ops/cpu/fast_exp.h"
 #include "mds/ops/ops.h"
+#include "mds/ops/targets.h"
 
 namespace mds::ops {
 
 namespace {
-
-// Targets come from data files: a token outside the vocabulary is the user's mistake (the data
-// was tokenized for a larger vocabulary). Checked before the parallel loop, where throwing is
-// not allowed.
-void check_targets(const int32_t* targets, int64_t n, int64_t vocab) {
-  for (int64_t i = 0; i < n; ++i)
-    MDS_CHECK(targets[i] >= 0 && targets[i] < vocab,
-              "target token id {} (position {}) is outside the model vocabulary [0, {}): the data "
-              "was tokenized with a different tokenizer; check --vocab-size and the tokenizer",
-              targets[i], i, vocab);
-}
 
 float row_max_of(const float* x, int64_t vocab) {
   float mx = -std::numeric_limits<float>::infinity();

@@ -17,10 +17,15 @@
 //   y  = x @ w^T      ->  y'  [n, m] = (w')^T [n, k] x'  [k, m]      (T, N)
 //   dx = dy @ w       ->  dx' [k, m] =  w'    [k, n] dy' [n, m]      (N, N)
 //   dw += dy^T @ x    ->  dw' [k, n] =  x'    [k, m] (dy')^T [m, n]  (N, T)
-// The cuBLASLt handle and a 32 MiB workspace are process-wide, created on first use. Calls on
-// different streams at the same time would share the workspace: one stream for GEMMs for now.
+// The cuBLASLt handle, a 32 MiB workspace and each shape's descriptors and algorithm (a Plan) are
+// process-wide, created on first use. Calls on different streams at the same time would share
+// the workspace: one stream for GEMMs for now.
 
+#include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "mds/ops/cuda/allocator.h"
 #include "mds/ops/cuda/common.cuh"
@@ -48,19 +53,27 @@ Lt& lt() {
   return *state;
 }
 
-// RAII for the cuBLASLt descriptors of one call.
-struct Descriptors {
+// The cuBLASLt descriptors and the heuristic's algorithm of one GEMM shape, built on its first
+// call and kept: a training step repeats the same few dozen shapes, and building descriptors
+// and asking the heuristic costs tens of microseconds of host time per call.
+struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  ~Descriptors() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatmulAlgo_t algo{};
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {
     if (c) cublasLtMatrixLayoutDestroy(c);
     if (b) cublasLtMatrixLayoutDestroy(b);
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (op) cublasLtMatmulDescDestroy(op);
   }
 };
+
+// Everything the descriptors and the algorithm depend on; the pointers only through their
+// alignments.
+using PlanKey = std::array<int64_t, 13>;
 
 // The largest power of two (at most 256, at least the element size) that divides the address.
 uint32_t alignment(const void* p, uint32_t element_bytes) {
@@ -78,6 +91,65 @@ const char* type_name(cudaDataType_t t) {
   return t == CUDA_R_16BF ? "bf16" : t == CUDA_R_16F ? "fp16" : "fp32";
 }
 
+std::unique_ptr<Plan> make_plan(const PlanKey& key) {
+  const auto ta = static_cast<cublasOperation_t>(key[0]),
+             tb = static_cast<cublasOperation_t>(key[1]);
+  const int64_t m = key[2], n = key[3], k = key[4];
+  const auto ab = static_cast<cudaDataType_t>(key[5]), cd = static_cast<cudaDataType_t>(key[6]);
+  const int64_t lda = key[7], ldb = key[8], ldc = key[9];
+  const auto align_a = static_cast<uint32_t>(key[10]), align_b = static_cast<uint32_t>(key[11]),
+             align_c = static_cast<uint32_t>(key[12]);
+  auto plan = std::make_unique<Plan>();
+  MDS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  MDS_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  MDS_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  const bool a_t = ta == CUBLAS_OP_T, b_t = tb == CUBLAS_OP_T;
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, ab, a_t ? k : m, a_t ? m : k, lda));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, ab, b_t ? n : k, b_t ? k : n, ldb));
+  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, cd, m, n, ldc));
+  cublasLtMatmulPreference_t pref = nullptr;
+  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const auto set = [&](cublasLtMatmulPreferenceAttributes_t attr, const auto& value) {
+    const cublasStatus_t status =
+        cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value);
+    if (status != CUBLAS_STATUS_SUCCESS) cublasLtMatmulPreferenceDestroy(pref);
+    MDS_CUBLAS_CHECK(status);
+  };
+  set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, kWorkspaceBytes);
+  // The heuristic assumes 256-byte aligned pointers unless told otherwise; views into the flat
+  // parameter buffer may be less aligned, so state each pointer's real alignment.
+  set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a);
+  set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
+  set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c);
+  set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c);
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      lt().handle, plan->op, plan->a, plan->b, plan->c, plan->c, pref, 1, &heuristic, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  // "Nothing fits" is CUBLAS_STATUS_NOT_SUPPORTED (or no result): say which GEMM.
+  MDS_ASSERT(
+      status != CUBLAS_STATUS_NOT_SUPPORTED && (status != CUBLAS_STATUS_SUCCESS || found > 0),
+      "cuBLASLt has no algorithm for a {}x{}x{} GEMM ({} A/B, {} C/D, alignments {}/{}/{} "
+      "bytes)",
+      m, n, k, type_name(ab), type_name(cd), align_a, align_b, align_c);
+  MDS_CUBLAS_CHECK(status);
+  plan->algo = heuristic.algo;
+  return plan;
+}
+
+// The plan of a shape, made once. Plans live as long as the process (the handle does too).
+const Plan& plan_for(const PlanKey& key) {
+  static std::mutex mutex;
+  static auto* plans = new std::map<PlanKey, std::unique_ptr<Plan>>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans->find(key);
+  if (it == plans->end()) it = plans->emplace(key, make_plan(key)).first;
+  return *it->second;
+}
+
 // Column-major C[m, n] = op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n]; lda/ldb/ldc
 // are the leading dimensions of the matrices as stored. A and B are of type ab, C (= D) of type
 // cd; the accumulation is fp32 for every combination.
@@ -85,43 +157,30 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
           cudaDataType_t ab, const void* a, int64_t lda, const void* b, int64_t ldb,
           cudaDataType_t cd, void* c, int64_t ldc, float beta, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
-  MDS_ASSERT(k > 0, "GEMM with an empty inner dimension (k = 0)");
-  Lt& state = lt();
-  Descriptors d;
-  MDS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  MDS_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-  MDS_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-  const bool a_t = ta == CUBLAS_OP_T, b_t = tb == CUBLAS_OP_T;
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, ab, a_t ? k : m, a_t ? m : k, lda));
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, ab, b_t ? n : k, b_t ? k : n, ldb));
-  MDS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, cd, m, n, ldc));
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
-  const size_t ws = kWorkspaceBytes;
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-  // The heuristic assumes 256-byte aligned pointers unless told otherwise; views into the flat
-  // parameter buffer may be less aligned, so state each pointer's real alignment.
-  const uint32_t align_a = alignment(a, type_bytes(ab)), align_b = alignment(b, type_bytes(ab)),
-                 align_c = alignment(c, type_bytes(cd));
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a));
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b));
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c));
-  MDS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c));
-  cublasLtMatmulHeuristicResult_t heuristic{};
-  int found = 0;
-  MDS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1,
-                                                  &heuristic, &found));
-  MDS_ASSERT(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} GEMM ({} A/B, {} C/D)", m, n, k,
-             type_name(ab), type_name(cd));
+  if (k == 0) {  // an empty sum: C = beta C (as the CPU's kernels do)
+    MDS_ASSERT(ldc == m, "GEMM with k = 0 on a strided C");
+    if (beta == 0.0f)
+      MDS_CUDA_CHECK(cudaMemsetAsync(c, 0, size_t(m) * size_t(n) * type_bytes(cd), stream));
+    return;
+  }
+  const PlanKey key{ta,
+                    tb,
+                    m,
+                    n,
+                    k,
+                    ab,
+                    cd,
+                    lda,
+                    ldb,
+                    ldc,
+                    alignment(a, type_bytes(ab)),
+                    alignment(b, type_bytes(ab)),
+                    alignment(c, type_bytes(cd))};
+  const Plan& plan = plan_for(key);
   const float alpha = 1.0f;
-  MDS_CUBLAS_CHECK(cublasLtMatmul(state.handle, d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c, d.c,
-                                  &heuristic.algo, state.workspace, ws, stream));
+  MDS_CUBLAS_CHECK(cublasLtMatmul(lt().handle, plan.op, &alpha, a, plan.a, b, plan.b, &beta, c,
+                                  plan.c, c, plan.c, &plan.algo, lt().workspace, kWorkspaceBytes,
+                                  stream));
 }
 
 // The three products of the header comment; ab is the storage type of x, w, y, dy and dx.

@@ -205,8 +205,8 @@ void embedding_backward(float* dtable, const fp16* dx, const int32_t* ids, int64
                         int64_t vocab_begin, int64_t rows, cudaStream_t stream);
 
 // ---- Cross entropy -------------------------------------------------------------------------
-// Targets outside [0, vocab) throw mds::UserError as on the CPU: the check copies a flag back
-// and synchronises the stream (cross_entropy_forward, _forward_backward and _local_max).
+// Targets must be in [0, vocab): the caller checks them on the host (ops/targets.h), so these
+// never synchronise the stream. An invalid target spoils its row's loss and nothing else.
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t n,
                            int64_t vpad, int64_t vocab, cudaStream_t stream);
 void cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits,
