@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <thread>
 
 #include "mds/core/cuda_check.h"
 #include "mds/core/error.h"
@@ -74,7 +76,11 @@ NcclCommunicator::NcclCommunicator(ncclComm* comm, int device, Communicator& boo
 
 NcclCommunicator::~NcclCommunicator() {
   // No throwing here: errors at teardown are ignored (the job is ending or already failed).
-  if (comm_) (void)nccl().CommDestroy(comm_);
+  // ncclCommDestroy waits for the communicator's queued work; when some may never complete (an
+  // all-reduce started and not waited for, or unwinding from an error, where a peer may be gone)
+  // it could wait forever, so abort the communicator instead.
+  const bool unsafe = pending_ || std::uncaught_exceptions() > 0;
+  if (comm_) (void)(unsafe ? nccl().CommAbort(comm_) : nccl().CommDestroy(comm_));
   if (scratch_) (void)cudaFree(scratch_);
   if (ready_) (void)cudaEventDestroy(ready_);
   if (stream_) (void)cudaStreamDestroy(stream_);
@@ -99,8 +105,38 @@ void NcclCommunicator::begin() {
   MDS_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
 }
 
+// Polls rather than cudaStreamSynchronize: a peer that died or a network error never completes
+// the stream, and only ncclCommGetAsyncError says so; then the communicator is aborted (its
+// kernels return) and the error thrown, which ends the job through the trainer's abort.
 void NcclCommunicator::end() {
-  MDS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (;;) {
+    const cudaError_t done = cudaStreamQuery(stream_);
+    if (done == cudaSuccess) break;
+    if (done != cudaErrorNotReady) MDS_CUDA_CHECK(done);
+    ncclResult_t async = ncclSuccess;
+    MDS_NCCL_CHECK(nccl().CommGetAsyncError(comm_, &async));
+    if (async != ncclSuccess && async != ncclInProgress) {
+      (void)nccl().CommAbort(comm_);
+      comm_ = nullptr;
+      MDS_NCCL_CHECK(async);
+    }
+    std::this_thread::yield();
+  }
+  pending_ = false;
+}
+
+// NCCL calls between GroupStart and GroupEnd; the group is closed even when one of them throws,
+// or every later NCCL call on this thread would silently join the open group.
+template <typename Body>
+void NcclCommunicator::grouped(Body&& body) {
+  MDS_NCCL_CHECK(nccl().GroupStart());
+  try {
+    body();
+  } catch (...) {
+    (void)nccl().GroupEnd();
+    throw;
+  }
+  MDS_NCCL_CHECK(nccl().GroupEnd());
 }
 
 void NcclCommunicator::do_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
@@ -112,6 +148,7 @@ void NcclCommunicator::do_all_reduce(void* data, int64_t n, ElemType t, ReduceOp
 void NcclCommunicator::do_start_all_reduce(void* data, int64_t n, ElemType t, ReduceOp op) {
   begin();
   MDS_NCCL_CHECK(nccl().AllReduce(data, data, count(n), nccl_type(t), nccl_op(op), comm_, stream_));
+  pending_ = true;
 }
 
 void NcclCommunicator::do_wait_all() {
@@ -136,14 +173,14 @@ void NcclCommunicator::do_all_gather(const void* in, void* out, int64_t n, ElemT
 // without deadlock.
 void NcclCommunicator::do_all_to_all(const void* in, void* out, int64_t n, ElemType t) {
   begin();
-  MDS_NCCL_CHECK(nccl().GroupStart());
-  for (int peer = 0; peer < size_; ++peer) {
-    MDS_NCCL_CHECK(
-        nccl().Send(bytes_at(in, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
-    MDS_NCCL_CHECK(
-        nccl().Recv(bytes_at(out, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
-  }
-  MDS_NCCL_CHECK(nccl().GroupEnd());
+  grouped([&] {
+    for (int peer = 0; peer < size_; ++peer) {
+      MDS_NCCL_CHECK(
+          nccl().Send(bytes_at(in, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
+      MDS_NCCL_CHECK(
+          nccl().Recv(bytes_at(out, peer * n, t), count(n), nccl_type(t), peer, comm_, stream_));
+    }
+  });
   end();
 }
 
@@ -168,10 +205,10 @@ void NcclCommunicator::do_recv(void* data, int64_t n, ElemType t, int src, int) 
 void NcclCommunicator::do_send_recv(const void* send, int64_t n_send, int dest, void* recv,
                                     int64_t n_recv, int src, ElemType t, int) {
   begin();
-  MDS_NCCL_CHECK(nccl().GroupStart());
-  MDS_NCCL_CHECK(nccl().Send(send, count(n_send), nccl_type(t), dest, comm_, stream_));
-  MDS_NCCL_CHECK(nccl().Recv(recv, count(n_recv), nccl_type(t), src, comm_, stream_));
-  MDS_NCCL_CHECK(nccl().GroupEnd());
+  grouped([&] {
+    MDS_NCCL_CHECK(nccl().Send(send, count(n_send), nccl_type(t), dest, comm_, stream_));
+    MDS_NCCL_CHECK(nccl().Recv(recv, count(n_recv), nccl_type(t), src, comm_, stream_));
+  });
   end();
 }
 

@@ -68,7 +68,9 @@ class NcclCommunicator final : public Communicator {
 
  private:
   void begin();  // the communication stream waits for the legacy default stream
-  void end();    // synchronises the communication stream
+  void end();    // waits for the communication stream (and for NCCL's asynchronous errors)
+  template <typename Body>
+  void grouped(Body&& body);  // body's NCCL calls in one group, closed even when body throws
 
   ncclComm* comm_;
   int device_;
@@ -77,6 +79,7 @@ class NcclCommunicator final : public Communicator {
   CUstream_st* stream_ = nullptr;
   CUevent_st* ready_ = nullptr;
   int32_t* scratch_ = nullptr;  // one device int32 for barrier()
+  bool pending_ = false;        // an all-reduce was started and not yet waited for
 };
 
 // The NCCL world over the ranks of mpi_world (an MPI world, or a world of one without MPI:

@@ -31,6 +31,7 @@ NcclLibrary load() {
   get(n.CommSplit, "ncclCommSplit");
   get(n.CommDestroy, "ncclCommDestroy");
   get(n.CommAbort, "ncclCommAbort");
+  get(n.CommGetAsyncError, "ncclCommGetAsyncError");
   get(n.CommCount, "ncclCommCount");
   get(n.CommUserRank, "ncclCommUserRank");
   get(n.AllReduce, "ncclAllReduce");

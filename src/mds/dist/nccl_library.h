@@ -16,6 +16,7 @@ struct NcclLibrary {
   decltype(&::ncclCommSplit) CommSplit;
   decltype(&::ncclCommDestroy) CommDestroy;
   decltype(&::ncclCommAbort) CommAbort;
+  decltype(&::ncclCommGetAsyncError) CommGetAsyncError;
   decltype(&::ncclCommCount) CommCount;
   decltype(&::ncclCommUserRank) CommUserRank;
   decltype(&::ncclAllReduce) AllReduce;
