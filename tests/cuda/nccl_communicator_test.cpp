@@ -8,9 +8,12 @@
 // skips with "no CUDA GPU visible: compiled only".
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -209,6 +212,37 @@ TEST_F(Nccl, StatsCountCallsAndBytes) {
   nccl().all_reduce(dev.data(), 100, ReduceOp::sum);
   EXPECT_EQ(nccl().stats().calls[k], calls + 1);
   EXPECT_EQ(nccl().stats().bytes[k], bytes + 400);
+}
+
+// The communication stream must wait for what the compute (legacy default) stream has queued:
+// here a host callback that sleeps, then the write of the input. Were the event order wrong,
+// NCCL would read the input before the write. Out of place, so even a world of one (where the
+// collective is a copy) shows it; also the started all-reduce that wait_all completes, whose sum
+// over the ranks of the written value tells the same.
+void CUDART_CB sleep_50ms(void*) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+TEST_F(Nccl, CollectivesWaitForTheComputeStreamsQueuedWrites) {
+  const int64_t n = 1 << 16, p = nccl().size();
+  ops::cuda::DeviceBuffer<int32_t> in(static_cast<size_t>(p * n)), out(static_cast<size_t>(n));
+  MDS_CUDA_CHECK(cudaMemset(in.data(), 0, in.bytes()));
+  MDS_CUDA_CHECK(cudaDeviceSynchronize());
+  MDS_CUDA_CHECK(cudaLaunchHostFunc(cudaStreamLegacy, sleep_50ms, nullptr));
+  MDS_CUDA_CHECK(cudaMemsetAsync(in.data(), 1, in.bytes(), cudaStreamLegacy));  // 0x01010101
+  nccl().reduce_scatter(in.data(), out.data(), n, ReduceOp::sum);
+  const std::vector<int32_t> got = test::to_host(out);
+  EXPECT_EQ(std::count(got.begin(), got.end(), int32_t(p * 0x01010101)), n) << "reduce_scatter";
+
+  MDS_CUDA_CHECK(cudaMemset(in.data(), 0, in.bytes()));
+  MDS_CUDA_CHECK(cudaDeviceSynchronize());
+  MDS_CUDA_CHECK(cudaLaunchHostFunc(cudaStreamLegacy, sleep_50ms, nullptr));
+  MDS_CUDA_CHECK(cudaMemsetAsync(in.data(), 1, in.bytes(), cudaStreamLegacy));
+  nccl().start_all_reduce(in.data(), p * n, ReduceOp::sum);
+  nccl().wait_all();
+  const std::vector<int32_t> sums = test::to_host(in);
+  EXPECT_EQ(std::count(sums.begin(), sums.end(), int32_t(p * 0x01010101)), p * n)
+      << "start_all_reduce + wait_all";
 }
 
 // Host only (ncclGetErrorString needs no device): runs everywhere.
