@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
   float* qs = vs + kTile * ld;   // [kTile][ld]
   float* dos = qs + kTile * ld;  // [kTile][ld]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t kt = gridDim.x - 1 - blockIdx.x;  // early key tiles see the most queries
+  const int64_t kt = blockIdx.x;  // early key tiles see the most queries: launched first
   const int g = blockIdx.y;
   const int64_t bi = blockIdx.z, j0 = kt * kTile;
   load_tile(ks, k + bi * s * qkv_stride + static_cast<int64_t>(g) * hd, j0, s, hd, qkv_stride);
@@ -345,8 +345,8 @@ struct Launch {
 // Shapes are internal invariants (the model builds them), checked like the CPU kernel's.
 Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int tiles_in_smem,
             int64_t grid_y) {
-  MDS_ASSERT(nkv > 0 && nq % nkv == 0, "query heads ({}) must be a multiple of kv heads ({})", nq,
-             nkv);
+  MDS_ASSERT(nq > 0 && nkv > 0 && nq % nkv == 0,
+             "query heads ({}) must be a positive multiple of kv heads ({})", nq, nkv);
   MDS_ASSERT(hd > 0 && hd <= kMaxHeadDim, "CUDA attention: head dim {} outside [1, {}]", hd,
              kMaxHeadDim);
   MDS_ASSERT(grid_y <= 65535 && b <= 65535, "CUDA attention: {} heads x {} batch exceed the grid",

@@ -313,7 +313,7 @@ __global__ void __launch_bounds__(kThreads)
   float* ls = reinterpret_cast<float*>(pt + kTile * kPld);    // [kTile] lse of the query tile
   float* Ds = ls + kTile;                                     // [kTile] D of the query tile
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t kt = gridDim.x - 1 - blockIdx.x;  // early key tiles see the most queries
+  const int64_t kt = blockIdx.x;  // early key tiles see the most queries: launched first
   const int g = blockIdx.y;
   const int64_t bi = blockIdx.z, j0 = kt * kTile;
   load_tile<HD>(ks, k + bi * s * qkv_stride + static_cast<int64_t>(g) * HD, j0, s, qkv_stride);
@@ -473,8 +473,8 @@ bool aligned16(const void* p) {
 // Shapes are internal invariants (the model builds them; the dispatch checks the alignment).
 Launch plan(int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
             int64_t out_stride, int64_t grid_y) {
-  MDS_ASSERT(nkv > 0 && nq % nkv == 0, "query heads ({}) must be a multiple of kv heads ({})", nq,
-             nkv);
+  MDS_ASSERT(nq > 0 && nkv > 0 && nq % nkv == 0,
+             "query heads ({}) must be a positive multiple of kv heads ({})", nq, nkv);
   MDS_ASSERT(hd == 64 || hd == 128, "tensor-core attention: head dim {} is not 64 or 128", hd);
   MDS_ASSERT(qkv_stride % 8 == 0 && out_stride % 8 == 0,
              "tensor-core attention: strides {} and {} are not multiples of 8", qkv_stride,

@@ -116,8 +116,8 @@ template <typename T>
 void attention_forward_unfused(T* out, float* lse, const T* q, const T* k, const T* v, int64_t b,
                                int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                                int64_t out_stride, cudaStream_t stream) {
-  MDS_ASSERT(hd <= 128 && nkv > 0 && nq % nkv == 0,
-             "unfused attention: hd {} (<= 128), {}/{} heads", hd, nq, nkv);
+  MDS_ASSERT(hd > 0 && hd <= 128 && nq > 0 && nkv > 0 && nq % nkv == 0,
+             "unfused attention: hd {} (1 to 128), {}/{} heads", hd, nq, nkv);
   const int64_t rows = b * nq * s;
   if (rows == 0) return;
   forward_kernel<T><<<unsigned((rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
@@ -130,8 +130,8 @@ void attention_backward_unfused(T* dq, T* dk, T* dv, const T* dout, const T* out
                                 const T* q, const T* k, const T* v, int64_t b, int64_t s,
                                 int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                                 int64_t out_stride, cudaStream_t stream) {
-  MDS_ASSERT(hd <= 128 && nkv > 0 && nq % nkv == 0,
-             "unfused attention: hd {} (<= 128), {}/{} heads", hd, nq, nkv);
+  MDS_ASSERT(hd > 0 && hd <= 128 && nq > 0 && nkv > 0 && nq % nkv == 0,
+             "unfused attention: hd {} (1 to 128), {}/{} heads", hd, nq, nkv);
   if (b * s == 0) return;
   const float scale = 1.0f / sqrtf(float(hd));
   const int64_t q_rows = b * nq * s, kv_rows = b * nkv * s;
