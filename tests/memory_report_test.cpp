@@ -139,3 +139,24 @@ TEST(MemoryReport, ThePeakOfTheBackendIsTheBannerTotal) {
     EXPECT_EQ(backend.memory_stats().current, 0);  // all released with the model
   }
 }
+
+// The head's logits chunk: 256 rows on the CPU; on a GPU the rows that fit in 512 MiB, a
+// multiple of 256 (at GPT-2's padded vocabulary in bf16: 5120 rows, so 8192 tokens take two
+// chunks, not 32, and the head's fp32 weight gradient is read and written twice, not 32 times).
+TEST(HeadChunk, AGpuComputesTheLogitsInFewLargeChunks) {
+  EXPECT_EQ(model::head_chunk_rows(ops::Device::cpu, 50304, 2), 256);
+  EXPECT_EQ(model::head_chunk_rows(ops::Device::cuda, 50304, 2), 5120);
+  EXPECT_EQ(model::head_chunk_rows(ops::Device::cuda, 50304, 4), 2560);
+  EXPECT_EQ(model::head_chunk_rows(ops::Device::cuda, 128256 / 8, 2), 16640);      // 65 x 256
+  EXPECT_EQ(model::head_chunk_rows(ops::Device::cuda, int64_t{1} << 30, 4), 256);  // at least 256
+  // The estimate follows the device: the whole micro-batch in one chunk here.
+  const LlamaConfig c = config(2);
+  const ModelShard whole{0, 1, c.num_layers};
+  const BatchShape shape{16, c.seq_length, 0};  // 384 tokens
+  const int64_t n = shape.n(), cols = c.padded_vocab_size;
+  ASSERT_GT(n, 256);
+  const MemoryReport cpu = train::estimate_memory(c, whole, 1, shape, 1);
+  const MemoryReport gpu =
+      train::estimate_memory(c, whole, 1, shape, 1, {}, model::Precision::fp32, ops::Device::cuda);
+  EXPECT_EQ(gpu.head - cpu.head, (n - 256) * (cols * 4 + 2 * 4 + 8));
+}

@@ -7,10 +7,18 @@
 
 namespace mds::model {
 
+int64_t head_chunk_rows(ops::Device device, int64_t cols, int64_t elem_bytes) {
+  using Head = LMHead<float>;
+  if (device == ops::Device::cpu) return Head::kChunk;
+  constexpr int64_t kDeviceChunkBytes = int64_t{512} << 20;
+  const int64_t fit = kDeviceChunkBytes / std::max<int64_t>(1, cols * elem_bytes);
+  return std::max(Head::kChunk, fit / Head::kChunk * Head::kChunk);
+}
+
 template <typename Elem>
 void LMHead<Elem>::norm(const Elem* x, const int32_t* targets, int64_t n, const Elem* norm_w,
                         const LlamaConfig& c, int64_t cols) {
-  const int64_t h = c.hidden_size, m = std::min(n, kChunk);
+  const int64_t h = c.hidden_size, m = std::min(n, chunk_rows(cols));
   xn_.resize(n * h);
   rstd_.resize(n);
   losses_.resize(n);
@@ -62,12 +70,13 @@ void LMHead<Elem>::chunk_loss(int64_t r, int64_t m, bool grad, float dscale, con
 
 template <typename Elem>
 void LMHead<Elem>::prepare(int64_t n, const LlamaConfig& c, int64_t tp_size) {
-  const int64_t h = c.hidden_size, m = std::min(n, kChunk);
+  const int64_t h = c.hidden_size, cols = c.padded_vocab_size / tp_size;
+  const int64_t m = std::min(n, chunk_rows(cols));
   xn_.resize(n * h);
   dxn_.resize(n * h);
   rstd_.resize(n);
   losses_.resize(n);
-  logits_.resize(m * (c.padded_vocab_size / tp_size));
+  logits_.resize(m * cols);
   row_max_.resize(m);
   target_logit_.resize(m);
   sum_exp_.resize(m);
@@ -92,8 +101,9 @@ double LMHead<Elem>::forward(const Elem* x, const int32_t* targets, int64_t n, c
                              const parallel::ModelComm& comm) {
   const int64_t h = c.hidden_size, cols = c.padded_vocab_size / comm.tp_size();
   norm(x, targets, n, norm_w, c, cols);
-  for (int64_t r = 0; r < n; r += kChunk) {
-    const int64_t m = std::min(kChunk, n - r);
+  const int64_t chunk = chunk_rows(cols);
+  for (int64_t r = 0; r < n; r += chunk) {
+    const int64_t m = std::min(chunk, n - r);
     k_.linear_forward(logits_.data(), xn_.data() + r * h, head_w, m, h, cols);
     chunk_loss(r, m, false, 0.0f, c, comm);
   }
@@ -108,8 +118,9 @@ double LMHead<Elem>::forward_backward(Elem* dx, float* d_norm_w, float* d_head_w
   const int64_t h = c.hidden_size, cols = c.padded_vocab_size / comm.tp_size();
   norm(x, targets, n, norm_w, c, cols);
   dxn_.resize(n * h);
-  for (int64_t r = 0; r < n; r += kChunk) {
-    const int64_t m = std::min(kChunk, n - r);
+  const int64_t chunk = chunk_rows(cols);
+  for (int64_t r = 0; r < n; r += chunk) {
+    const int64_t m = std::min(chunk, n - r);
     const Elem* xn = xn_.data() + r * h;
     k_.linear_forward(logits_.data(), xn, head_w, m, h, cols);
     chunk_loss(r, m, true, loss_weight, c, comm);  // logits_ now holds dlogits

@@ -23,6 +23,13 @@
 
 namespace mds::model {
 
+// Rows of logits the head computes at once, bounding its scratch to chunk x cols elements
+// (cols = vpad/T) of elem_bytes: 256 on the CPU, where the chunk stays in cache; on a GPU as many
+// as fit in 512 MiB, a multiple of 256, because each chunk's weight-gradient GEMM reads and
+// writes the whole fp32 [cols, h] head gradient (824 MB at vocab 50k and h 2048): few large
+// chunks save most of that memory traffic.
+int64_t head_chunk_rows(ops::Device device, int64_t cols, int64_t elem_bytes);
+
 template <typename Elem>
 class LMHead {
  public:
@@ -38,7 +45,7 @@ class LMHead {
         sum_exp_(b),
         targets_(b) {}
 
-  // Rows of logits computed at once: bounds the scratch to chunk x vpad/T floats.
+  // Rows of logits computed at once (head_chunk_rows): kChunk on the CPU.
   static constexpr int64_t kChunk = 256;
 
   // Allocates the buffers for micro-batches of n tokens up front (the calls below would
@@ -76,6 +83,9 @@ class LMHead {
   void chunk_loss(int64_t r, int64_t m, bool grad, float dscale, const LlamaConfig& c,
                   const parallel::ModelComm& comm);
   double sum_losses(int64_t n) const;
+  int64_t chunk_rows(int64_t cols) const {
+    return head_chunk_rows(k_.device(), cols, int64_t(sizeof(Elem)));
+  }
 };
 
 }  // namespace mds::model

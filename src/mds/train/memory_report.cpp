@@ -11,7 +11,8 @@ namespace mds::train {
 
 MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
                              int64_t sp, const model::BatchShape& shape, int64_t slots,
-                             const model::Recompute& recompute, model::Precision precision) {
+                             const model::Recompute& recompute, model::Precision precision,
+                             ops::Device device) {
   constexpr int64_t F = sizeof(float);                // fp32 buffers
   const int64_t E = model::element_bytes(precision);  // weights and activations
   const int64_t T = shard.tp_size, S = sp, n = shape.n(), h = c.hidden_size, hd = c.head_dim();
@@ -45,7 +46,8 @@ MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShar
   const int64_t workspace = plan.max_chunk() * (block_acts + n * h * E);
 
   if (shard.head) {  // xn, dxn, the logits chunk (E); rstd, losses, row max and target (fp32)
-    const int64_t m = std::min(n, model::LMHead<float>::kChunk), cols = c.padded_vocab_size / T;
+    const int64_t cols = c.padded_vocab_size / T;
+    const int64_t m = std::min(n, model::head_chunk_rows(device, cols, E));
     r.head = (2 * n * h + m * cols) * E + (2 * n + 2 * m) * F + m * int64_t(sizeof(double)) +
              n * int64_t(sizeof(int32_t));  // the targets
   }

@@ -45,7 +45,8 @@ struct MemoryReport {
 MemoryReport estimate_memory(const model::LlamaConfig& c, const model::ModelShard& shard,
                              int64_t sp, const model::BatchShape& shape, int64_t slots,
                              const model::Recompute& recompute = {},
-                             model::Precision precision = model::Precision::fp32);
+                             model::Precision precision = model::Precision::fp32,
+                             ops::Device device = ops::Device::cpu);  // the head's chunk
 
 // What a model (after prepare()) and its optimizer really hold: LlamaModel::allocated_bytes()
 // plus the optimizer's moments.
