@@ -46,6 +46,10 @@ random tokens (--data random forces them); mds gets the same kind (a random-toke
 written for it). Results: a markdown table on stdout, and a JSON file (--out) with the same
 table beside it (.md), both rewritten after every row so that a run cut short keeps its rows.
 
+--profile-iters N: after every row, mds runs N iterations of each config with --timing-log-level 2
+(each kernel timed with CUDA events and synchronised) and its kernel table, where mds's time goes,
+is kept in the JSON ("profiles"), the .md and stdout.
+
 --smoke: a 2-layer model, 3 steps, fp32 on the CPU, the peer being tests/reference/torch_llama.py
 when transformers is missing: exercises everything but the GPU (Debian's torch 1.13 has neither
 torch.compile nor SDPA, which are then reported as skipped).
@@ -492,6 +496,29 @@ def run_mds(c, a, notes, device, fp32=False):
     return row
 
 
+def profile_mds(c, a, device):
+    """mds's kernel table for config c (`--timing-log-level 2`: every kernel timed with CUDA
+    events, each call synchronised, so the step is slower than the timed rows): the text from
+    `> kernel time` to `>   total`, or None with a note of what failed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            prefix, tok = mds_data(a, tmp)
+            flags, why = mds_gpu_flags(a, prefix, tok, tmp)
+            if flags is None:
+                return None, why
+            cmd = mds_command(a, c, prefix, tok, a.profile_iters, os.path.join(tmp, "p.jsonl"),
+                              flags + ["--timing-log-level", "2"])
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.mds_timeout)
+        except (OSError, subprocess.SubprocessError) as e:
+            return None, f"{type(e).__name__}: {e}"[:300]
+    lines = r.stdout.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.startswith("> kernel time")), None)
+    if r.returncode != 0 or start is None:
+        return None, "no kernel table: " + (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith(">   total")), len(lines) - 1)
+    return "\n".join(lines[start:end + 1]), None
+
+
 # ---------------------------------------------------------------- report
 
 def gemm_tflops(device, dtype):
@@ -553,6 +580,9 @@ def main():
                     help="Megatron .bin/.idx prefix, or 'random' (also used when the prefix is missing)")
     ap.add_argument("--mds", default=None, help="the mds binary (default: no mds row)")
     ap.add_argument("--mds-timeout", type=int, default=600)
+    ap.add_argument("--profile-iters", type=int, default=0,
+                    help="after the rows, run mds this many iterations per config with "
+                         "--timing-log-level 2 and keep its kernel table (where the time goes)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of one device")
     ap.add_argument("--time-budget", type=float, default=0,
                     help="seconds: skip the runs that would start after this (0: no limit)")
@@ -618,6 +648,9 @@ def main():
             json.dump(report, f, indent=1)
         with open(md, "w") as f:
             f.write(table(report["rows"], peak) + "\n" + "".join(f"- {n}\n" for n in notes))
+            for name, text in report.get("profiles", {}).items():
+                f.write(f"\nmds {name}, {a.profile_iters} iterations, --timing-log-level 2:\n\n"
+                        f"```\n{text}\n```\n")
 
     print(f"device: {dev_name}; peak {fmt(peak, '.0f', 'unknown')} TFLOP/s dense bf16; measured "
           f"{'bf16' if low == torch.bfloat16 else 'fp32'} GEMM {gemm:.1f} TFLOP/s; torch {torch.__version__}"
@@ -675,6 +708,20 @@ def main():
             best = max(ok, key=lambda m: ok[m]["tokens_per_s"])
             if budget_left(f"{c['name']} compile+{best}"):
                 add(run_peer(c, best, a, device, low, compiled=True))
+
+    if a.mds and a.profile_iters > 0:  # last: the timed rows come first
+        report["profiles"] = {}
+        for c in configs:
+            if budget_left(f"mds {c['name']} profile"):
+                text, why = profile_mds(c, a, device)
+                if text is None:
+                    notes.append(f"mds {c['name']} profile: {why}")
+                    print(notes[-1], flush=True)
+                    continue
+                report["profiles"][c["name"]] = text
+                save()
+                print(f"mds {c['name']}, {a.profile_iters} iterations, --timing-log-level 2:\n{text}",
+                      flush=True)
 
     if a.smoke:  # in fp32 the two precision recipes are the same arithmetic: the same loss
         losses = [r["final_loss"] for r in report["rows"]

@@ -215,8 +215,9 @@ bench() {  # bench SECONDS_LEFT
   [[ -f $data_dir/brown_text_document.bin ]] && mds_args+=(--data "$data_dir/brown_text_document")
   # --time-budget: no run starts after it, so that the last one ends before the stage's timeout
   # (a 1b torch.compile run takes a minute or two); the JSON and .md are rewritten after each row.
+  # --profile-iters: last, budget permitting, mds's kernel table per config (where the time goes).
   "$python" bench/gpu_train_bench.py --config all "${mds_args[@]}" --out "$out/gpu_train_bench.json" \
-    --time-budget $(($1 > 150 ? $1 - 90 : $1 / 2))
+    --time-budget $(($1 > 150 ? $1 - 90 : $1 / 2)) --profile-iters 3
 }
 
 export build jobs out logs root python bundle bundle_tar bundle_root mds data_dir
