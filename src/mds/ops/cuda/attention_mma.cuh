@@ -220,16 +220,16 @@ __global__ void __launch_bounds__(kThreads)
     if (!active) continue;
 
     if (j0 + kKeys - 1 > row0) {  // the tile crosses the diagonal: keys after the query are -inf
+      // key - query = (j0 - row0) + (n * 8 + 2 t + (i & 1)) - (mt * 16 + g + 8 (i >> 1)), where
+      // j0 - row0 is in [-63, 31] here.
+      const int off = static_cast<int>(j0 - row0) + 2 * t - g;
 #pragma unroll
       for (int mt = 0; mt < kS; ++mt)
 #pragma unroll
         for (int n = 0; n < kNb; ++n)
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const int64_t row = row0 + mt * 16 + g + 8 * (i >> 1);
-            const int64_t col = j0 + n * 8 + 2 * t + (i & 1);
-            if (col > row) sc[mt][n][i] = -INFINITY;
-          }
+          for (int i = 0; i < 4; ++i)
+            if (off + n * 8 + (i & 1) - mt * 16 - 8 * (i >> 1) > 0) sc[mt][n][i] = -INFINITY;
     }
     // Online softmax per row (lane holds 2 x kNb of its 64 scores; the quad has the rest).
     uint32_t p[kS][kKeys / 16][4];
