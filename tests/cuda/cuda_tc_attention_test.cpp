@@ -1,9 +1,11 @@
-// The tensor-core (WMMA) 16-bit flash attention (bf16 and fp16, typed tests), called directly (not
-// through the dispatch), against the fp32 CPU kernel run on the same H-rounded q/k/v/dout, and
-// against the CUDA-core kernels of the same type: hd 64 and 128, GQA (8 query heads on 2 kv
-// heads), s a multiple of the 64-row tile and not, b = 2, fused qkv rows padded to a multiple of
-// 8 elements (the dispatch's condition). Nothing outside the head entries may be written, and
-// the backward gives the same bits twice. The dispatch rule itself (attention_tc_supported) is
+// The tensor-core 16-bit flash attention (bf16 and fp16, typed tests), both implementations, called
+// directly (not through the dispatch): the WMMA kernels (attention_tc.cu) and the FA2 mma.sync
+// kernels (attention_mma.cu), each against the fp32 CPU kernel run on the same H-rounded
+// q/k/v/dout, and against the CUDA-core kernels of the same type: hd 64 and 128, GQA (8 query
+// heads on 2 kv heads, and 4 on 1), s a multiple of the 64-row tile (and of the mma forward's 128)
+// and not, b = 2, fused qkv rows padded to a multiple of 8 elements (the dispatch's condition) or
+// unpadded as the model lays them out. Nothing outside the head entries may be written, and the
+// backward gives the same bits twice. The dispatch rule itself (attention_tc_supported) is
 // checked without a GPU.
 #include <gtest/gtest.h>
 
@@ -45,21 +47,40 @@ struct TcTol {
                                  lse.atol_rel + test::kAttnForward.atol_rel};
 };
 
-constexpr AttnShape kShapes[] = {
-    {2, 64, 8, 2, 64},    // one exact tile
-    {2, 100, 8, 2, 64},   // a partial second tile
-    {2, 256, 8, 2, 64},   // four tiles
-    {2, 64, 8, 2, 128},   // hd 128
-    {2, 100, 8, 2, 128},  //
-    {2, 256, 8, 2, 128},  //
-    {2, 1, 8, 2, 64},     // one token: one row of one warp
-    {1, 65, 4, 4, 128},   // one row past a tile, no GQA
+struct TcCase {
+  AttnShape a;
+  int64_t pad;  // elements of padding after each fused qkv row and each output row
+};
+constexpr TcCase kCases[] = {
+    {{2, 64, 8, 2, 64}, 8},    // one exact tile
+    {{2, 100, 8, 2, 64}, 8},   // a partial second tile
+    {{2, 256, 8, 2, 64}, 8},   // four tiles
+    {{2, 64, 8, 2, 128}, 8},   // hd 128
+    {{2, 100, 8, 2, 128}, 8},  //
+    {{2, 256, 8, 2, 128}, 8},  //
+    {{2, 1, 8, 2, 64}, 8},     // one token: one row of one warp
+    {{1, 65, 4, 4, 128}, 8},   // one row past a tile, no GQA
+    {{2, 130, 4, 1, 64}, 0},   // the model's unpadded rows, 4 query heads on 1
+    {{1, 300, 4, 1, 128}, 0},  // three mma forward tiles, the last partial
 };
 
-// Rows padded by 8 elements, so every row is 16-byte aligned: the tensor cores apply.
+// Rows a multiple of 8 elements, so every row is 16-byte aligned: the tensor cores apply.
 template <typename H>
-test::HalfAttention<H> attention_case(const AttnShape& a) {
-  return test::HalfAttention<H>(Layout{a, 8, 8}, 31);
+test::HalfAttention<H> attention_case(const TcCase& c) {
+  return test::HalfAttention<H>(Layout{c.a, c.pad, c.pad}, 31);
+}
+
+// The two tensor-core implementations of ops_cuda.h.
+template <typename H>
+struct TcKernels {
+  const char* name;
+  typename test::HalfAttention<H>::Forward forward;
+  typename test::HalfAttention<H>::Backward backward;
+};
+template <typename H>
+std::vector<TcKernels<H>> tc_kernels() {
+  return {{"wmma", &ops::cuda::attention_forward_tc, &ops::cuda::attention_backward_tc},
+          {"mma", &ops::cuda::attention_forward_mma, &ops::cuda::attention_backward_mma}};
 }
 
 template <typename H>
@@ -68,42 +89,45 @@ TYPED_TEST_SUITE(CudaAttentionTc, test::HalfTypes, test::HalfTypeName);
 
 TYPED_TEST(CudaAttentionTc, ForwardAndLseMatchCpu) {
   using H = TypeParam;
-  for (const AttnShape& a : kShapes) {
-    SCOPED_TRACE(a);
-    attention_case<H>(a).expect_forward_matches_cpu(&ops::cuda::attention_forward_tc, TcTol<H>::out,
-                                                    TcTol<H>::lse);
-  }
+  for (const TcKernels<H>& kernels : tc_kernels<H>())
+    for (const TcCase& c : kCases) {
+      SCOPED_TRACE(::testing::Message() << kernels.name << " " << c.a << " pad " << c.pad);
+      attention_case<H>(c).expect_forward_matches_cpu(kernels.forward, TcTol<H>::out,
+                                                      TcTol<H>::lse);
+    }
 }
 
 TYPED_TEST(CudaAttentionTc, BackwardMatchesCpuAndIsDeterministic) {
   using H = TypeParam;
-  for (const AttnShape& a : kShapes) {
-    SCOPED_TRACE(a);
-    attention_case<H>(a).expect_backward_matches_cpu(&ops::cuda::attention_backward_tc,
-                                                     TcTol<H>::grad);
-  }
+  for (const TcKernels<H>& kernels : tc_kernels<H>())
+    for (const TcCase& c : kCases) {
+      SCOPED_TRACE(::testing::Message() << kernels.name << " " << c.a << " pad " << c.pad);
+      attention_case<H>(c).expect_backward_matches_cpu(kernels.backward, TcTol<H>::grad);
+    }
 }
 
 TYPED_TEST(CudaAttentionTc, AgreesWithCudaCoreKernels) {
   using H = TypeParam;
-  for (const AttnShape& a : kShapes) {
-    SCOPED_TRACE(a);
-    const auto t = attention_case<H>(a);
-    std::vector<float> tc_out, tc_lse, core_out, core_lse;
-    t.gpu_forward(&ops::cuda::attention_forward_tc, tc_out, tc_lse);
-    t.gpu_forward(&ops::cuda::attention_forward_cuda_core, core_out, core_lse);
-    const auto heads = t.L.out_heads();
-    EXPECT_TRUE(close_to_cpu(test::gather(tc_out, heads), test::gather(core_out, heads),
-                             TcTol<H>::agree_out));
-    EXPECT_TRUE(close_to_cpu(tc_lse, core_lse, TcTol<H>::agree_lse));
-    // Both backwards from the CUDA-core forward's out and lse.
-    const auto tc = t.gpu_backward(&ops::cuda::attention_backward_tc, core_out, core_lse);
-    const auto core = t.gpu_backward(&ops::cuda::attention_backward_cuda_core, core_out, core_lse);
-    for (const auto& p : t.L.parts())
-      EXPECT_TRUE(
-          close_to_cpu(test::gather(tc, p.idx), test::gather(core, p.idx), TcTol<H>::agree_grad))
-          << p.name;
-  }
+  for (const TcKernels<H>& kernels : tc_kernels<H>())
+    for (const TcCase& c : kCases) {
+      SCOPED_TRACE(::testing::Message() << kernels.name << " " << c.a << " pad " << c.pad);
+      const auto t = attention_case<H>(c);
+      std::vector<float> tc_out, tc_lse, core_out, core_lse;
+      t.gpu_forward(kernels.forward, tc_out, tc_lse);
+      t.gpu_forward(&ops::cuda::attention_forward_cuda_core, core_out, core_lse);
+      const auto heads = t.L.out_heads();
+      EXPECT_TRUE(close_to_cpu(test::gather(tc_out, heads), test::gather(core_out, heads),
+                               TcTol<H>::agree_out));
+      EXPECT_TRUE(close_to_cpu(tc_lse, core_lse, TcTol<H>::agree_lse));
+      // Both backwards from the CUDA-core forward's out and lse.
+      const auto tc = t.gpu_backward(kernels.backward, core_out, core_lse);
+      const auto core =
+          t.gpu_backward(&ops::cuda::attention_backward_cuda_core, core_out, core_lse);
+      for (const auto& p : t.L.parts())
+        EXPECT_TRUE(
+            close_to_cpu(test::gather(tc, p.idx), test::gather(core, p.idx), TcTol<H>::agree_grad))
+            << p.name;
+    }
 }
 
 // The dispatch takes the tensor cores only where they apply; host logic, no GPU needed.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA backend's checks on a machine with a GPU (an H100/H200): build with MDS_CUDA=ON for
 # sm_90a, run every CUDA test, fp32 and bf16 (none may skip there), then the same binary under
-# compute-sanitizer (out-of-bounds accesses, races in shared memory, uninitialised reads).
+# compute-sanitizer (out-of-bounds accesses, races in shared memory, uninitialised reads); in
+# between it prints the attention throughput (cuda_attention_throughput_test.cpp, no threshold).
 # Prints a summary. MDS_SKIP_BUILD=1 skips the configure and build (tests/cuda/device_session.sh
 # with a carried build); MDS_CUDA_TESTS=PATH runs that test binary instead of
 # BUILD/tests/mds_cuda_tests (the device bundle's bin/mds_cuda_tests, scripts/device_bundle.sh);
@@ -22,6 +23,9 @@ if grep -q "SKIPPED" "$build/cuda_tests.log"; then
   echo "FAIL: CUDA tests skipped on a machine that has a GPU" >&2
   exit 1
 fi
+# Throughput of the attention implementations (a measurement, no threshold; disabled by default).
+"$bin" --gtest_also_run_disabled_tests --gtest_filter='*AttentionThroughput*' 2>&1 |
+  grep -E "^attention|FAILED|OK" | tee "$build/attention_throughput.log"
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in memcheck racecheck initcheck; do
   echo "== compute-sanitizer --tool $tool"

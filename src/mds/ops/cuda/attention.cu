@@ -490,27 +490,36 @@ void attention_backward_cuda_core(fp16* dq, fp16* dk, fp16* dv, const fp16* dout
 
 namespace {
 
-// The 16-bit dispatch (ops_cuda.h): the tensor-core kernels (attention_tc.cu) where they apply,
-// unless MDS_ATTENTION=cuda-core, read once per process.
-bool cuda_core_forced() {
-  static const bool forced = [] {
+// The 16-bit dispatch (ops_cuda.h): where the tensor cores apply (attention_tc_supported), the
+// FA2 mma.sync kernels (attention_mma.cu), or the WMMA ones (attention_tc.cu) with
+// MDS_ATTENTION=wmma; MDS_ATTENTION=cuda-core, or shapes the tensor cores do not take, the
+// CUDA-core kernels above. The variable is read once per process.
+enum class Kernels { mma, wmma, cuda_core };
+
+Kernels kernels_chosen() {
+  static const Kernels chosen = [] {
     const char* e = std::getenv("MDS_ATTENTION");
-    return e != nullptr && std::strcmp(e, "cuda-core") == 0;
+    if (e != nullptr && std::strcmp(e, "cuda-core") == 0) return Kernels::cuda_core;
+    if (e != nullptr && std::strcmp(e, "wmma") == 0) return Kernels::wmma;
+    return Kernels::mma;
   }();
-  return forced;
+  return chosen;
 }
 
 template <typename H>
 void dispatch_forward(H* out, float* lse, const H* q, const H* k, const H* v, int64_t b, int64_t s,
                       int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
                       cudaStream_t stream) {
+  const Kernels kernels = kernels_chosen();
   if (attention_backend() == AttentionBackend::unfused)
     attention_forward_unfused(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
-  else if (!cuda_core_forced() &&
-           attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
+  else if (kernels == Kernels::cuda_core ||
+           !attention_tc_supported(hd, qkv_stride, out_stride, {out, q, k, v}))
+    forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+  else if (kernels == Kernels::wmma)
     attention_forward_tc(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
   else
-    forward(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
+    attention_forward_mma(out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, stream);
 }
 
 template <typename H>
@@ -518,16 +527,20 @@ void dispatch_backward(H* dq, H* dk, H* dv, const H* dout, const H* out, const f
                        const H* q, const H* k, const H* v, int64_t b, int64_t s, int64_t nq,
                        int64_t nkv, int64_t hd, int64_t qkv_stride, int64_t out_stride,
                        cudaStream_t stream) {
+  const Kernels kernels = kernels_chosen();
   if (attention_backend() == AttentionBackend::unfused)
     attention_backward_unfused(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
                                out_stride, stream);
-  else if (!cuda_core_forced() &&
-           attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
+  else if (kernels == Kernels::cuda_core ||
+           !attention_tc_supported(hd, qkv_stride, out_stride, {dq, dk, dv, dout, q, k, v}))
+    backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
+             stream);
+  else if (kernels == Kernels::wmma)
     attention_backward_tc(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
                           out_stride, stream);
   else
-    backward(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride,
-             stream);
+    attention_backward_mma(dq, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride,
+                           out_stride, stream);
 }
 
 }  // namespace

@@ -5,9 +5,10 @@
 // j / (nq / nkv), scale 1/sqrt(hd), deterministic).
 //
 // Dispatch (attention.cu): the 16-bit attention_forward/attention_backward take these kernels when
-// hd is 64 or 128, qkv_stride and out_stride are multiples of 8 elements and every pointer is 16
-// bytes aligned (rows load as 16-byte vectors), unless the environment variable
-// MDS_ATTENTION=cuda-core (read once) asks for the CUDA-core kernels; otherwise those.
+// the environment variable MDS_ATTENTION=wmma (read once) asks for them and hd is 64 or 128,
+// qkv_stride and out_stride are multiples of 8 elements and every pointer is 16 bytes aligned
+// (rows load as 16-byte vectors); by default the FA2 mma.sync kernels (attention_mma.cu) take
+// those shapes, and MDS_ATTENTION=cuda-core the CUDA-core kernels.
 //
 // Tiles are kTile = 64 queries x 64 keys, a block is 4 warps and each warp owns 16 rows of the
 // tile it accumulates (queries in the forward and dq, keys in dk/dv). The matrix products run on

@@ -121,10 +121,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t out_stride, cudaStream_t stream);
 // 16-bit: q, k, v, out, dout, dq, dk, dv 16-bit; lse fp32; scores, softmax and accumulators
 // fp32. The backward's D = rowsum(dout * out) reads the 16-bit out the forward stored.
-// Dispatch: the tensor-core kernels below (attention_tc.cu) when hd is 64 or 128, qkv_stride and
-// out_stride are multiples of 8 elements and every pointer is 16-byte aligned
-// (attention_tc_supported), unless the environment variable MDS_ATTENTION=cuda-core (read once)
-// selects the CUDA-core kernels; otherwise the CUDA-core kernels (attention.cu).
+// Dispatch: the tensor-core kernels below when hd is 64 or 128, qkv_stride and out_stride are
+// multiples of 8 elements and every pointer is 16-byte aligned (attention_tc_supported): the FA2
+// mma.sync kernels (attention_mma.cu), or the WMMA ones (attention_tc.cu) when the environment
+// variable MDS_ATTENTION=wmma; MDS_ATTENTION=cuda-core selects the CUDA-core kernels (the variable
+// is read once per process). Otherwise the CUDA-core kernels (attention.cu).
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
                        int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
                        int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
@@ -139,8 +140,9 @@ void attention_backward(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const fp
                         const float* lse, const fp16* q, const fp16* k, const fp16* v, int64_t b,
                         int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                         int64_t out_stride, cudaStream_t stream);
-// The two 16-bit implementations, bypassing the dispatch (the tests call each). The CUDA-core
-// kernels take any hd <= 128 and any strides. The tensor-core kernels (WMMA on 16-bit fragments,
+// The three 16-bit implementations, bypassing the dispatch (the tests call each). The CUDA-core
+// kernels take any hd <= 128 and any strides. The tensor-core kernels (_tc: WMMA on 16-bit
+// fragments; _mma: FlashAttention-2 style mma.sync m16n8k16 with S, P and O in registers; both
 // fp32 accumulation) require attention_tc_supported: they also round P and dS to the storage
 // type to enter the tensor cores.
 void attention_forward_cuda_core(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
@@ -173,6 +175,20 @@ void attention_backward_tc(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const
                            const float* lse, const fp16* q, const fp16* k, const fp16* v, int64_t b,
                            int64_t s, int64_t nq, int64_t nkv, int64_t hd, int64_t qkv_stride,
                            int64_t out_stride, cudaStream_t stream);
+void attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,
+                           int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                           int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward_mma(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* out,
+                            const float* lse, const bf16* q, const bf16* k, const bf16* v,
+                            int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                            int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_forward_mma(fp16* out, float* lse, const fp16* q, const fp16* k, const fp16* v,
+                           int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                           int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
+void attention_backward_mma(fp16* dq, fp16* dk, fp16* dv, const fp16* dout, const fp16* out,
+                            const float* lse, const fp16* q, const fp16* k, const fp16* v,
+                            int64_t b, int64_t s, int64_t nq, int64_t nkv, int64_t hd,
+                            int64_t qkv_stride, int64_t out_stride, cudaStream_t stream);
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 void swiglu_forward(float* h, const float* gu, int64_t n, int64_t f, cudaStream_t stream);
