@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kThreads)
   float* ls = reinterpret_cast<float*>(dos + 2 * kB * ld);  // [2][kB] lse of the query tile
   float* ds = ls + 2 * kB;                                  // [2][kB] D of the query tile
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
-  const int64_t kt = gridDim.x - 1 - blockIdx.x;  // early key tiles see the most queries
+  const int64_t kt = blockIdx.x;  // early key tiles see the most queries: launched first
   const int kvh = blockIdx.y;
   const int64_t bi = blockIdx.z, j0 = kt * kB;
   const int64_t per_head = gridDim.x - kt;  // query tiles at or below the diagonal
