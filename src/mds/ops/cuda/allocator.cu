@@ -61,11 +61,15 @@ void CachingAllocator::release_cached() {
   release_cached_locked();
 }
 
+// Each block leaves its list before cudaFree, so a failing call (a broken context) leaves no
+// freed pointer behind to be handed out or freed again.
 void CachingAllocator::release_cached_locked() {
   for (auto& [cls, blocks] : free_)
-    for (void* p : blocks) {
-      MDS_CUDA_CHECK(cudaFree(p));
+    while (!blocks.empty()) {
+      void* p = blocks.back();
+      blocks.pop_back();
       stats_.reserved -= cls;
+      MDS_CUDA_CHECK(cudaFree(p));
     }
   free_.clear();
 }
