@@ -493,15 +493,19 @@ namespace {
 // The 16-bit dispatch (ops_cuda.h): where the tensor cores apply (attention_tc_supported), the
 // FA2 mma.sync kernels (attention_mma.cu), or the WMMA ones (attention_tc.cu) with
 // MDS_ATTENTION=wmma; MDS_ATTENTION=cuda-core, or shapes the tensor cores do not take, the
-// CUDA-core kernels above. The variable is read once per process.
+// CUDA-core kernels above. The variable is read once per process; another value is a UserError.
 enum class Kernels { mma, wmma, cuda_core };
 
 Kernels kernels_chosen() {
   static const Kernels chosen = [] {
     const char* e = std::getenv("MDS_ATTENTION");
-    if (e != nullptr && std::strcmp(e, "cuda-core") == 0) return Kernels::cuda_core;
-    if (e != nullptr && std::strcmp(e, "wmma") == 0) return Kernels::wmma;
-    return Kernels::mma;
+    if (e == nullptr || *e == '\0' || std::strcmp(e, "mma") == 0) return Kernels::mma;
+    if (std::strcmp(e, "cuda-core") == 0) return Kernels::cuda_core;
+    if (std::strcmp(e, "wmma") == 0) return Kernels::wmma;
+    MDS_FAIL(
+        "MDS_ATTENTION={} is not an attention implementation: use mma (the default), wmma or "
+        "cuda-core",
+        e);
   }();
   return chosen;
 }
