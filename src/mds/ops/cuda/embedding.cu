@@ -24,14 +24,17 @@ namespace {
 
 constexpr int kThreads = 128;
 
+// A block per token (grid-stride), its threads over the h columns of the row it copies.
 template <typename T>
 __global__ void embedding_forward_kernel(T* x, const int32_t* ids, const T* table, int64_t n,
                                          int64_t h, int64_t vocab_begin, int64_t rows) {
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < n * h;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = t / h, j = t % h;
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const int64_t r = static_cast<int64_t>(ids[i]) - vocab_begin;
-    x[t] = r >= 0 && r < rows ? table[r * h + j] : from_float<T>(0.0f);
+    const bool here = r >= 0 && r < rows;
+    const T* src = table + (here ? r : 0) * h;
+    T* dst = x + i * h;
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x)
+      dst[j] = here ? src[j] : from_float<T>(0.0f);
   }
 }
 
@@ -72,8 +75,8 @@ template <typename T>
 void forward(T* x, const int32_t* ids, const T* table, int64_t n, int64_t h, int64_t vocab_begin,
              int64_t rows, cudaStream_t stream) {
   if (n * h == 0) return;
-  embedding_forward_kernel<T><<<blocks_for(n * h, kThreads), kThreads, 0, stream>>>(
-      x, ids, table, n, h, vocab_begin, rows);
+  embedding_forward_kernel<T>
+      <<<blocks_for(n, 1), kThreads, 0, stream>>>(x, ids, table, n, h, vocab_begin, rows);
   MDS_CUDA_LAUNCH_CHECK();
 }
 

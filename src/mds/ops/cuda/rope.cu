@@ -1,7 +1,7 @@
-// RoPE on the GPU, rotate-half, in place, matching ops/cpu/rope.cpp: one thread per rotated pair
-// (x[i], x[i + hd/2]) of one head of one token; the same fp32 tables and the same arithmetic, so
-// the results agree with the CPU's to rounding of the two products. 16-bit storage: the pair is
-// rotated in fp32 and each element rounded once.
+// RoPE on the GPU, rotate-half, in place, matching ops/cpu/rope.cpp: a block per token, a thread
+// per rotated pair (x[i], x[i + hd/2]) of one of its heads; the same fp32 tables and the same
+// arithmetic, so the results agree with the CPU's to rounding of the two products. 16-bit storage:
+// the pair is rotated in fp32 and each element rounded once.
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -11,20 +11,25 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// A block per token row (grid-stride over rows), its threads over the row's heads x half pairs:
+// one 32-bit division per pair instead of four 64-bit ones.
 template <typename T>
 __global__ void rope_kernel(T* x, const float* cos, const float* sin, int64_t rows, int64_t s,
-                            int64_t heads, int64_t half, int64_t row_stride, int64_t pos0,
-                            float sign) {
-  const int64_t total = rows * heads * half;
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = t % half, hh = (t / half) % heads, row = t / (half * heads);
+                            int heads, int half, int64_t row_stride, int64_t pos0, float sign) {
+  const int pairs = heads * half;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t pos = pos0 + row % s;
-    const float c = cos[pos * half + i], sn = sign * sin[pos * half + i];
-    T* xh = x + row * row_stride + hh * 2 * half;
-    const float x1 = to_float(xh[i]), x2 = to_float(xh[i + half]);
-    xh[i] = from_float<T>(x1 * c - x2 * sn);
-    xh[i + half] = from_float<T>(x2 * c + x1 * sn);
+    const float* cr = cos + pos * half;
+    const float* sr = sin + pos * half;
+    T* xr = x + row * row_stride;
+    for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
+      const int hh = e / half, i = e - hh * half;
+      const float c = cr[i], sn = sign * sr[i];
+      T* xh = xr + hh * 2 * half;
+      const float x1 = to_float(xh[i]), x2 = to_float(xh[i + half]);
+      xh[i] = from_float<T>(x1 * c - x2 * sn);
+      xh[i + half] = from_float<T>(x2 * c + x1 * sn);
+    }
   }
 }
 
@@ -32,10 +37,11 @@ template <typename T>
 void rotate(T* x, const float* cos, const float* sin, int64_t b, int64_t s, int64_t heads,
             int64_t hd, int64_t row_stride, int64_t pos0, float sign, cudaStream_t stream) {
   MDS_ASSERT(hd % 2 == 0, "rotary head dim must be even, got {}", hd);
-  const int64_t total = b * s * heads * (hd / 2);
-  if (total == 0) return;
-  rope_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, stream>>>(
-      x, cos, sin, b * s, s, heads, hd / 2, row_stride, pos0, sign);
+  MDS_ASSERT(heads * hd < (int64_t{1} << 31), "rope over {} heads of {}", heads, hd);
+  if (b * s * heads * hd == 0) return;
+  rope_kernel<T><<<blocks_for(b * s, 1), kThreads, 0, stream>>>(
+      x, cos, sin, b * s, s, static_cast<int>(heads), static_cast<int>(hd / 2), row_stride, pos0,
+      sign);
   MDS_CUDA_LAUNCH_CHECK();
 }
 
