@@ -1,0 +1,388 @@
+// A CPU emulator of the CUDA execution model the tensor-core attention kernels rely on, so that
+// their unmodified source (src/mds/ops/cuda/attention_mma*.cuh) runs under g++ in CI, without nvcc
+// or a GPU. shim/ maps the repo's common.cuh and mma.cuh (the PTX wrappers) onto it.
+//
+// What it emulates, and checks:
+//   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
+//     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
+//   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
+//     with threads still waiting, or where no thread can go on, is reported (deadlock);
+//   - warp collectives (__shfl_xor_sync, ldmatrix, mma.sync): all 32 lanes must arrive, in the
+//     same collective; the last to arrive computes the result for all of them;
+//   - cp.async as per-thread commit groups whose data lands at the issue or, with
+//     Options::deferred_copies, only at the cp.async.wait_group that retires the group;
+//   - dynamic shared memory filled with 0xFF bytes (NaN in bf16 and fp16), and a per-byte race
+//     detector over the barrier epochs: a read of a byte never written, or whose copy is not yet
+//     waited for, or that another thread wrote since the last barrier; a write of a byte another
+//     thread read or wrote since the last barrier. ldmatrix delivers each row to other lanes, so
+//     its reads race even with the reading lane's own copies of the epoch.
+//   - cp.async sources must lie in buffers registered with map() (a GPU would fault).
+//
+// What it does NOT emulate: the tensor cores' rounding (shim/mma.cuh sums with fp32 fmaf in k
+// order; the hardware aligns and truncates), the GPU's exp2f / logf (libm's are used), timing and
+// occupancy, bank conflicts, global-memory races between blocks (blocks run one at a time), the
+// memory model beyond the barrier and cp.async rules above, warp divergence inside a collective
+// other than "a lane is missing", and shared memory written by plain stores (invisible to the
+// detector: the kernels write it only with cp.async, so such a byte reads as uninitialised).
+#pragma once
+
+#include <ucontext.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace emu {
+
+struct Options {
+  bool deferred_copies = false;  // cp.async data lands at the wait that retires its group
+  uint32_t shuffle_seed = 0;     // 0: threads run in order; else a random order on every pass
+};
+inline Options options;
+
+// Every violation the emulator found; the first few messages are kept.
+struct Errors {
+  long count = 0;
+  std::vector<std::string> first;
+};
+inline Errors errors;
+
+__attribute__((format(printf, 1, 2))) inline void report(const char* fmt, ...) {
+  if (errors.count++ >= 8) return;
+  char line[320];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(line, sizeof line, fmt, args);
+  va_end(args);
+  errors.first.emplace_back(line);
+}
+
+// Global buffers that cp.async may read.
+struct Range {
+  const unsigned char* p;
+  size_t n;
+};
+inline std::vector<Range> mapped;
+template <typename T>
+void map(const std::vector<T>& v) {
+  mapped.push_back({reinterpret_cast<const unsigned char*>(v.data()), v.size() * sizeof(T)});
+}
+inline bool is_mapped(const void* p, size_t n) {
+  const auto c = static_cast<const unsigned char*>(p);
+  return std::any_of(mapped.begin(), mapped.end(),
+                     [&](const Range& r) { return c >= r.p && c + n <= r.p + r.n; });
+}
+
+// ---- The block ----------------------------------------------------------------------------------
+
+enum class Op { none, shfl, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
+inline const char* name(Op op) {
+  static const char* names[] = {"none",           "shfl",     "ldmatrix",
+                                "ldmatrix.trans", "mma.bf16", "mma.f16"};
+  return names[static_cast<int>(op)];
+}
+
+// A warp collective in progress: each lane's operands, then each lane's results.
+struct Warp {
+  int arrived = 0;
+  Op op = Op::none;
+  uint32_t in[32][6];
+  float f_in[32][4];
+  const unsigned char* ptr[32];
+  uint32_t out[32][4];
+  float f_out[32][4];
+};
+
+// The detector's state of one shared-memory byte (epoch: barriers passed so far).
+constexpr int64_t kNever = -1;
+struct ByteState {
+  int writer = -1;
+  int64_t written = kNever;  // epoch of the last completed write
+  bool pending = false;      // a cp.async to it is issued and not yet waited for
+  int reader = -1;
+  int64_t read = kNever;     // epoch of the last read
+  bool shared_read = false;  // read by several threads (or by ldmatrix) in that epoch
+};
+
+struct Copy {
+  unsigned char* dst;
+  const unsigned char* src;
+  int bytes;
+  bool valid;  // else zeros
+};
+struct Thread {
+  enum class State { ready, at_barrier, in_collective, done } state = State::ready;
+  ucontext_t ctx;
+  std::vector<Copy> open;                 // issued since the last commit
+  std::vector<std::vector<Copy>> groups;  // committed, not yet retired; oldest first
+};
+
+constexpr size_t kMaxSmem = 227 * 1024;  // an H100's opt-in maximum per block
+constexpr size_t kStack = 256 * 1024;
+
+struct Block {
+  alignas(128) unsigned char smem[kMaxSmem];
+  size_t smem_bytes = 0;
+  std::vector<ByteState> bytes;
+  std::vector<Thread> threads;
+  std::vector<Warp> warps;
+  std::vector<std::unique_ptr<char[]>> stacks;
+  int at_barrier = 0;
+  int64_t epoch = 0;
+  bool abandoned = false;  // deadlocked: the rest of the grid is skipped
+};
+inline Block& block() {
+  static auto* b = new Block;  // 227 KiB of shared memory: not on a stack
+  return *b;
+}
+inline int cur = 0;  // the running thread
+inline unsigned block_idx[3], grid_dim[3];
+inline ucontext_t scheduler;
+inline const std::function<void()>* body = nullptr;
+
+inline void yield(Thread::State s) {
+  Block& b = block();
+  b.threads[cur].state = s;
+  swapcontext(&b.threads[cur].ctx, &scheduler);
+}
+
+// ---- Race detector
+// --------------------------------------------------------------------------------
+
+inline ByteState* bytes_of(const void* p, size_t n, const char* what) {
+  Block& b = block();
+  const auto c = static_cast<const unsigned char*>(p);
+  if (c < b.smem || c + n > b.smem + b.smem_bytes) {
+    report("thread %d: %s outside the %zu bytes of shared memory", cur, what, b.smem_bytes);
+    return nullptr;
+  }
+  return &b.bytes[c - b.smem];
+}
+
+// to_others: the bytes go to other lanes (ldmatrix), so even this thread's own write races. The
+// read is recorded even when it is reported, so that a later write of the byte reports as well.
+inline void on_read(const void* p, size_t n, bool to_others) {
+  Block& b = block();
+  ByteState* m = bytes_of(p, n, "read");
+  if (!m) return;
+  const size_t off = m - b.bytes.data();
+  bool reported = false;
+  const auto problem = [&](auto... args) {
+    if (!std::exchange(reported, true)) report(args...);
+  };
+  for (size_t i = 0; i < n; ++i, ++m) {
+    if (m->pending)
+      problem("thread %d reads smem+%zu before waiting for thread %d's cp.async to it", cur,
+              off + i, m->writer);
+    else if (m->written == kNever)
+      problem("thread %d reads smem+%zu, not written before", cur, off + i);
+    else if (m->written == b.epoch && (to_others || m->writer != cur))
+      problem("thread %d reads smem+%zu written by thread %d with no barrier between", cur, off + i,
+              m->writer);
+    if (m->read == b.epoch) {
+      m->shared_read |= to_others || m->reader != cur;
+    } else {
+      m->read = b.epoch, m->reader = cur, m->shared_read = to_others;
+    }
+  }
+}
+inline void on_issue(const void* p, size_t n) {
+  Block& b = block();
+  ByteState* m = bytes_of(p, n, "cp.async");
+  if (!m) return;
+  const size_t off = m - b.bytes.data();
+  for (size_t i = 0; i < n; ++i, ++m) {
+    if (m->read == b.epoch && (m->shared_read || m->reader != cur))
+      return report("thread %d overwrites smem+%zu that thread %d read with no barrier between",
+                    cur, off + i, m->reader);
+    if ((m->pending || m->written == b.epoch) && m->writer != cur)
+      return report("threads %d and %d write smem+%zu with no barrier between", m->writer, cur,
+                    off + i);
+    m->pending = true, m->writer = cur;
+  }
+}
+inline void on_complete(const Copy& c) {
+  ByteState* m = &block().bytes[c.dst - block().smem];
+  for (int i = 0; i < c.bytes; ++i, ++m) m->pending = false, m->written = block().epoch;
+}
+
+// ---- Barriers, collectives, cp.async ------------------------------------------------------------
+
+inline void syncthreads() {
+  Block& b = block();
+  if (++b.at_barrier < static_cast<int>(b.threads.size())) return yield(Thread::State::at_barrier);
+  b.at_barrier = 0;
+  ++b.epoch;
+  for (Thread& t : b.threads)
+    if (t.state == Thread::State::at_barrier) t.state = Thread::State::ready;
+}
+
+// The calling lane has put its operands in its row of the warp's stage; the last lane to arrive
+// runs compute(warp) for all 32, whose results each lane then reads from its row.
+template <typename F>
+void collective(Op op, F compute) {
+  Block& b = block();
+  Warp& w = b.warps[cur / 32];
+  if (w.arrived == 0) w.op = op;
+  if (w.op != op)
+    report("warp %d: lane %d in %s while other lanes are in %s", cur / 32, cur % 32, name(op),
+           name(w.op));
+  if (++w.arrived < 32) return yield(Thread::State::in_collective);
+  w.arrived = 0;
+  compute(w);
+  for (int t = cur & ~31; t < (cur & ~31) + 32; ++t)
+    if (b.threads[t].state == Thread::State::in_collective)
+      b.threads[t].state = Thread::State::ready;
+}
+
+inline void land(const Copy& c) {
+  if (c.valid)
+    std::copy(c.src, c.src + c.bytes, c.dst);
+  else
+    std::fill(c.dst, c.dst + c.bytes, 0);
+}
+inline void cp_async(void* dst, const void* src, bool valid, int bytes) {
+  if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes)
+    report("thread %d: cp.async of %d bytes misaligned", cur, bytes);
+  if (!is_mapped(src, bytes)) report("thread %d: cp.async source %p not mapped", cur, src);
+  on_issue(dst, bytes);
+  const Copy c{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), bytes,
+               valid};
+  if (!options.deferred_copies) land(c);
+  block().threads[cur].open.push_back(c);
+}
+inline void cp_async_commit() {
+  Thread& t = block().threads[cur];
+  t.groups.push_back(std::move(t.open));
+  t.open.clear();
+}
+inline void cp_async_wait(size_t in_flight) {
+  Thread& t = block().threads[cur];
+  while (t.groups.size() > in_flight) {
+    for (const Copy& c : t.groups.front()) {
+      if (options.deferred_copies) land(c);
+      on_complete(c);
+    }
+    t.groups.erase(t.groups.begin());
+  }
+}
+
+// ---- Launch
+// ---------------------------------------------------------------------------------------
+
+inline void entry() {
+  (*body)();
+  block().threads[cur].state = Thread::State::done;
+}
+
+inline void report_deadlock() {
+  Block& b = block();
+  std::string who;
+  for (size_t w = 0; w < b.warps.size(); ++w)
+    if (b.warps[w].arrived)
+      who += " warp " + std::to_string(w) + ": " + std::to_string(b.warps[w].arrived) +
+             " of 32 lanes in " + name(b.warps[w].op) + ";";
+  report("block (%u, %u, %u) deadlocks: %d threads at a barrier;%s", block_idx[0], block_idx[1],
+         block_idx[2], b.at_barrier, who.c_str());
+  b.abandoned = true;
+}
+
+inline void run_block(int threads, size_t smem_bytes) {
+  Block& b = block();
+  b.smem_bytes = smem_bytes;
+  std::fill(b.smem, b.smem + smem_bytes, 0xFF);
+  b.bytes.assign(smem_bytes, ByteState{});
+  b.threads.assign(threads, Thread{});
+  b.warps.assign(threads / 32, Warp{});
+  while (b.stacks.size() < b.threads.size()) b.stacks.emplace_back(new char[kStack]);
+  b.at_barrier = 0;
+  b.epoch = 0;
+  for (int t = 0; t < threads; ++t) {
+    ucontext_t& c = b.threads[t].ctx;
+    getcontext(&c);
+    c.uc_stack.ss_sp = b.stacks[t].get();
+    c.uc_stack.ss_size = kStack;
+    c.uc_link = &scheduler;
+    makecontext(&c, entry, 0);
+    b.threads[t].state = Thread::State::ready;
+  }
+  std::vector<int> order(threads);
+  for (int t = 0; t < threads; ++t) order[t] = t;
+  std::mt19937 rng(options.shuffle_seed + block_idx[0] + 977 * block_idx[1] + 7919 * block_idx[2]);
+  for (int done = 0; done < threads;) {
+    if (options.shuffle_seed) std::shuffle(order.begin(), order.end(), rng);
+    bool ran = false;
+    for (int t : order) {
+      if (b.threads[t].state != Thread::State::ready) continue;
+      cur = t;
+      swapcontext(&scheduler, &b.threads[t].ctx);
+      ran = true;
+      done += b.threads[t].state == Thread::State::done;
+    }
+    if (!ran) return report_deadlock();
+  }
+  for (int t = 0; t < threads; ++t) {  // empty groups are fine: a loop's last commit
+    size_t copies = b.threads[t].open.size();
+    for (const auto& g : b.threads[t].groups) copies += g.size();
+    if (copies) return report("thread %d ends with %zu cp.async never waited for", t, copies);
+  }
+}
+
+// Runs kernel over grid (x, y, z) with `threads` per block (a multiple of 32), one block after
+// another, x fastest.
+inline void launch(std::array<unsigned, 3> grid, int threads, size_t smem_bytes,
+                   const std::function<void()>& kernel) {
+  if (threads % 32 || smem_bytes > kMaxSmem)
+    return report("launch of %d threads, %zu bytes of shared memory", threads, smem_bytes);
+  body = &kernel;
+  block().abandoned = false;
+  std::copy(grid.begin(), grid.end(), grid_dim);
+  for (unsigned z = 0; z < grid[2]; ++z)
+    for (unsigned y = 0; y < grid[1]; ++y)
+      for (unsigned x = 0; x < grid[0] && !block().abandoned; ++x) {
+        block_idx[0] = x, block_idx[1] = y, block_idx[2] = z;
+        run_block(threads, smem_bytes);
+      }
+}
+
+}  // namespace emu
+
+// ---- The CUDA language the kernels use ----------------------------------------------------------
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(x)
+
+struct EmuDim3 {
+  unsigned x, y, z;
+};
+#define threadIdx (EmuDim3{static_cast<unsigned>(emu::cur), 0u, 0u})
+#define blockIdx (EmuDim3{emu::block_idx[0], emu::block_idx[1], emu::block_idx[2]})
+#define gridDim (EmuDim3{emu::grid_dim[0], emu::grid_dim[1], emu::grid_dim[2]})
+
+inline void __syncthreads() {
+  emu::syncthreads();
+}
+
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: shuffle mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  w.f_in[lane][0] = v;
+  w.in[lane][0] = static_cast<uint32_t>(lane_mask);
+  emu::collective(emu::Op::shfl, [](emu::Warp& s) {
+    for (int l = 0; l < 32; ++l) s.f_out[l][0] = s.f_in[l ^ static_cast<int>(s.in[l][0] & 31)][0];
+  });
+  return w.f_out[lane][0];
+}

@@ -1,0 +1,227 @@
+// The CUDA emulator's own primitives (emu.h, shim/mds/ops/cuda/mma.cuh) against definitions
+// written independently of it, so that attention_mma_test's kernels are checked by something that
+// is itself right, and can fail: mma.sync m16n8k16 on matrices placed by the PTX ISA's fragment
+// figures (written here as "which lane holds element (r, c)", the inverse of the shim's form) gives
+// C + A B exactly; ldmatrix x4 and x4.trans deliver the documented elements; a missing
+// __syncthreads, a read before the cp.async wait, a shuffle with a lane missing and lanes in
+// different collectives are each reported.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emu.h"
+#include "mds/ops/cuda/mma.cuh"
+
+namespace {
+
+using mds::bf16;
+using mds::fp16;
+namespace cu = mds::ops::cuda;
+
+class Emu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    emu::errors = {};
+    emu::options = {};
+    emu::mapped.clear();
+  }
+  // One block of `threads` threads.
+  static void run(int threads, size_t smem_bytes, const std::function<void()>& kernel) {
+    emu::launch({1, 1, 1}, threads, smem_bytes, kernel);
+  }
+  // Whether some error message contains `text`.
+  static bool reported(const std::string& text) {
+    for (const std::string& e : emu::errors.first)
+      if (e.find(text) != std::string::npos) return true;
+    return false;
+  }
+};
+
+// Puts v in a register's 16-bit half e (0: the low one), the register zero before.
+void put(uint32_t& reg, int e, uint16_t v) {
+  reg |= uint32_t{v} << (16 * e);
+}
+
+template <typename T>
+void expect_mma_multiplies() {
+  // Small integers: every product and sum is exact in fp32, so D = C + A B exactly.
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> small(-4, 4);
+  float a[16][16], b[16][8], c[16][8];
+  for (auto& row : a)
+    for (float& x : row) x = static_cast<float>(small(rng));
+  for (auto& row : b)
+    for (float& x : row) x = static_cast<float>(small(rng));
+  for (auto& row : c)
+    for (float& x : row) x = static_cast<float>(small(rng));
+
+  // PTX ISA, "mma.m16n8k16 fragments" for .bf16 / .f16: lane = 4 groupID + threadID_in_group.
+  uint32_t ra[32][4] = {}, rb[32][2] = {};
+  float rc[32][4];
+  for (int r = 0; r < 16; ++r)
+    for (int k = 0; k < 16; ++k)  // A: a0..a7 over rows groupID (+8), columns 2 t (+1) (+8)
+      put(ra[4 * (r % 8) + k % 8 / 2][r / 8 + 2 * (k / 8)], k % 2, T(a[r][k]).bits);
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 8; ++n)  // B: b0..b3 over rows 2 t (+1) (+8), column groupID
+      put(rb[4 * n + k % 8 / 2][k / 8], k % 2, T(b[k][n]).bits);
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n)  // C, D: c0..c3 over rows groupID (+8), columns 2 t (+1)
+      rc[4 * (r % 8) + n / 2][2 * (r / 8) + n % 2] = c[r][n];
+
+  emu::launch({1, 1, 1}, 32, 0, [&] {
+    const int lane = threadIdx.x;
+    cu::mma_m16n8k16<T>(rc[lane], ra[lane], rb[lane][0], rb[lane][1]);
+  });
+  ASSERT_EQ(emu::errors.count, 0);
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n) {
+      float want = c[r][n];
+      for (int k = 0; k < 16; ++k) want += a[r][k] * b[k][n];
+      EXPECT_EQ(rc[4 * (r % 8) + n / 2][2 * (r / 8) + n % 2], want)
+          << "D(" << r << ", " << n << ")";
+    }
+}
+
+TEST_F(Emu, MmaBf16OfPtxFragmentsIsCPlusAB) {
+  expect_mma_multiplies<bf16>();
+}
+TEST_F(Emu, MmaFp16OfPtxFragmentsIsCPlusAB) {
+  expect_mma_multiplies<fp16>();
+}
+
+// Four 8 x 8 matrices of distinct 16-bit values in shared memory, rows `pitch` elements apart (not
+// contiguous), loaded by ldmatrix x4 with lane 8 j + r giving row r of matrix j.
+void expect_ldmatrix_delivers(bool trans) {
+  constexpr int kPitch = 24;  // 48 bytes: each row 16-byte aligned
+  std::vector<uint16_t> src(32 * kPitch, 0);
+  const auto value = [](int j, int row, int col) { return uint16_t(1000 * j + 10 * row + col); };
+  for (int j = 0; j < 4; ++j)
+    for (int row = 0; row < 8; ++row)
+      for (int col = 0; col < 8; ++col) src[(8 * j + row) * kPitch + col] = value(j, row, col);
+  emu::map(src);
+
+  // PTX ISA, "ldmatrix": element (row, col) of matrix j goes to register j of lane 4 row + col / 2
+  // (half col % 2); with .trans, of lane 4 col + row / 2 (half row % 2).
+  uint32_t want[32][4] = {}, got[32][4] = {};
+  for (int j = 0; j < 4; ++j)
+    for (int row = 0; row < 8; ++row)
+      for (int col = 0; col < 8; ++col) {
+        const int lane = trans ? 4 * col + row / 2 : 4 * row + col / 2;
+        put(want[lane][j], trans ? row % 2 : col % 2, value(j, row, col));
+      }
+  emu::launch({1, 1, 1}, 32, src.size() * 2, [&] {
+    const int lane = threadIdx.x;
+    auto* smem = reinterpret_cast<uint16_t*>(cu::dynamic_smem());
+    cu::cp_async_16(smem + lane * kPitch, src.data() + lane * kPitch, true);
+    cu::cp_async_commit();
+    cu::cp_async_wait<0>();
+    __syncthreads();
+    if (trans)
+      cu::ldmatrix_x4_trans(got[lane], smem + lane * kPitch);
+    else
+      cu::ldmatrix_x4(got[lane], smem + lane * kPitch);
+  });
+  ASSERT_EQ(emu::errors.count, 0);
+  for (int lane = 0; lane < 32; ++lane)
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(got[lane][j], want[lane][j]) << lane << ", " << j;
+}
+
+TEST_F(Emu, LdmatrixX4DeliversThePtxElements) {
+  expect_ldmatrix_delivers(false);
+}
+TEST_F(Emu, LdmatrixX4TransDeliversThePtxElements) {
+  expect_ldmatrix_delivers(true);
+}
+
+TEST_F(Emu, ShuffleXorExchangesLanes) {
+  float got[64];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    got[t] = __shfl_xor_sync(0xffffffffu, static_cast<float>(t), 5);
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  for (int t = 0; t < 64; ++t) EXPECT_EQ(got[t], static_cast<float>(t ^ 5));
+}
+
+// Each thread copies one float into shared memory and reads its neighbour's.
+void neighbour_kernel(const std::vector<float>& in, std::vector<float>& out, bool sync) {
+  const int t = threadIdx.x, n = static_cast<int>(in.size());
+  auto* smem = reinterpret_cast<float*>(mds::ops::cuda::dynamic_smem());
+  cu::cp_async_4(smem + t, in.data() + t, true);
+  cu::cp_async_commit();
+  cu::cp_async_wait<0>();
+  if (sync) __syncthreads();
+  out[t] = cu::lds(smem + (t + 1) % n);
+}
+
+TEST_F(Emu, BarrierMakesOtherThreadsCopiesVisible) {
+  std::vector<float> in(128), out(128);
+  for (int t = 0; t < 128; ++t) in[t] = static_cast<float>(t);
+  emu::map(in);
+  for (uint32_t seed : {0u, 11u}) {
+    emu::options = {.deferred_copies = seed != 0, .shuffle_seed = seed};
+    run(128, 512, [&] { neighbour_kernel(in, out, true); });
+    EXPECT_EQ(emu::errors.count, 0) << seed;
+    for (int t = 0; t < 128; ++t) EXPECT_EQ(out[t], in[(t + 1) % 128]) << seed;
+  }
+}
+
+TEST_F(Emu, MissingBarrierIsARace) {
+  std::vector<float> in(128, 1.0f), out(128);
+  emu::map(in);
+  // In order, thread t reads t + 1's float before t + 1 copies it, which t + 1 then overwrites;
+  // the last thread reads thread 0's, copied with no barrier since: 2 x 127 + 1 reports.
+  run(128, 512, [&] { neighbour_kernel(in, out, false); });
+  EXPECT_EQ(emu::errors.count, 255);
+  EXPECT_TRUE(reported("thread 0 reads smem+4, not written before"));
+  EXPECT_TRUE(reported("thread 1 overwrites smem+4 that thread 0 read with no barrier between"));
+  emu::errors = {};
+  emu::options = {.shuffle_seed = 11};
+  run(128, 512, [&] { neighbour_kernel(in, out, false); });
+  EXPECT_GE(emu::errors.count, 128);
+}
+
+TEST_F(Emu, ReadBeforeCpAsyncWaitIsReported) {
+  std::vector<float> in(32, 1.0f);
+  emu::map(in);
+  run(32, 128, [&] {
+    auto* smem = reinterpret_cast<float*>(cu::dynamic_smem());
+    cu::cp_async_4(smem + threadIdx.x, in.data() + threadIdx.x, true);
+    cu::cp_async_commit();
+    (void)cu::lds(smem + threadIdx.x);
+    cu::cp_async_wait<0>();
+  });
+  EXPECT_TRUE(reported("before waiting for thread"));
+}
+
+TEST_F(Emu, ShuffleWithALaneMissingIsReported) {
+  run(32, 0, [] {
+    if (threadIdx.x != 5) (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+  });
+  EXPECT_TRUE(reported("31 of 32 lanes in shfl"));
+}
+
+TEST_F(Emu, LanesInDifferentCollectivesAreReported) {
+  run(32, 0, [] {
+    float c[4] = {};
+    const uint32_t a[4] = {};
+    if (threadIdx.x == 31)
+      cu::mma_m16n8k16<bf16>(c, a, 0, 0);
+    else
+      (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+  });
+  EXPECT_TRUE(reported("lane 31 in mma.bf16 while other lanes are in shfl"));
+}
+
+TEST_F(Emu, BarrierNotReachedByEveryThreadIsReported) {
+  run(64, 0, [] {
+    if (threadIdx.x != 3) __syncthreads();
+  });
+  EXPECT_TRUE(reported("63 threads at a barrier"));
+}
+
+}  // namespace

@@ -1,0 +1,33 @@
+// Stand-in for src/mds/ops/cuda/common.cuh under the emulator (../../../../emu.h): CUDA's 16-bit
+// types are the host's mds::bf16 and mds::fp16 (core/bf16.h, core/fp16.h: the same bits as
+// CUDA's round-to-nearest-even conversions), with common.cuh's to_float / from_float. Only what
+// the emulated kernels use: not the grid sizing, the launch check or the block reductions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "emu.h"
+#include "mds/core/bf16.h"
+#include "mds/core/fp16.h"
+
+using __nv_bfloat16 = mds::bf16;
+using __half = mds::fp16;
+
+namespace mds::ops::cuda {
+
+inline float to_float(float x) {
+  return x;
+}
+inline float to_float(__nv_bfloat16 x) {
+  return static_cast<float>(x);
+}
+inline float to_float(__half x) {
+  return static_cast<float>(x);
+}
+template <typename T>
+T from_float(float x) {
+  return T(x);
+}
+
+}  // namespace mds::ops::cuda
