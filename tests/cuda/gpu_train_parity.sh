@@ -2,8 +2,10 @@
 # `mds train` on the GPU reproduces the CPU run (issue 6: fp32, relative 1e-4 over 20
 # iterations): the same model, data and flags with MDS_DEVICE=cpu and MDS_DEVICE=cuda, compared
 # on every iteration's loss, the validation losses and the saved weights; then the GPU run with
-# activation recomputation (full and selective) against the GPU run without. Prints the loss
-# table (iteration, CPU, GPU, relative difference) and each run's time per iteration.
+# activation recomputation (full and selective) against the GPU run without; bf16 and fp16
+# against the CPU's 16-bit references and fp32; the tensor-core attention (mma, WMMA) in bf16
+# training against the CUDA-core kernels. Prints the loss table (iteration, CPU, GPU, relative
+# difference), each run's time per iteration, and a ~125M model's kernel table.
 #   bash tests/cuda/gpu_train_parity.sh [MDS] [OUT_DIR]
 # MDS: the mds executable (default build-gpu/mds; a command with arguments is fine, e.g. the
 # device bundle's bin/mds); MDS_DATA_DIR: where brown_text_document.{bin,idx} and the GPT-2
@@ -89,6 +91,31 @@ run gpu_fp16 cuda --fp16 --loss-scale 4096
 "$PY" "$COMPARE" "$out" gpu gpu_fp16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 2e-2 ||
   fail "the GPU's fp16 loss curve left its fp32 one by more than 1e-3"
 echo "gpu_train_parity: fp16 on the GPU matches the CPU's fp16 and stays within 1e-3 of fp32"
+
+# The tensor-core attention in training: hd 64 (4 heads on hidden 256), where the 16-bit entry
+# points take the FA2 mma kernels (the default) or, with MDS_ATTENTION=wmma, the WMMA ones; both
+# round P and dS to bf16 to enter the tensor cores, so against the CUDA-core kernels
+# (MDS_ATTENTION=cuda-core) they agree to bf16's tolerance, as bf16 does with fp32 above.
+# run_hd64 NAME [flags...]: run with 4 heads on 2 kv heads (hd 64) in place of TRAIN's 8 on 4.
+run_hd64() {
+  local name=$1 saved=("${TRAIN[@]}") i
+  shift
+  for ((i = 0; i + 1 < ${#TRAIN[@]}; ++i)); do
+    [[ ${TRAIN[i]} == --num-attention-heads ]] && TRAIN[i + 1]=4
+    [[ ${TRAIN[i]} == --num-key-value-heads ]] && TRAIN[i + 1]=2
+  done
+  run "$name" cuda --bf16 "$@"
+  TRAIN=("${saved[@]}")
+}
+MDS_ATTENTION=cuda-core run_hd64 gpu_bf16_hd64_core
+run_hd64 gpu_bf16_hd64_mma
+MDS_ATTENTION=wmma run_hd64 gpu_bf16_hd64_wmma
+for r in gpu_bf16_hd64_mma gpu_bf16_hd64_wmma; do
+  "$PY" "$COMPARE" "$out" gpu_bf16_hd64_core "$r" --iteration 20 --loss-rtol 1e-2 \
+    --weight-rtol 5e-2 || fail "$r (tensor-core attention) left the CUDA-core kernels' bf16 run"
+done
+echo "gpu_train_parity: the mma and WMMA attention train like the CUDA-core kernels (bf16, hd 64)"
+
 
 # Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
 # timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.
