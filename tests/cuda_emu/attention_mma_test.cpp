@@ -19,20 +19,23 @@
 #include <type_traits>
 #include <vector>
 
+#include "attention_reference.h"
 #include "emu.h"
 #include "mds/ops/cuda/attention_mma_bwd.cuh"
 
 namespace {
 
 namespace fa2 = mds::ops::cuda::fa2;
+using attention_test::bits;
+using attention_test::close;
+using attention_test::columns;
+using attention_test::no_emulator_errors;
+using attention_test::Tol;
 using mds::bf16;
 using mds::fp16;
 
 // cuda_tc_attention_test.cpp's TcTol: the CUDA-core kernels' tolerance after one rounding to T,
 // plus the tensor cores' P and dS rounded to T (u per term of a k-sum).
-struct Tol {
-  double rtol, atol_rel, atol;
-};
 template <typename T>
 struct TcTol {
   static constexpr bool bf = std::is_same_v<T, bf16>;
@@ -45,25 +48,6 @@ struct TcTol {
   static constexpr Tol grad{core_grad.rtol + 2 * u, core_grad.atol_rel + 4 * u, core_grad.atol};
   static constexpr Tol lse{2e-5 + 5e-5, 2e-5 + 5e-5, 0};
 };
-
-// |got - ref| <= atol + rtol |ref| for every entry, atol = atol_rel max|ref| + tol.atol.
-::testing::AssertionResult close(const char* what, const std::vector<double>& got,
-                                 const std::vector<double>& ref, Tol tol) {
-  double scale = 0;
-  for (double r : ref) scale = std::max(scale, std::fabs(r));
-  const double atol = tol.atol_rel * scale + tol.atol;
-  double worst = 0;
-  size_t at = 0, nonfinite = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double ratio = std::fabs(got[i] - ref[i]) / (atol + tol.rtol * std::fabs(ref[i]));
-    nonfinite += !std::isfinite(got[i]);
-    if (!(ratio <= worst)) worst = ratio, at = i;
-  }
-  if (worst <= 1 && nonfinite == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << what << ": " << nonfinite << " non-finite; worst entry " << at << " = " << got[at]
-         << " against " << ref[at] << " (" << worst << " x the tolerance)";
-}
 
 struct Shape {
   int hd;
@@ -154,91 +138,6 @@ struct Attention {
   }
 };
 
-// The float64 reference of causal GQA attention on the same 16-bit inputs: out and lse, and the
-// gradients from `out16` (out rounded to T) and lse, as the kernels get them.
-struct Reference {
-  std::vector<double> out, lse, dqkv;
-};
-template <int HD, typename T>
-Reference reference(const Attention<HD, T>& a, std::vector<T>& out16) {
-  const Shape& c = a.c;
-  Reference ref;
-  ref.out.assign(a.dout.size(), 0.0);  // out's layout
-  ref.lse.assign(c.b * c.nq * c.s, 0.0);
-  ref.dqkv.assign(a.qkv.size(), 0.0);
-  out16.assign(a.dout.size(), T(0.0f));
-  const double scale = 1.0 / std::sqrt(double{HD});
-  const int64_t k0 = c.nq * HD, v0 = (c.nq + c.nkv) * HD;
-  std::vector<double> p(c.s);
-  for (int64_t bi = 0; bi < c.b; ++bi)
-    for (int64_t h = 0; h < c.nq; ++h) {
-      const int64_t kh = h / a.group;
-      const auto qkv = [&](int64_t i, int64_t col) {
-        return double{static_cast<float>(a.qkv[(bi * c.s + i) * a.qkv_stride + col])};
-      };
-      const auto Q = [&](int64_t i, int d) { return qkv(i, h * HD + d); };
-      const auto K = [&](int64_t j, int d) { return qkv(j, k0 + kh * HD + d); };
-      const auto V = [&](int64_t j, int d) { return qkv(j, v0 + kh * HD + d); };
-      const auto dO = [&](int64_t i, int d) {
-        return double{static_cast<float>(a.dout[(bi * c.s + i) * a.out_stride + h * HD + d])};
-      };
-      for (int64_t i = 0; i < c.s; ++i) {
-        double mx = -INFINITY, l = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          p[j] = 0;
-          for (int d = 0; d < HD; ++d) p[j] += Q(i, d) * K(j, d) * scale;
-          mx = std::max(mx, p[j]);
-        }
-        for (int64_t j = 0; j <= i; ++j) l += p[j] = std::exp(p[j] - mx);
-        const double lse = mx + std::log(l);
-        ref.lse[(bi * c.nq + h) * c.s + i] = lse;
-        const int64_t o = (bi * c.s + i) * a.out_stride + h * HD;
-        double dd = 0;  // D = dO . out16
-        for (int d = 0; d < HD; ++d) {
-          for (int64_t j = 0; j <= i; ++j) ref.out[o + d] += p[j] / l * V(j, d);
-          out16[o + d] = T(static_cast<float>(ref.out[o + d]));
-          dd += dO(i, d) * static_cast<float>(out16[o + d]);
-        }
-        const double lse32 = static_cast<float>(lse);  // the kernels get lse in fp32
-        for (int64_t j = 0; j <= i; ++j) {
-          double s = 0, dp = 0;
-          for (int d = 0; d < HD; ++d) s += Q(i, d) * K(j, d), dp += dO(i, d) * V(j, d);
-          const double pij = std::exp(s * scale - lse32), ds = pij * (dp - dd) * scale;
-          for (int d = 0; d < HD; ++d) {
-            ref.dqkv[(bi * c.s + i) * a.qkv_stride + h * HD + d] += ds * K(j, d);
-            ref.dqkv[(bi * c.s + j) * a.qkv_stride + k0 + kh * HD + d] += ds * Q(i, d);
-            ref.dqkv[(bi * c.s + j) * a.qkv_stride + v0 + kh * HD + d] += pij * dO(i, d);
-          }
-        }
-      }
-    }
-  return ref;
-}
-
-template <typename T>
-std::vector<uint16_t> bits(const std::vector<T>& v) {
-  std::vector<uint16_t> b(v.size());
-  for (size_t i = 0; i < v.size(); ++i) b[i] = v[i].bits;
-  return b;
-}
-
-// Columns [lo, hi) of every row, as doubles.
-template <typename V>
-std::vector<double> columns(const V& v, int64_t stride, int64_t lo, int64_t hi) {
-  std::vector<double> out;
-  for (size_t row = 0; row * stride < v.size(); ++row)
-    for (int64_t col = lo; col < hi; ++col)
-      out.push_back(static_cast<double>(static_cast<float>(v[row * stride + col])));
-  return out;
-}
-
-::testing::AssertionResult no_emulator_errors() {
-  if (emu::errors.count == 0) return ::testing::AssertionSuccess();
-  auto failure = ::testing::AssertionFailure() << emu::errors.count << " emulator errors:";
-  for (const std::string& e : emu::errors.first) failure << "\n  " << e;
-  return failure;
-}
-
 template <int HD, typename T>
 void check(const Shape& shape) {
   using A = Attention<HD, T>;
@@ -246,7 +145,8 @@ void check(const Shape& shape) {
   const Shape& c = a.c;
   const std::vector<T> qkv0 = a.qkv, dout0 = a.dout;
   std::vector<T> out16;
-  const Reference ref = reference(a, out16);
+  const attention_test::Reference ref = attention_test::reference(
+      {c.b, c.s, c.nq, c.nkv, HD, a.qkv_stride, a.out_stride}, a.qkv, a.dout, out16);
   const std::vector<float> lse32(ref.lse.begin(), ref.lse.end());
   const int64_t heads = c.nq * HD, fused = (c.nq + 2 * c.nkv) * HD;
 
@@ -261,7 +161,7 @@ void check(const Shape& shape) {
   EXPECT_EQ(std::vector<float>(a.lse.end() - A::kSlack, a.lse.end()),
             std::vector<float>(A::kSlack, A::kMarker))
       << "lse written past its end";
-  const std::vector<uint16_t> out1 = bits(a.out);
+  const std::vector<uint32_t> out1 = bits(a.out);
   const std::vector<float> lse1 = a.lse;
 
   a.backward(out16, lse32);
@@ -279,7 +179,7 @@ void check(const Shape& shape) {
   EXPECT_EQ(a.lse, lse32) << "lse written by the backward";
 
   // Another schedule: threads in a random order, every cp.async landing only at its wait.
-  const std::vector<uint16_t> dqkv1 = bits(a.dqkv);
+  const std::vector<uint32_t> dqkv1 = bits(a.dqkv);
   emu::options = {.deferred_copies = true, .shuffle_seed = 7};
   a.forward();
   EXPECT_EQ(bits(a.out), out1) << "out differs under another schedule";

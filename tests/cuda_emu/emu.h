@@ -1,29 +1,33 @@
-// A CPU emulator of the CUDA execution model the tensor-core attention kernels rely on, so that
-// their unmodified source (src/mds/ops/cuda/attention_mma*.cuh) runs under g++ in CI, without nvcc
-// or a GPU. shim/ maps the repo's common.cuh and mma.cuh (the PTX wrappers) onto it.
+// A CPU emulator of the CUDA execution model the attention kernels rely on, so that their
+// unmodified source (src/mds/ops/cuda/attention_mma*.cuh, attention_core.cuh, attention_d.cuh,
+// attention_unfused_kernels.cuh) runs under g++ in CI, without nvcc or a GPU. shim/ maps the
+// repo's common.cuh and mma.cuh (the PTX wrappers) onto it.
 //
 // What it emulates, and checks:
 //   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
 //     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
 //   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
 //     with threads still waiting, or where no thread can go on, is reported (deadlock);
-//   - warp collectives (__shfl_xor_sync, ldmatrix, mma.sync): all 32 lanes must arrive, in the
-//     same collective; the last to arrive computes the result for all of them;
+//   - warp collectives (__shfl_xor_sync, __shfl_sync, ldmatrix, mma.sync): all 32 lanes must
+//     arrive, in the same collective; the last to arrive computes the result for all of them;
 //   - cp.async as per-thread commit groups whose data lands at the issue or, with
 //     Options::deferred_copies, only at the cp.async.wait_group that retires the group;
-//   - dynamic shared memory filled with 0xFF bytes (NaN in bf16 and fp16), and a per-byte race
-//     detector over the barrier epochs: a read of a byte never written, or whose copy is not yet
-//     waited for, or that another thread wrote since the last barrier; a write of a byte another
-//     thread read or wrote since the last barrier. ldmatrix delivers each row to other lanes, so
-//     its reads race even with the reading lane's own copies of the epoch.
+//   - dynamic shared memory filled with 0xFF bytes (NaN in fp32, bf16 and fp16; kernels that
+//     declare it `extern __shared__ T name[]` reach it through EMU_DYNAMIC_SHARED), and a per-byte
+//     race detector over the barrier epochs: a read of a byte never written, or whose copy is not
+//     yet waited for, or that another thread wrote since the last barrier; a write of a byte
+//     another thread read or wrote since the last barrier. ldmatrix delivers each row to other
+//     lanes, so its reads race even with the reading lane's own copies of the epoch.
 //   - cp.async sources must lie in buffers registered with map() (a GPU would fault).
 //
 // What it does NOT emulate: the tensor cores' rounding (shim/mma.cuh sums with fp32 fmaf in k
 // order; the hardware aligns and truncates), the GPU's exp2f / logf (libm's are used), timing and
 // occupancy, bank conflicts, global-memory races between blocks (blocks run one at a time), the
 // memory model beyond the barrier and cp.async rules above, warp divergence inside a collective
-// other than "a lane is missing", and shared memory written by plain stores (invisible to the
-// detector: the kernels write it only with cp.async, so such a byte reads as uninitialised).
+// other than "a lane is missing", and plain shared-memory stores and loads, which the detector
+// does not see: the mma kernels write shared memory only with cp.async (a plainly stored byte
+// read through lds reads as uninitialised); the CUDA-core kernels' tiles are plain, so there only
+// the results show a missing barrier (the poisoned memory, a shuffled order).
 #pragma once
 
 #include <ucontext.h>
@@ -83,10 +87,10 @@ inline bool is_mapped(const void* p, size_t n) {
 
 // ---- The block ----------------------------------------------------------------------------------
 
-enum class Op { none, shfl, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
+enum class Op { none, shfl, shfl_idx, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
 inline const char* name(Op op) {
-  static const char* names[] = {"none",           "shfl",     "ldmatrix",
-                                "ldmatrix.trans", "mma.bf16", "mma.f16"};
+  static const char* names[] = {"none",           "shfl.bfly", "shfl.idx", "ldmatrix",
+                                "ldmatrix.trans", "mma.bf16",  "mma.f16"};
   return names[static_cast<int>(op)];
 }
 
@@ -128,8 +132,12 @@ struct Thread {
 constexpr size_t kMaxSmem = 227 * 1024;  // an H100's opt-in maximum per block
 constexpr size_t kStack = 256 * 1024;
 
+// The block's dynamic shared memory, under an assembler name of its own, so that a kernel's
+// `extern __shared__ T name[]` can be declared to be it (EMU_DYNAMIC_SHARED).
+alignas(128) inline unsigned char shared_memory[kMaxSmem] __asm__("emu_dynamic_shared_memory");
+
 struct Block {
-  alignas(128) unsigned char smem[kMaxSmem];
+  unsigned char* const smem = shared_memory;
   size_t smem_bytes = 0;
   std::vector<ByteState> bytes;
   std::vector<Thread> threads;
@@ -140,8 +148,8 @@ struct Block {
   bool abandoned = false;  // deadlocked: the rest of the grid is skipped
 };
 inline Block& block() {
-  static auto* b = new Block;  // 227 KiB of shared memory: not on a stack
-  return *b;
+  static Block b;
+  return b;
 }
 inline int cur = 0;  // the running thread
 inline unsigned block_idx[3], grid_dim[3];
@@ -359,6 +367,8 @@ inline void launch(std::array<unsigned, 3> grid, int threads, size_t smem_bytes,
 
 #define __global__
 #define __device__
+#define __host__
+#define __shared__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(x)
@@ -369,6 +379,11 @@ struct EmuDim3 {
 #define threadIdx (EmuDim3{static_cast<unsigned>(emu::cur), 0u, 0u})
 #define blockIdx (EmuDim3{emu::block_idx[0], emu::block_idx[1], emu::block_idx[2]})
 #define gridDim (EmuDim3{emu::grid_dim[0], emu::grid_dim[1], emu::grid_dim[2]})
+#define blockDim (EmuDim3{static_cast<unsigned>(emu::block().threads.size()), 1u, 1u})
+
+// Declares, in the namespace of a kernel that writes `extern __shared__ T name[]`, that name to be
+// the block's dynamic shared memory; before the kernel's header is included.
+#define EMU_DYNAMIC_SHARED(T, name) extern T name[] __asm__("emu_dynamic_shared_memory")
 
 inline void __syncthreads() {
   emu::syncthreads();
@@ -383,6 +398,19 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
   w.in[lane][0] = static_cast<uint32_t>(lane_mask);
   emu::collective(emu::Op::shfl, [](emu::Warp& s) {
     for (int l = 0; l < 32; ++l) s.f_out[l][0] = s.f_in[l ^ static_cast<int>(s.in[l][0] & 31)][0];
+  });
+  return w.f_out[lane][0];
+}
+
+inline float __shfl_sync(unsigned mask, float v, int src_lane) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: shuffle mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  w.f_in[lane][0] = v;
+  w.in[lane][0] = static_cast<uint32_t>(src_lane);
+  emu::collective(emu::Op::shfl_idx, [](emu::Warp& s) {
+    for (int l = 0; l < 32; ++l) s.f_out[l][0] = s.f_in[s.in[l][0] & 31][0];
   });
   return w.f_out[lane][0];
 }

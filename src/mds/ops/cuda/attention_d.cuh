@@ -1,6 +1,7 @@
 // The first pass of both flash-attention backwards (attention.cu on CUDA cores,
 // attention_tc.cu on tensor cores): D[b, nq, s] = dout_row . out_row in fp32, the row term of
-// dS = P (dP - D).
+// dS = P (dP - D). The launch is for nvcc only, so that tests/cuda_emu compiles the kernel with
+// g++.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,7 @@ __global__ void attention_backward_d_kernel(float* D, const T* dout, const T* ou
   }
 }
 
+#ifdef __CUDACC__  // the launch: nvcc only (tests/cuda_emu runs the kernel above under g++)
 // Enqueues the pass on `stream`: D must hold b * nq * s floats.
 template <typename T>
 void attention_backward_d(float* D, const T* dout, const T* out, int64_t b, int64_t s, int64_t nq,
@@ -39,6 +41,7 @@ void attention_backward_d(float* D, const T* dout, const T* out, int64_t b, int6
       D, dout, out, b, s, static_cast<int>(nq), static_cast<int>(hd), out_stride);
   MDS_CUDA_LAUNCH_CHECK();
 }
+#endif
 
 }  // namespace attention_detail
 }  // namespace mds::ops::cuda

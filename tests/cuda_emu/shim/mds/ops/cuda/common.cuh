@@ -1,7 +1,8 @@
 // Stand-in for src/mds/ops/cuda/common.cuh under the emulator (../../../../emu.h): CUDA's 16-bit
 // types are the host's mds::bf16 and mds::fp16 (core/bf16.h, core/fp16.h: the same bits as
-// CUDA's round-to-nearest-even conversions), with common.cuh's to_float / from_float. Only what
-// the emulated kernels use: not the grid sizing, the launch check or the block reductions.
+// CUDA's round-to-nearest-even conversions), with common.cuh's to_float / from_float and its warp
+// reductions (the same butterflies, over emu.h's __shfl_xor_sync). Only what the emulated kernels
+// use: not the grid sizing, the launch check or the block reductions.
 #pragma once
 
 #include <cmath>
@@ -28,6 +29,17 @@ inline float to_float(__half x) {
 template <typename T>
 T from_float(float x) {
   return T(x);
+}
+
+template <typename T>
+T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+inline float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
 }
 
 }  // namespace mds::ops::cuda
