@@ -1,9 +1,10 @@
 // The FA2 mma.sync attention kernels (src/mds/ops/cuda/attention_mma.cuh, attention_mma_bwd.cuh),
 // their source unmodified, run on the CPU under the CUDA emulator (emu.h), so that every edit of
-// them is checked in CI without a GPU: forward and both backward kernels against a float64
-// reference, with the GPU test's tolerances (cuda_tc_attention_test.cpp's TcTol). Shapes: hd 64
-// and 128, bf16 and fp16, s = 1 (one row of one warp), 65 (a row past a backward tile) and 130
-// (past two, and a partial forward tile), GQA 2/2, 4/2, 4/1, padded fused rows, b = 2.
+// them is checked in CI without a GPU: forward and both backward kernels against the float64
+// reference (attention_reference.h), with the GPU test's tolerances (cuda_tc_attention_test.cpp's
+// TcTol). Shapes: hd 64 and 128, bf16 and fp16, s = 1 (one row of one warp), 65 (a row past a
+// backward tile) and 130 (past two, and a partial forward tile), GQA 2/2, 4/2, 4/1, padded fused
+// rows, b = 2.
 //
 // Each case also checks that nothing outside the outputs' head entries is written (marker fill),
 // that inputs are left as they were, that no value is non-finite, that the emulator saw no race,

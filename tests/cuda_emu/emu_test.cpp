@@ -4,9 +4,11 @@
 // figures (written here as "which lane holds element (r, c)", the inverse of the shim's form) gives
 // C + A B exactly; ldmatrix x4 and x4.trans deliver the documented elements; a missing
 // __syncthreads, a read before the cp.async wait, a shuffle with a lane missing and lanes in
-// different collectives are each reported.
+// different collectives are each reported; __shfl_sync reads its source lane, and an extern
+// __shared__ array (EMU_DYNAMIC_SHARED) is the block's shared memory.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -145,6 +147,36 @@ TEST_F(Emu, ShuffleXorExchangesLanes) {
   });
   EXPECT_EQ(emu::errors.count, 0);
   for (int t = 0; t < 64; ++t) EXPECT_EQ(got[t], static_cast<float>(t ^ 5));
+}
+
+TEST_F(Emu, ShuffleReadsTheSourceLane) {
+  float got[64];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    got[t] = __shfl_sync(0xffffffffu, static_cast<float>(t), (t * 7 + 3) % 32);
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  for (int t = 0; t < 64; ++t) EXPECT_EQ(got[t], static_cast<float>((t & ~31) + (t * 7 + 3) % 32));
+}
+
+// A kernel's `extern __shared__ float name[]`, mapped by EMU_DYNAMIC_SHARED, is the block's shared
+// memory: what dynamic_smem() sees, NaN until written.
+namespace extern_smem {
+EMU_DYNAMIC_SHARED(float, tile);
+void kernel(float* first, bool* same) {
+  extern __shared__ float tile[];
+  if (threadIdx.x == 0)
+    *first = tile[0], *same = tile == reinterpret_cast<float*>(cu::dynamic_smem());
+}
+}  // namespace extern_smem
+
+TEST_F(Emu, ExternSharedArrayIsTheBlocksSharedMemory) {
+  float first = 0;
+  bool same = false;
+  run(32, 64, [&] { extern_smem::kernel(&first, &same); });
+  EXPECT_EQ(emu::errors.count, 0);
+  EXPECT_TRUE(same);
+  EXPECT_TRUE(std::isnan(first));
 }
 
 // Each thread copies one float into shared memory and reads its neighbour's.
