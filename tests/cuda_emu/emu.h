@@ -1,14 +1,17 @@
-// A CPU emulator of the CUDA execution model the tensor-core attention kernels rely on, so that
-// their unmodified source (src/mds/ops/cuda/attention_mma*.cuh) runs under g++ in CI, without nvcc
-// or a GPU. shim/ maps the repo's common.cuh and mma.cuh (the PTX wrappers) onto it.
+// A CPU emulator of the CUDA execution model the tensor-core attention kernels and the small
+// kernels (rmsnorm.cuh, cross_entropy.cuh, swiglu.cuh, ...) rely on, so that their unmodified
+// source (src/mds/ops/cuda/*.cuh) runs under g++ in CI, without nvcc or a GPU. shim/ maps the
+// repo's common.cuh (conversions, warp and block reductions) and mma.cuh (the PTX wrappers) onto
+// it.
 //
 // What it emulates, and checks:
 //   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
 //     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
 //   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
 //     with threads still waiting, or where no thread can go on, is reported (deadlock);
-//   - warp collectives (__shfl_xor_sync, ldmatrix, mma.sync): all 32 lanes must arrive, in the
-//     same collective; the last to arrive computes the result for all of them;
+//   - warp collectives (__shfl_xor_sync on float and double, __any_sync, ldmatrix, mma.sync): all
+//     32 lanes must arrive, in the same collective; the last to arrive computes the result for all
+//     of them;
 //   - cp.async as per-thread commit groups whose data lands at the issue or, with
 //     Options::deferred_copies, only at the cp.async.wait_group that retires the group;
 //   - dynamic shared memory filled with 0xFF bytes (NaN in bf16 and fp16), and a per-byte race
@@ -19,11 +22,13 @@
 //   - cp.async sources must lie in buffers registered with map() (a GPU would fault).
 //
 // What it does NOT emulate: the tensor cores' rounding (shim/mma.cuh sums with fp32 fmaf in k
-// order; the hardware aligns and truncates), the GPU's exp2f / logf (libm's are used), timing and
-// occupancy, bank conflicts, global-memory races between blocks (blocks run one at a time), the
-// memory model beyond the barrier and cp.async rules above, warp divergence inside a collective
-// other than "a lane is missing", and shared memory written by plain stores (invisible to the
-// detector: the kernels write it only with cp.async, so such a byte reads as uninitialised).
+// order; the hardware aligns and truncates), the GPU's exp2f / expf / logf (libm's are used),
+// nvcc's FMA contraction (g++ decides its own), timing and occupancy, bank conflicts, global-memory
+// races between blocks (blocks run one at a time), the memory model beyond the barrier and
+// cp.async rules above, warp divergence inside a collective other than "a lane is missing", and
+// shared memory written by plain stores (invisible to the detector: the mma kernels write it only
+// with cp.async, so such a byte reads as uninitialised). Statically declared __shared__ arrays
+// (the block reductions' scratch) are function statics, below: neither poisoned nor checked.
 #pragma once
 
 #include <ucontext.h>
@@ -33,6 +38,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -83,10 +89,10 @@ inline bool is_mapped(const void* p, size_t n) {
 
 // ---- The block ----------------------------------------------------------------------------------
 
-enum class Op { none, shfl, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
+enum class Op { none, shfl, shfl64, vote, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
 inline const char* name(Op op) {
-  static const char* names[] = {"none",           "shfl",     "ldmatrix",
-                                "ldmatrix.trans", "mma.bf16", "mma.f16"};
+  static const char* names[] = {"none",     "shfl",           "shfl.b64", "vote",
+                                "ldmatrix", "ldmatrix.trans", "mma.bf16", "mma.f16"};
   return names[static_cast<int>(op)];
 }
 
@@ -359,9 +365,14 @@ inline void launch(std::array<unsigned, 3> grid, int threads, size_t smem_bytes,
 
 #define __global__
 #define __device__
+#define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(x)
+// A statically declared __shared__ array (the block reductions' scratch) is a function-local
+// static: one per kernel instantiation, shared by the block's fibers, kept from block to block
+// (blocks run one at a time). It is not poisoned and not seen by the race detector.
+#define __shared__ static
 
 struct EmuDim3 {
   unsigned x, y, z;
@@ -369,6 +380,12 @@ struct EmuDim3 {
 #define threadIdx (EmuDim3{static_cast<unsigned>(emu::cur), 0u, 0u})
 #define blockIdx (EmuDim3{emu::block_idx[0], emu::block_idx[1], emu::block_idx[2]})
 #define gridDim (EmuDim3{emu::grid_dim[0], emu::grid_dim[1], emu::grid_dim[2]})
+#define blockDim (EmuDim3{static_cast<unsigned>(emu::block().threads.size()), 1u, 1u})
+
+// CUDA's device min for 64-bit integers (the host's std::min takes one type by reference).
+inline int64_t min(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 inline void __syncthreads() {
   emu::syncthreads();
@@ -385,4 +402,40 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
     for (int l = 0; l < 32; ++l) s.f_out[l][0] = s.f_in[l ^ static_cast<int>(s.in[l][0] & 31)][0];
   });
   return w.f_out[lane][0];
+}
+
+// The double shuffle (two 32-bit words on the hardware): the bits travel in in[lane][1..2].
+inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: shuffle mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  w.in[lane][0] = static_cast<uint32_t>(lane_mask);
+  w.in[lane][1] = static_cast<uint32_t>(bits), w.in[lane][2] = static_cast<uint32_t>(bits >> 32);
+  emu::collective(emu::Op::shfl64, [](emu::Warp& s) {
+    for (int l = 0; l < 32; ++l) {
+      const int src = l ^ static_cast<int>(s.in[l][0] & 31);
+      s.out[l][0] = s.in[src][1], s.out[l][1] = s.in[src][2];
+    }
+  });
+  bits = w.out[lane][0] | uint64_t{w.out[lane][1]} << 32;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// Whether the predicate holds on any of the 32 lanes.
+inline bool __any_sync(unsigned mask, int predicate) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: vote mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  w.in[lane][0] = predicate != 0;
+  emu::collective(emu::Op::vote, [](emu::Warp& s) {
+    uint32_t any = 0;
+    for (int l = 0; l < 32; ++l) any |= s.in[l][0];
+    for (int l = 0; l < 32; ++l) s.out[l][0] = any;
+  });
+  return w.out[lane][0] != 0;
 }

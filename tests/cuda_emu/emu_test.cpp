@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "emu.h"
+#include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/mma.cuh"
 
 namespace {
@@ -145,6 +146,38 @@ TEST_F(Emu, ShuffleXorExchangesLanes) {
   });
   EXPECT_EQ(emu::errors.count, 0);
   for (int t = 0; t < 64; ++t) EXPECT_EQ(got[t], static_cast<float>(t ^ 5));
+}
+
+// The double shuffle moves all 64 bits; __any_sync sees one lane's predicate in its own warp only;
+// blockDim is the launch's; a block_sum (the shim's copy of common.cuh's) gives every thread the
+// total, and a statically declared __shared__ array is one per block, not one per thread.
+TEST_F(Emu, DoubleShuffleVoteAndBlockSum) {
+  double got[64];
+  bool any[64];
+  double total[64];
+  unsigned dim[64];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    got[t] = __shfl_xor_sync(0xffffffffu, 1.0 + t * 0x1p-40, 3);
+    any[t] = __any_sync(0xffffffffu, t == 40);
+    __shared__ double scratch[32];
+    total[t] = cu::block_sum(static_cast<double>(t) + 0x1p-30, scratch);
+    dim[t] = blockDim.x;
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  for (int t = 0; t < 64; ++t) {
+    EXPECT_EQ(got[t], 1.0 + (t ^ 3) * 0x1p-40);
+    EXPECT_EQ(any[t], t >= 32) << t;
+    EXPECT_EQ(total[t], 63 * 64 / 2 + 64 * 0x1p-30) << t;
+    EXPECT_EQ(dim[t], 64u);
+  }
+}
+
+TEST_F(Emu, VoteWithALaneMissingIsReported) {
+  run(32, 0, [] {
+    if (threadIdx.x != 7) (void)__any_sync(0xffffffffu, 1);
+  });
+  EXPECT_TRUE(reported("31 of 32 lanes in vote"));
 }
 
 // Each thread copies one float into shared memory and reads its neighbour's.
