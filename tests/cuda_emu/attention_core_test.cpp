@@ -27,11 +27,6 @@
 #include "attention_reference.h"
 #include "emu.h"
 
-// attention_core.cuh's `extern __shared__ float smem[]` is the emulated block's shared memory.
-namespace mds::ops::cuda::cuda_core {
-EMU_DYNAMIC_SHARED(float, smem);
-}
-
 #include "mds/ops/cuda/attention_core.cuh"
 #include "mds/ops/cuda/attention_d.cuh"
 #include "mds/ops/cuda/attention_unfused_kernels.cuh"

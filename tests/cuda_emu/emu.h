@@ -1,33 +1,37 @@
-// A CPU emulator of the CUDA execution model the attention kernels rely on, so that their
-// unmodified source (src/mds/ops/cuda/attention_mma*.cuh, attention_core.cuh, attention_d.cuh,
-// attention_unfused_kernels.cuh) runs under g++ in CI, without nvcc or a GPU. shim/ maps the
-// repo's common.cuh and mma.cuh (the PTX wrappers) onto it.
+// A CPU emulator of the CUDA execution model the kernels in headers rely on (the attention ones:
+// attention_mma*.cuh, attention_core.cuh, attention_d.cuh, attention_unfused_kernels.cuh; the
+// small ones: rmsnorm.cuh, cross_entropy.cuh, swiglu.cuh, ...), so that their unmodified source
+// (src/mds/ops/cuda/*.cuh) runs under g++ in CI, without nvcc or a GPU. shim/ maps the repo's
+// common.cuh (conversions, dynamic shared memory, warp and block reductions) and mma.cuh (the PTX
+// wrappers) onto it.
 //
 // What it emulates, and checks:
 //   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
 //     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
 //   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
 //     with threads still waiting, or where no thread can go on, is reported (deadlock);
-//   - warp collectives (__shfl_xor_sync, __shfl_sync, ldmatrix, mma.sync): all 32 lanes must
-//     arrive, in the same collective; the last to arrive computes the result for all of them;
+//   - warp collectives (__shfl_xor_sync on float and double, __shfl_sync, __any_sync, ldmatrix,
+//     mma.sync): all 32 lanes must arrive, in the same collective; the last to arrive computes the
+//     result for all of them;
 //   - cp.async as per-thread commit groups whose data lands at the issue or, with
 //     Options::deferred_copies, only at the cp.async.wait_group that retires the group;
-//   - dynamic shared memory filled with 0xFF bytes (NaN in fp32, bf16 and fp16; kernels that
-//     declare it `extern __shared__ T name[]` reach it through EMU_DYNAMIC_SHARED), and a per-byte
-//     race detector over the barrier epochs: a read of a byte never written, or whose copy is not
-//     yet waited for, or that another thread wrote since the last barrier; a write of a byte
-//     another thread read or wrote since the last barrier. ldmatrix delivers each row to other
-//     lanes, so its reads race even with the reading lane's own copies of the epoch.
+//   - dynamic shared memory filled with 0xFF bytes (NaN in bf16 and fp16), and a per-byte race
+//     detector over the barrier epochs: a read of a byte never written, or whose copy is not yet
+//     waited for, or that another thread wrote since the last barrier; a write of a byte another
+//     thread read or wrote since the last barrier. ldmatrix delivers each row to other lanes, so
+//     its reads race even with the reading lane's own copies of the epoch.
 //   - cp.async sources must lie in buffers registered with map() (a GPU would fault).
 //
 // What it does NOT emulate: the tensor cores' rounding (shim/mma.cuh sums with fp32 fmaf in k
-// order; the hardware aligns and truncates), the GPU's exp2f / logf (libm's are used), timing and
-// occupancy, bank conflicts, global-memory races between blocks (blocks run one at a time), the
-// memory model beyond the barrier and cp.async rules above, warp divergence inside a collective
-// other than "a lane is missing", and plain shared-memory stores and loads, which the detector
-// does not see: the mma kernels write shared memory only with cp.async (a plainly stored byte
-// read through lds reads as uninitialised); the CUDA-core kernels' tiles are plain, so there only
-// the results show a missing barrier (the poisoned memory, a shuffled order).
+// order; the hardware aligns and truncates), the GPU's exp2f / expf / logf (libm's are used),
+// nvcc's FMA contraction (g++ decides its own), timing and occupancy, bank conflicts, global-memory
+// races between blocks (blocks run one at a time), the memory model beyond the barrier and
+// cp.async rules above, warp divergence inside a collective other than "a lane is missing", and
+// plain shared-memory stores and loads, which the detector does not see: the mma kernels write
+// shared memory only with cp.async (a plainly stored byte read through lds reads as
+// uninitialised); the CUDA-core attention's tiles are plain, so there only the results show a
+// missing barrier (the poisoned memory, a shuffled order). Statically declared __shared__ arrays
+// (the block reductions' scratch) are function statics, below: neither poisoned nor checked.
 #pragma once
 
 #include <ucontext.h>
@@ -37,6 +41,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -87,10 +92,10 @@ inline bool is_mapped(const void* p, size_t n) {
 
 // ---- The block ----------------------------------------------------------------------------------
 
-enum class Op { none, shfl, shfl_idx, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
+enum class Op { none, shfl, shfl64, shfl_idx, vote, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
 inline const char* name(Op op) {
-  static const char* names[] = {"none",           "shfl.bfly", "shfl.idx", "ldmatrix",
-                                "ldmatrix.trans", "mma.bf16",  "mma.f16"};
+  static const char* names[] = {"none",     "shfl",           "shfl.b64", "shfl.idx", "vote",
+                                "ldmatrix", "ldmatrix.trans", "mma.bf16", "mma.f16"};
   return names[static_cast<int>(op)];
 }
 
@@ -132,12 +137,8 @@ struct Thread {
 constexpr size_t kMaxSmem = 227 * 1024;  // an H100's opt-in maximum per block
 constexpr size_t kStack = 256 * 1024;
 
-// The block's dynamic shared memory, under an assembler name of its own, so that a kernel's
-// `extern __shared__ T name[]` can be declared to be it (EMU_DYNAMIC_SHARED).
-alignas(128) inline unsigned char shared_memory[kMaxSmem] __asm__("emu_dynamic_shared_memory");
-
 struct Block {
-  unsigned char* const smem = shared_memory;
+  alignas(128) unsigned char smem[kMaxSmem];
   size_t smem_bytes = 0;
   std::vector<ByteState> bytes;
   std::vector<Thread> threads;
@@ -148,8 +149,8 @@ struct Block {
   bool abandoned = false;  // deadlocked: the rest of the grid is skipped
 };
 inline Block& block() {
-  static Block b;
-  return b;
+  static auto* b = new Block;  // 227 KiB of shared memory: not on a stack
+  return *b;
 }
 inline int cur = 0;  // the running thread
 inline unsigned block_idx[3], grid_dim[3];
@@ -368,10 +369,13 @@ inline void launch(std::array<unsigned, 3> grid, int threads, size_t smem_bytes,
 #define __global__
 #define __device__
 #define __host__
-#define __shared__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(x)
+// A statically declared __shared__ array (the block reductions' scratch) is a function-local
+// static: one per kernel instantiation, shared by the block's fibers, kept from block to block
+// (blocks run one at a time). It is not poisoned and not seen by the race detector.
+#define __shared__ static
 
 struct EmuDim3 {
   unsigned x, y, z;
@@ -381,9 +385,10 @@ struct EmuDim3 {
 #define gridDim (EmuDim3{emu::grid_dim[0], emu::grid_dim[1], emu::grid_dim[2]})
 #define blockDim (EmuDim3{static_cast<unsigned>(emu::block().threads.size()), 1u, 1u})
 
-// Declares, in the namespace of a kernel that writes `extern __shared__ T name[]`, that name to be
-// the block's dynamic shared memory; before the kernel's header is included.
-#define EMU_DYNAMIC_SHARED(T, name) extern T name[] __asm__("emu_dynamic_shared_memory")
+// CUDA's device min for 64-bit integers (the host's std::min takes one type by reference).
+inline int64_t min(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
 
 inline void __syncthreads() {
   emu::syncthreads();
@@ -402,6 +407,7 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
   return w.f_out[lane][0];
 }
 
+// The indexed shuffle: every lane reads src_lane's value.
 inline float __shfl_sync(unsigned mask, float v, int src_lane) {
   if (mask != 0xffffffffu)
     emu::report("thread %d: shuffle mask %#x is not the full warp", emu::cur, mask);
@@ -413,4 +419,40 @@ inline float __shfl_sync(unsigned mask, float v, int src_lane) {
     for (int l = 0; l < 32; ++l) s.f_out[l][0] = s.f_in[s.in[l][0] & 31][0];
   });
   return w.f_out[lane][0];
+}
+
+// The double shuffle (two 32-bit words on the hardware): the bits travel in in[lane][1..2].
+inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: shuffle mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  w.in[lane][0] = static_cast<uint32_t>(lane_mask);
+  w.in[lane][1] = static_cast<uint32_t>(bits), w.in[lane][2] = static_cast<uint32_t>(bits >> 32);
+  emu::collective(emu::Op::shfl64, [](emu::Warp& s) {
+    for (int l = 0; l < 32; ++l) {
+      const int src = l ^ static_cast<int>(s.in[l][0] & 31);
+      s.out[l][0] = s.in[src][1], s.out[l][1] = s.in[src][2];
+    }
+  });
+  bits = w.out[lane][0] | uint64_t{w.out[lane][1]} << 32;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// Whether the predicate holds on any of the 32 lanes.
+inline bool __any_sync(unsigned mask, int predicate) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: vote mask %#x is not the full warp", emu::cur, mask);
+  emu::Warp& w = emu::block().warps[emu::cur / 32];
+  const int lane = emu::cur % 32;
+  w.in[lane][0] = predicate != 0;
+  emu::collective(emu::Op::vote, [](emu::Warp& s) {
+    uint32_t any = 0;
+    for (int l = 0; l < 32; ++l) any |= s.in[l][0];
+    for (int l = 0; l < 32; ++l) s.out[l][0] = any;
+  });
+  return w.out[lane][0] != 0;
 }

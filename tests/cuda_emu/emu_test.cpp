@@ -4,8 +4,8 @@
 // figures (written here as "which lane holds element (r, c)", the inverse of the shim's form) gives
 // C + A B exactly; ldmatrix x4 and x4.trans deliver the documented elements; a missing
 // __syncthreads, a read before the cp.async wait, a shuffle with a lane missing and lanes in
-// different collectives are each reported; __shfl_sync reads its source lane, and an extern
-// __shared__ array (EMU_DYNAMIC_SHARED) is the block's shared memory.
+// different collectives are each reported; __shfl_sync reads its source lane, dynamic_smem() is
+// the block's shared memory, and the double shuffle, __any_sync and the block reduction work.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "emu.h"
+#include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/mma.cuh"
 
 namespace {
@@ -159,24 +160,53 @@ TEST_F(Emu, ShuffleReadsTheSourceLane) {
   for (int t = 0; t < 64; ++t) EXPECT_EQ(got[t], static_cast<float>((t & ~31) + (t * 7 + 3) % 32));
 }
 
-// A kernel's `extern __shared__ float name[]`, mapped by EMU_DYNAMIC_SHARED, is the block's shared
-// memory: what dynamic_smem() sees, NaN until written.
-namespace extern_smem {
-EMU_DYNAMIC_SHARED(float, tile);
-void kernel(float* first, bool* same) {
-  extern __shared__ float tile[];
-  if (threadIdx.x == 0)
-    *first = tile[0], *same = tile == reinterpret_cast<float*>(cu::dynamic_smem());
-}
-}  // namespace extern_smem
-
-TEST_F(Emu, ExternSharedArrayIsTheBlocksSharedMemory) {
+// dynamic_smem() (common.cuh) is the block's shared memory: NaN until written, the same for
+// every thread.
+TEST_F(Emu, DynamicSharedMemoryIsTheBlocksPoisonedBuffer) {
   float first = 0;
-  bool same = false;
-  run(32, 64, [&] { extern_smem::kernel(&first, &same); });
+  bool same = true;
+  const float* seen = nullptr;
+  run(32, 64, [&] {
+    const auto* tile = reinterpret_cast<const float*>(cu::dynamic_smem());
+    if (threadIdx.x == 0) first = tile[0], seen = tile;
+    __syncthreads();
+    if (tile != seen) same = false;
+  });
   EXPECT_EQ(emu::errors.count, 0);
   EXPECT_TRUE(same);
   EXPECT_TRUE(std::isnan(first));
+}
+
+// The double shuffle moves all 64 bits; __any_sync sees one lane's predicate in its own warp only;
+// blockDim is the launch's; a block_sum (the shim's copy of common.cuh's) gives every thread the
+// total, and a statically declared __shared__ array is one per block, not one per thread.
+TEST_F(Emu, DoubleShuffleVoteAndBlockSum) {
+  double got[64];
+  bool any[64];
+  double total[64];
+  unsigned dim[64];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    got[t] = __shfl_xor_sync(0xffffffffu, 1.0 + t * 0x1p-40, 3);
+    any[t] = __any_sync(0xffffffffu, t == 40);
+    __shared__ double scratch[32];
+    total[t] = cu::block_sum(static_cast<double>(t) + 0x1p-30, scratch);
+    dim[t] = blockDim.x;
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  for (int t = 0; t < 64; ++t) {
+    EXPECT_EQ(got[t], 1.0 + (t ^ 3) * 0x1p-40);
+    EXPECT_EQ(any[t], t >= 32) << t;
+    EXPECT_EQ(total[t], 63 * 64 / 2 + 64 * 0x1p-30) << t;
+    EXPECT_EQ(dim[t], 64u);
+  }
+}
+
+TEST_F(Emu, VoteWithALaneMissingIsReported) {
+  run(32, 0, [] {
+    if (threadIdx.x != 7) (void)__any_sync(0xffffffffu, 1);
+  });
+  EXPECT_TRUE(reported("31 of 32 lanes in vote"));
 }
 
 // Each thread copies one float into shared memory and reads its neighbour's.

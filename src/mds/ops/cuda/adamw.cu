@@ -7,6 +7,7 @@
 // when given them, so the fp32 master is read once and the 16-bit copy needs no pass of its own.
 #include <cmath>
 
+#include "mds/ops/cuda/adamw.cuh"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
@@ -14,26 +15,9 @@ namespace mds::ops::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+using adamw_kernels::adamw_kernel;
 
-// H: the 16-bit copy's type (float and a null p_half for the fp32 step).
-template <typename H>
-__global__ void adamw_kernel(float* p, H* p_half, const float* g, float* m, float* v, int64_t n,
-                             float decay, float beta1, float beta2, float one_minus_b1,
-                             float one_minus_b2, float step_size, float bias2_sqrt, float eps,
-                             float grad_scale) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float gi = g[i] * grad_scale;
-    float pi = p[i] * decay;
-    const float mi = m[i] * beta1 + gi * one_minus_b1;
-    const float vi = v[i] * beta2 + gi * gi * one_minus_b2;
-    const float denom = sqrtf(vi) / bias2_sqrt + eps;
-    pi -= step_size * (mi / denom);
-    p[i] = pi, m[i] = mi, v[i] = vi;
-    if (p_half) p_half[i] = from_float<H>(pi);
-  }
-}
+constexpr int kThreads = 256;
 
 template <typename H>
 void update(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, float lr,

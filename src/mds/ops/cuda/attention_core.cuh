@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, int64_t s,
                              int nq, int group, int hd, int64_t qkv_stride, int64_t out_stride,
                              float scale) {
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(dynamic_smem());
   const int ld = tile_ld(hd);
   float* qs = smem;             // [kTile][ld]
   float* ks = qs + kTile * ld;  // [kTile][ld]
@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_backward_dkdv_kernel(T* dk, T* dv, const T* dout, const float* lse, const float* D,
                                    const T* q, const T* k, const T* v, int64_t s, int nq, int group,
                                    int hd, int64_t qkv_stride, int64_t out_stride, float scale) {
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(dynamic_smem());
   const int ld = tile_ld(hd);
   float* ks = smem;              // [kTile][ld]
   float* vs = ks + kTile * ld;   // [kTile][ld]
@@ -257,7 +257,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_backward_dq_kernel(T* dq, const T* dout, const float* lse, const float* D, const T* q,
                                  const T* k, const T* v, int64_t s, int nq, int group, int hd,
                                  int64_t qkv_stride, int64_t out_stride, float scale) {
-  extern __shared__ float smem[];
+  float* smem = reinterpret_cast<float*>(dynamic_smem());
   const int ld = tile_ld(hd);
   float* qs = smem;              // [kTile][ld]
   float* dos = qs + kTile * ld;  // [kTile][ld]

@@ -59,6 +59,13 @@ __device__ __forceinline__ __half from_float<__half>(float x) {
   return __float2half_rn(x);
 }
 
+// The block's dynamic shared memory (the launch's third argument), 128-byte aligned. Kernels
+// reach it only through here, so that the CPU emulator (tests/cuda_emu) can stand in for it.
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+  extern __shared__ __align__(128) unsigned char dynamic_smem_bytes[];
+  return dynamic_smem_bytes;
+}
+
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -3,20 +3,16 @@
 // mds/core/fp16.h's host conversions; fp16 overflows to inf), and back (exact). Element-wise,
 // grid-stride.
 #include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/convert.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
 namespace mds::ops::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+using convert_kernels::convert_kernel;
 
-template <typename To, typename From>
-__global__ void convert_kernel(To* y, const From* x, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    y[i] = from_float<To>(to_float(x[i]));
-}
+constexpr int kThreads = 256;
 
 template <typename To, typename From>
 void convert(To* y, const From* x, int64_t n, cudaStream_t stream) {

@@ -25,12 +25,6 @@
 
 namespace mds::ops::cuda {
 
-// The block's dynamic shared memory.
-__device__ __forceinline__ unsigned char* dynamic_smem() {
-  extern __shared__ __align__(128) unsigned char dynamic_smem_bytes[];
-  return dynamic_smem_bytes;
-}
-
 // A plain shared-memory load, named so that the emulation can check what it reads.
 template <typename V>
 __device__ __forceinline__ V lds(const V* p) {

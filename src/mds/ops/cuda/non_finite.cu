@@ -8,22 +8,16 @@
 
 #include "mds/ops/cuda/allocator.h"
 #include "mds/ops/cuda/common.cuh"
+#include "mds/ops/cuda/non_finite.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
 
 namespace mds::ops::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+using non_finite_kernels::non_finite_kernel;
 
-__global__ void non_finite_kernel(int32_t* flag, const float* x, int64_t n) {
-  bool found = false;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    found |= !isfinite(x[i]);
-  // One store per warp that found one, not one per element.
-  if (__any_sync(0xffffffffu, found) && (threadIdx.x & 31) == 0) *flag = 1;
-}
+constexpr int kThreads = 256;
 
 }  // namespace
 

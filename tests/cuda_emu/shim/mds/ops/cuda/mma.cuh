@@ -19,10 +19,6 @@
 
 namespace mds::ops::cuda {
 
-inline unsigned char* dynamic_smem() {
-  return emu::block().smem;
-}
-
 template <typename V>
 V lds(const V* p) {
   emu::on_read(p, sizeof(V), false);
