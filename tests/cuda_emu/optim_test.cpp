@@ -91,26 +91,28 @@ TYPED_TEST(EmuOptim, AddInPlaceMatchesCpuBitForBit) {
   EXPECT_EQ(bits(y), bits(y_cpu));
 }
 
-TYPED_TEST(EmuOptim, ConversionsAreTheHostRoundingAndExact) {
+// The conversions exist for the 16-bit types only.
+template <typename H>
+class EmuConvert : public EmuTest {};
+using HalfTypes = ::testing::Types<bf16, fp16>;
+TYPED_TEST_SUITE(EmuConvert, HalfTypes, StorageName);
+
+TYPED_TEST(EmuConvert, ConversionsAreTheHostRoundingAndExact) {
   using T = TypeParam;
-  if constexpr (std::is_same_v<T, float>) {
-    GTEST_SKIP() << "fp32 <-> 16-bit only";
-  } else {
-    namespace ck = cu::convert_kernels;
-    std::vector<float> x = randn(300, 47, 100.0f);
-    x[0] = 70000.0f, x[1] = -1e-9f, x[2] = std::numeric_limits<float>::infinity();  // fp16: inf
-    std::vector<T> h(x.size()), h_cpu(x.size());
-    const auto n = static_cast<int64_t>(x.size());
-    launch(blocks_for(n, kThreads), 1, kThreads,
-           [&] { ck::convert_kernel<T, float>(h.data(), x.data(), n); });
-    mds::ops::to_half(h_cpu.data(), x.data(), n);
-    EXPECT_EQ(bits(h), bits(h_cpu));
-    std::vector<float> back(x.size()), back_cpu(x.size());
-    launch(blocks_for(n, kThreads), 1, kThreads,
-           [&] { ck::convert_kernel<float, T>(back.data(), h.data(), n); });
-    mds::ops::to_fp32(back_cpu.data(), h.data(), n);
-    EXPECT_EQ(bits(back), bits(back_cpu));
-  }
+  namespace ck = cu::convert_kernels;
+  std::vector<float> x = randn(300, 47, 100.0f);
+  x[0] = 70000.0f, x[1] = -1e-9f, x[2] = std::numeric_limits<float>::infinity();  // fp16: inf
+  std::vector<T> h(x.size()), h_cpu(x.size());
+  const auto n = static_cast<int64_t>(x.size());
+  launch(blocks_for(n, kThreads), 1, kThreads,
+         [&] { ck::convert_kernel<T, float>(h.data(), x.data(), n); });
+  mds::ops::to_half(h_cpu.data(), x.data(), n);
+  EXPECT_EQ(bits(h), bits(h_cpu));
+  std::vector<float> back(x.size()), back_cpu(x.size());
+  launch(blocks_for(n, kThreads), 1, kThreads,
+         [&] { ck::convert_kernel<float, T>(back.data(), h.data(), n); });
+  mds::ops::to_fp32(back_cpu.data(), h.data(), n);
+  EXPECT_EQ(bits(back), bits(back_cpu));
 }
 
 class EmuElementwise : public EmuTest {};
