@@ -1,10 +1,10 @@
 // Stand-in for src/mds/ops/cuda/common.cuh under the emulator (../../../../emu.h): CUDA's 16-bit
 // types are the host's mds::bf16 and mds::fp16 (core/bf16.h, core/fp16.h: the same bits as
-// CUDA's round-to-nearest-even conversions), with common.cuh's to_float / from_float,
-// dynamic_smem, and its warp and block reductions, copied here token for token (the same shuffles,
-// barriers and tree, so the same sums in the same order). Not the grid sizing or the launch check:
-// host code. The device math the kernels call (expf, sqrt, fmaxf, isfinite, INFINITY) is the host's
-// libm.
+// CUDA's round-to-nearest-even conversions), with common.cuh's to_float / from_float and
+// dynamic_smem; the warp and block reductions are the repo's own reductions.cuh, compiled over
+// emu.h's shuffles and barriers (the same tree, so the same sums in the same order). Not the grid
+// sizing or the launch check: host code. The device math the kernels call (expf, sqrt, fmaxf,
+// isfinite, INFINITY) is the host's libm.
 #pragma once
 
 #include <math.h>  // the global ::isfinite, as CUDA's device code has it
@@ -40,38 +40,6 @@ inline unsigned char* dynamic_smem() {
   return emu::block().smem;
 }
 
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
-// `scratch` is 32 elements of shared memory; the call synchronises the block twice.
-template <typename T>
-__device__ T block_sum(T v, T* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : T(0);
-  return warp_sum(v);
-}
-
-__device__ inline float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  return warp_max(v);
-}
-
 }  // namespace mds::ops::cuda
+
+#include "mds/ops/cuda/reductions.cuh"  // the real ones, over emu.h's shuffles and barriers
