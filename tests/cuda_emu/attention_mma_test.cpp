@@ -6,97 +6,31 @@
 // backward tile) and 130 (past two, and a partial forward tile), GQA 2/2, 4/2, 4/1, padded fused
 // rows, b = 2.
 //
-// Each case also checks that nothing outside the outputs' head entries is written (marker fill),
-// that inputs are left as they were, that no value is non-finite, that the emulator saw no race,
-// uninitialised shared-memory read or mismatched collective, and that a second run with the
-// threads in a shuffled order and the cp.async data landing only at the wait gives the same bits.
-// The launch grids are attention_mma.cu's. D (attention_d.cuh's pass) comes from the host.
+// The checks and shapes are attention_tensor_core_check.h's (shared with the WMMA kernels' test);
+// the launch grids and shared-memory sizes below are attention_mma.cu's.
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdint>
-#include <random>
-#include <string>
-#include <type_traits>
 #include <vector>
 
-#include "attention_reference.h"
+#include "attention_tensor_core_check.h"
 #include "emu.h"
 #include "mds/ops/cuda/attention_mma_bwd.cuh"
 
 namespace {
 
 namespace fa2 = mds::ops::cuda::fa2;
-using attention_test::bits;
-using attention_test::close;
-using attention_test::columns;
-using attention_test::no_emulator_errors;
-using attention_test::Tol;
-using mds::bf16;
-using mds::fp16;
 
-// cuda_tc_attention_test.cpp's TcTol: the CUDA-core kernels' tolerance after one rounding to T,
-// plus the tensor cores' P and dS rounded to T (u per term of a k-sum).
-template <typename T>
-struct TcTol {
-  static constexpr bool bf = std::is_same_v<T, bf16>;
-  static constexpr double u = bf ? 0x1p-8 : 0x1p-11, eta = bf ? 0x1p-134 : 0x1p-25;
-  static constexpr Tol rounded(Tol b) {
-    return {b.rtol * (1 + u) + u, b.atol_rel * (1 + u), b.atol * (1 + u) + eta};
-  }
-  static constexpr Tol core_out = rounded({2e-5, 2e-5, 0}), core_grad = rounded({1e-4, 1e-4, 1e-5});
-  static constexpr Tol out{core_out.rtol + u, core_out.atol_rel + 2 * u, core_out.atol};
-  static constexpr Tol grad{core_grad.rtol + 2 * u, core_grad.atol_rel + 4 * u, core_grad.atol};
-  static constexpr Tol lse{2e-5 + 5e-5, 2e-5 + 5e-5, 0};
-};
-
-struct Shape {
-  int hd;
-  bool fp16;
-  int64_t b, s, nq, nkv, pad;  // pad: elements after each fused qkv row and each output row
-};
-
-std::string shape_name(const Shape& c) {
-  return "hd" + std::to_string(c.hd) + (c.fp16 ? "_fp16" : "_bf16") + "_b" + std::to_string(c.b) +
-         "_s" + std::to_string(c.s) + "_q" + std::to_string(c.nq) + "kv" + std::to_string(c.nkv) +
-         "_pad" + std::to_string(c.pad);
-}
-void PrintTo(const Shape& c, std::ostream* os) {
-  *os << shape_name(c);
-}
-
-// One problem: fused qkv rows [b * s][qkv_stride] (q heads, k heads, v heads, padding), out and
-// dout rows [b * s][out_stride], lse and D [b][nq][s]; outputs filled with a marker first.
+// attention_mma.cu's launches of the kernels: grids and shared-memory sizes.
 template <int HD, typename T>
-struct Attention {
-  Shape c;
-  int64_t qkv_stride, out_stride, group;
-  std::vector<T> qkv, dout, out, dqkv;
-  std::vector<float> lse, D;
-  static constexpr float kMarker = -12288.0f;  // exact in both types
-  static constexpr int kSlack = 7;             // lse entries past the end, never to be written
-
-  explicit Attention(const Shape& shape, uint32_t seed)
-      : c(shape),
-        qkv_stride((c.nq + 2 * c.nkv) * HD + c.pad),
-        out_stride(c.nq * HD + c.pad),
-        group(c.nq / c.nkv) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal;
-    qkv.resize(c.b * c.s * qkv_stride);
-    dout.resize(c.b * c.s * out_stride);
-    for (T& x : qkv) x = T(normal(rng));
-    for (T& x : dout) x = T(normal(rng));
-  }
-  const T* q() const { return qkv.data(); }
-  const T* k() const { return qkv.data() + c.nq * HD; }
-  const T* v() const { return qkv.data() + (c.nq + c.nkv) * HD; }
+struct Fa2Kernels : attention_test::Problem<HD, T> {
+  using attention_test::Problem<HD, T>::Problem;
+  using P = attention_test::Problem<HD, T>;
+  using P::c, P::group, P::qkv_stride, P::out_stride, P::out, P::lse, P::D, P::dout, P::q, P::k,
+      P::v;
 
   void forward() {
-    out.assign(c.b * c.s * out_stride, T(kMarker));
-    lse.assign(c.b * c.nq * c.s + kSlack, kMarker);
-    emu::mapped.clear();
-    emu::map(qkv);
+    this->prepare_forward();
     const float scale_log2 = 1.0f / std::sqrt(float{HD}) * fa2::kLog2e;
     const unsigned tiles = static_cast<unsigned>((c.s + fa2::kFwdRows - 1) / fa2::kFwdRows);
     emu::launch(
@@ -105,26 +39,10 @@ struct Attention {
                                          int(group), qkv_stride, out_stride, scale_log2);
         });
   }
-  // From out_in and lse_in (the reference's, as attention_mma.cu is given the forward's).
   void backward(const std::vector<T>& out_in, const std::vector<float>& lse_in) {
-    lse = lse_in;
-    D.assign(c.b * c.nq * c.s, 0.0f);
-    for (int64_t r = 0; r < c.b * c.s; ++r)
-      for (int64_t h = 0; h < c.nq; ++h) {
-        double d = 0;
-        for (int e = 0; e < HD; ++e)
-          d += double{static_cast<float>(out_in[r * out_stride + h * HD + e])} *
-               static_cast<float>(dout[r * out_stride + h * HD + e]);
-        D[((r / c.s) * c.nq + h) * c.s + r % c.s] = static_cast<float>(d);
-      }
-    dqkv.assign(qkv.size(), T(kMarker));
-    emu::mapped.clear();
-    for (const auto* v : {&qkv, &dout}) emu::map(*v);
-    for (const auto* v : {&lse, &D}) emu::map(*v);
+    this->prepare_backward(out_in, lse_in);
     const float scale = 1.0f / std::sqrt(float{HD}), scale_log2 = scale * fa2::kLog2e;
-    T* dq = dqkv.data();
-    T* dk = dq + c.nq * HD;
-    T* dv = dk + c.nkv * HD;
+    T *dq = this->dq(), *dk = this->dk(), *dv = this->dv();
     const unsigned tiles = static_cast<unsigned>((c.s + fa2::kBwdTile - 1) / fa2::kBwdTile);
     emu::launch({tiles, unsigned(c.nkv), unsigned(c.b)}, fa2::kThreads, fa2::Geo<HD>::dkdv_smem,
                 [&] {
@@ -139,59 +57,7 @@ struct Attention {
   }
 };
 
-template <int HD, typename T>
-void check(const Shape& shape) {
-  using A = Attention<HD, T>;
-  A a(shape, 1000 + static_cast<uint32_t>(shape.s * shape.nq + HD));
-  const Shape& c = a.c;
-  const std::vector<T> qkv0 = a.qkv, dout0 = a.dout;
-  std::vector<T> out16;
-  const attention_test::Reference ref = attention_test::reference(
-      {c.b, c.s, c.nq, c.nkv, HD, a.qkv_stride, a.out_stride}, a.qkv, a.dout, out16);
-  const std::vector<float> lse32(ref.lse.begin(), ref.lse.end());
-  const int64_t heads = c.nq * HD, fused = (c.nq + 2 * c.nkv) * HD;
-
-  a.forward();
-  ASSERT_TRUE(no_emulator_errors()) << "forward";
-  EXPECT_TRUE(close("out", columns(a.out, a.out_stride, 0, heads),
-                    columns(ref.out, a.out_stride, 0, heads), TcTol<T>::out));
-  EXPECT_TRUE(close("lse", {a.lse.begin(), a.lse.end() - A::kSlack}, ref.lse, TcTol<T>::lse));
-  EXPECT_EQ(columns(a.out, a.out_stride, heads, a.out_stride),
-            std::vector<double>(c.b * c.s * c.pad, A::kMarker))
-      << "out's row padding written";
-  EXPECT_EQ(std::vector<float>(a.lse.end() - A::kSlack, a.lse.end()),
-            std::vector<float>(A::kSlack, A::kMarker))
-      << "lse written past its end";
-  const std::vector<uint32_t> out1 = bits(a.out);
-  const std::vector<float> lse1 = a.lse;
-
-  a.backward(out16, lse32);
-  ASSERT_TRUE(no_emulator_errors()) << "backward";
-  const int64_t part[4] = {0, heads, heads + c.nkv * HD, fused};
-  const char* names[3] = {"dq", "dk", "dv"};
-  for (int p = 0; p < 3; ++p)
-    EXPECT_TRUE(close(names[p], columns(a.dqkv, a.qkv_stride, part[p], part[p + 1]),
-                      columns(ref.dqkv, a.qkv_stride, part[p], part[p + 1]), TcTol<T>::grad));
-  EXPECT_EQ(columns(a.dqkv, a.qkv_stride, fused, a.qkv_stride),
-            std::vector<double>(c.b * c.s * c.pad, A::kMarker))
-      << "dqkv's row padding written";
-  EXPECT_EQ(bits(a.qkv), bits(qkv0)) << "qkv written";
-  EXPECT_EQ(bits(a.dout), bits(dout0)) << "dout written";
-  EXPECT_EQ(a.lse, lse32) << "lse written by the backward";
-
-  // Another schedule: threads in a random order, every cp.async landing only at its wait.
-  const std::vector<uint32_t> dqkv1 = bits(a.dqkv);
-  emu::options = {.deferred_copies = true, .shuffle_seed = 7};
-  a.forward();
-  EXPECT_EQ(bits(a.out), out1) << "out differs under another schedule";
-  EXPECT_EQ(a.lse, lse1) << "lse differs under another schedule";
-  a.backward(out16, lse32);
-  emu::options = {};
-  ASSERT_TRUE(no_emulator_errors()) << "shuffled, deferred copies";
-  EXPECT_EQ(bits(a.dqkv), dqkv1) << "dqkv differs under another schedule";
-}
-
-class MmaAttention : public ::testing::TestWithParam<Shape> {
+class MmaAttention : public ::testing::TestWithParam<attention_test::Shape> {
  protected:
   void SetUp() override {
     emu::errors = {};
@@ -200,25 +66,11 @@ class MmaAttention : public ::testing::TestWithParam<Shape> {
 };
 
 TEST_P(MmaAttention, MatchesFloat64ReferenceUnderTheEmulator) {
-  const Shape& c = GetParam();
-  if (c.hd == 64 && !c.fp16) check<64, bf16>(c);
-  if (c.hd == 64 && c.fp16) check<64, fp16>(c);
-  if (c.hd == 128 && !c.fp16) check<128, bf16>(c);
-  if (c.hd == 128 && c.fp16) check<128, fp16>(c);
+  attention_test::check_shape<Fa2Kernels>(GetParam());
 }
 
-constexpr Shape kShapes[] = {
-    // hd, fp16, b, s, nq, nkv, pad
-    {64, false, 1, 1, 2, 2, 0},     // one token: one row of one warp
-    {64, false, 1, 130, 4, 2, 8},   // two backward tiles and a row, a partial forward tile
-    {64, true, 2, 65, 4, 1, 0},     // b = 2, four query heads on one
-    {64, true, 1, 130, 2, 2, 0},    // no GQA
-    {128, false, 1, 65, 4, 1, 0},   // hd 128
-    {128, false, 1, 130, 2, 2, 8},  //
-    {128, true, 1, 1, 4, 1, 0},     //
-    {128, true, 1, 130, 4, 2, 8},   //
-};
-INSTANTIATE_TEST_SUITE_P(Shapes, MmaAttention, ::testing::ValuesIn(kShapes),
-                         [](const auto& info) { return shape_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Shapes, MmaAttention,
+                         ::testing::ValuesIn(attention_test::kTensorCoreShapes),
+                         [](const auto& info) { return attention_test::shape_name(info.param); });
 
 }  // namespace

@@ -1,18 +1,18 @@
 // A CPU emulator of the CUDA execution model the kernels in headers rely on (the attention ones:
-// attention_mma*.cuh, attention_core.cuh, attention_d.cuh, attention_unfused_kernels.cuh; the
-// small ones: rmsnorm.cuh, cross_entropy.cuh, swiglu.cuh, ...), so that their unmodified source
-// (src/mds/ops/cuda/*.cuh) runs under g++ in CI, without nvcc or a GPU. shim/ maps the repo's
-// common.cuh (conversions, dynamic shared memory, warp and block reductions) and mma.cuh (the PTX
-// wrappers) onto it.
+// attention_mma*.cuh, attention_tc.cuh, attention_core.cuh, attention_d.cuh,
+// attention_unfused_kernels.cuh; the small ones: rmsnorm.cuh, cross_entropy.cuh, swiglu.cuh, ...),
+// so that their unmodified source (src/mds/ops/cuda/*.cuh) runs under g++ in CI, without nvcc or a
+// GPU. shim/ maps the repo's common.cuh (conversions, dynamic shared memory, warp and block
+// reductions) and mma.cuh (the PTX wrappers), and CUDA's <mma.h> (WMMA), onto it.
 //
 // What it emulates, and checks:
 //   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
 //     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
 //   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
 //     with threads still waiting, or where no thread can go on, is reported (deadlock);
-//   - warp collectives (__shfl_xor_sync on float and double, __shfl_sync, __any_sync, ldmatrix,
-//     mma.sync): all 32 lanes must arrive, in the same collective; the last to arrive computes the
-//     result for all of them;
+//   - warp collectives (__shfl_xor_sync on float and double, __shfl_sync, __any_sync, __syncwarp,
+//     ldmatrix, mma.sync, and shim/mma.h's WMMA operations): all 32 lanes must arrive, in the same
+//     collective; the last to arrive computes the result for all of them;
 //   - cp.async as per-thread commit groups whose data lands at the issue or, with
 //     Options::deferred_copies, only at the cp.async.wait_group that retires the group;
 //   - dynamic shared memory filled with 0xFF bytes (NaN in bf16 and fp16), and a per-byte race
@@ -92,10 +92,37 @@ inline bool is_mapped(const void* p, size_t n) {
 
 // ---- The block ----------------------------------------------------------------------------------
 
-enum class Op { none, shfl, shfl64, shfl_idx, vote, ldmatrix, ldmatrix_trans, mma_bf16, mma_fp16 };
+enum class Op {
+  none,
+  shfl,
+  shfl64,
+  shfl_idx,
+  vote,
+  syncwarp,
+  ldmatrix,
+  ldmatrix_trans,
+  mma_bf16,
+  mma_fp16,
+  wmma_fill,
+  wmma_load,
+  wmma_store,
+  wmma_mma
+};
 inline const char* name(Op op) {
-  static const char* names[] = {"none",     "shfl",           "shfl.b64", "shfl.idx", "vote",
-                                "ldmatrix", "ldmatrix.trans", "mma.bf16", "mma.f16"};
+  static const char* names[] = {"none",
+                                "shfl",
+                                "shfl.b64",
+                                "shfl.idx",
+                                "vote",
+                                "syncwarp",
+                                "ldmatrix",
+                                "ldmatrix.trans",
+                                "mma.bf16",
+                                "mma.f16",
+                                "wmma::fill_fragment",
+                                "wmma::load_matrix_sync",
+                                "wmma::store_matrix_sync",
+                                "wmma::mma_sync"};
   return names[static_cast<int>(op)];
 }
 
@@ -106,6 +133,7 @@ struct Warp {
   uint32_t in[32][6];
   float f_in[32][4];
   const unsigned char* ptr[32];
+  void* frag[32][4];  // each lane's WMMA fragments (shim/mma.h)
   uint32_t out[32][4];
   float f_out[32][4];
 };
@@ -385,6 +413,14 @@ struct EmuDim3 {
 #define gridDim (EmuDim3{emu::grid_dim[0], emu::grid_dim[1], emu::grid_dim[2]})
 #define blockDim (EmuDim3{static_cast<unsigned>(emu::block().threads.size()), 1u, 1u})
 
+// CUDA's 16-byte vector type, as the kernels move rows.
+struct uint4 {
+  unsigned x, y, z, w;
+};
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
+  return {x, y, z, w};
+}
+
 // CUDA's device min for 64-bit integers (the host's std::min takes one type by reference).
 inline int64_t min(int64_t a, int64_t b) {
   return a < b ? a : b;
@@ -440,6 +476,14 @@ inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
   bits = w.out[lane][0] | uint64_t{w.out[lane][1]} << 32;
   std::memcpy(&v, &bits, sizeof v);
   return v;
+}
+
+// A warp barrier: all 32 lanes must arrive (the race detector's epochs are the block's barriers
+// only).
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  if (mask != 0xffffffffu)
+    emu::report("thread %d: __syncwarp mask %#x is not the full warp", emu::cur, mask);
+  emu::collective(emu::Op::syncwarp, [](emu::Warp&) {});
 }
 
 // Whether the predicate holds on any of the 32 lanes.
