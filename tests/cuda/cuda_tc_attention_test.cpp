@@ -23,29 +23,7 @@ using test::close_to_cpu;
 using test::Layout;
 using test::Tol;
 
-// Not yet calibrated on a GPU. Beyond the CUDA-core kernels' error (the fp32 tolerance plus the
-// rounding of the output), the tensor cores take P (forward, dV) and dS (dK, dQ) rounded to H:
-// each term of a k-sum moves by at most u |term| (bf16 u = 2^-8, fp16 u = 2^-11), so a sum moves
-// by u times the sum of |terms|, bounded here by a few times the largest |result| (rows see few
-// keys, or weights summing to 1). A wrong index, mask or head mapping misses these by O(1).
-template <typename H>
-struct TcTol {
-  static constexpr double u = test::Half<H>::u;
-  static constexpr Tol core_out = test::after_roundings<H>(test::kAttnForward, 1);
-  static constexpr Tol core_grad = test::after_roundings<H>(test::kAttnBackward, 1);
-  static constexpr Tol out{core_out.rtol + u, core_out.atol_rel + 2 * u, core_out.atol};
-  static constexpr Tol grad{core_grad.rtol + 2 * u, core_grad.atol_rel + 4 * u, core_grad.atol};
-  // lse is fp32 from fp32 tensor-core sums of exact products (kHalfGemmFp32Sums' argument).
-  static constexpr Tol lse{test::kAttnForward.rtol + test::kHalfGemmFp32Sums.rtol,
-                           test::kAttnForward.atol_rel + test::kHalfGemmFp32Sums.atol_rel};
-  // The two GPU kernels each within their tolerance of the CPU's: within the sum of each other.
-  static constexpr Tol agree_out{out.rtol + core_out.rtol, out.atol_rel + core_out.atol_rel,
-                                 out.atol + core_out.atol};
-  static constexpr Tol agree_grad{grad.rtol + core_grad.rtol, grad.atol_rel + core_grad.atol_rel,
-                                  grad.atol + core_grad.atol};
-  static constexpr Tol agree_lse{lse.rtol + test::kAttnForward.rtol,
-                                 lse.atol_rel + test::kAttnForward.atol_rel};
-};
+using test::TcTol;  // tolerances.h
 
 struct TcCase {
   AttnShape a;

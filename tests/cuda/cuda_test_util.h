@@ -25,6 +25,7 @@
 #include "mds/core/cuda_check.h"
 #include "mds/core/fp16.h"
 #include "mds/ops/cuda/allocator.h"
+#include "tolerances.h"
 
 namespace mds::test {
 
@@ -74,30 +75,7 @@ std::vector<T> to_host(const ops::cuda::DeviceBuffer<T>& dev) {
   return host;
 }
 
-// Tolerances of a GPU fp32 kernel against the CPU fp32 kernel: both round the same
-// mathematical result, in different orders (rtol), with an absolute floor relative to the
-// largest |value| for elements that cancel to near zero (atol_rel), and one in absolute terms
-// (atol: the 16-bit types' subnormal steps, below).
-struct Tol {
-  double rtol, atol_rel, atol = 0.0;
-};
-// Not yet calibrated on a GPU (none was at hand): a few ulp of FMA contraction, expf against
-// the CPU's fast_exp, and cancellation (silu' crosses zero, rotations of opposite-signed pairs)
-// are what they must absorb; a wrong index or formula misses them by orders of magnitude.
-constexpr Tol kFp32Elementwise{5e-6, 1e-6};  // same formula, FMA contraction / expf vs fast_exp
-constexpr Tol kFp32Reduction{1e-5, 1e-6};    // row sums / dots in a different order
-constexpr Tol kFp32Gemm{1e-5, 1e-5};         // k-term sums, cuBLASLt's order vs OpenBLAS's
-
-// The flash attention kernels (attention_test.cpp; not yet calibrated on a GPU either). Both
-// kernels sum the same terms in different orders (the GPU in 32-key tiles with fmaf, the CPU in
-// 64-key tiles), and the GPU uses expf where the CPU uses its polynomial fast_exp (a few ulp
-// apart), so out/lse differ by ~1e-6 relative; the gradients add the cancellation of dP - D. A
-// wrong index, mask or head mapping misses these by orders of magnitude.
-constexpr Tol kAttnForward{2e-5, 2e-5};
-// The backward's absolute floor is for one token (s = 1): P = 1 and out = v, so dS = dP - D is
-// exactly 0 and dq, dk are pure rounding noise (~1e-7) on both devices, in different orders; the
-// tests' real gradients are 1e-2 to 1, so the floor hides no index error.
-constexpr Tol kAttnBackward{1e-4, 1e-4, 1e-5};
+// Tol, the fp32 and attention tolerances and after_roundings: tolerances.h.
 
 // ---- 16-bit storage: bf16 and fp16 ----
 // The typed tests (TYPED_TEST_SUITE(Suite, test::HalfTypes, test::HalfTypeName)) run once per
@@ -105,18 +83,13 @@ constexpr Tol kAttnBackward{1e-4, 1e-4, 1e-5};
 // Half<H> names the kernels' type (ops_cuda.h: __nv_bfloat16, __half) and H's unit roundoff u.
 template <typename H>
 struct Half;
-// eta is half the smallest subnormal, the most a rounding below the normal range can move a value.
 template <>
-struct Half<bf16> {
-  using Device = __nv_bfloat16;
-  static constexpr double u = unit_roundoff<bf16>();  // 2^-8
-  static constexpr double eta = 0x1p-134;
+struct Half<bf16> : Rounding<bf16> {
+  using Device = __nv_bfloat16;  // u = 2^-8
 };
 template <>
-struct Half<fp16> {
-  using Device = __half;
-  static constexpr double u = unit_roundoff<fp16>();  // 2^-11
-  static constexpr double eta = 0x1p-25;
+struct Half<fp16> : Rounding<fp16> {
+  using Device = __half;  // u = 2^-11
 };
 template <typename H>
 using DeviceHalf = typename Half<H>::Device;
@@ -127,35 +100,6 @@ static_assert(std::is_same_v<HostHalf<DeviceHalf<bf16>>, bf16> &&
               std::is_same_v<HostHalf<DeviceHalf<fp16>>, fp16>);
 
 // HalfTypes and HalfTypeName: the CPU tests' (half_test_util.h).
-
-// A 16-bit kernel is compared with the fp32 CPU kernel run on the same H-rounded inputs (as fp32
-// values, exact), so the inputs contribute no error; what differs is the fp32 arithmetic (the
-// fp32 tolerance of that kernel, `base`) and each rounding of a result to H that the CPU does
-// not do. One round-to-nearest moves a value a by at most u |a| + eta (bf16 u = 2^-8, fp16
-// u = 2^-11; eta, for the subnormals, matters for fp16's small gradients only), so if
-// |a - c| <= atol + rtol |c| before, then after
-//   |H(a) - c| <= u |a| + eta + |a - c| <= (1 + u) atol + eta + (rtol (1 + u) + u) |c|,
-// applied once per rounding on the path from the fp32 values to the stored result. The values
-// compared under these tolerances stay far below fp16's overflow (65504).
-template <typename H>
-constexpr Tol after_roundings(Tol base, int roundings) {
-  constexpr double u = Half<H>::u;
-  for (int i = 0; i < roundings; ++i) {
-    base.rtol = base.rtol * (1 + u) + u;
-    base.atol_rel = base.atol_rel * (1 + u);
-    base.atol = base.atol * (1 + u) + Half<H>::eta;
-  }
-  return base;
-}
-
-// 16-bit GEMMs on the tensor cores: products of bf16 or fp16 values are exact in fp32 (16 or 22
-// significant bits), so only the k-term fp32 sums differ from OpenBLAS's. Tensor-core fp32
-// accumulation aligns and truncates rather than rounds (Fasi et al., "Numerical behavior of
-// NVIDIA tensor cores", PeerJ CS 2021): up to an ulp of the accumulator per MMA step (16 terms),
-// ~k/16 * 2^-23 of the partial sums' size; for k = 768 that is ~6e-6 of a typical output and
-// ~1e-6 of the largest. 5e-5 leaves a margin of ~10 for the order of the sums (split-k) without
-// hiding an index error (O(1)).
-constexpr Tol kHalfGemmFp32Sums{5e-5, 5e-5};
 
 // rounded<H> and randn_half<H>: half_test_util.h.
 

@@ -47,15 +47,10 @@ using mds::fp16;
 enum class Dtype { fp32, bf16, fp16 };
 enum class Kernels { flash, unfused };
 
-// tests/cuda/cuda_test_util.h's kAttnForward, kAttnBackward and after_roundings(tol, 1).
-constexpr Tol kAttnForward{2e-5, 2e-5}, kAttnBackward{1e-4, 1e-4, 1e-5};
-template <typename T>
-constexpr Tol after_rounding(Tol b) {
-  if constexpr (std::is_same_v<T, float>) return b;
-  constexpr bool bf = std::is_same_v<T, bf16>;
-  constexpr double u = bf ? 0x1p-8 : 0x1p-11, eta = bf ? 0x1p-134 : 0x1p-25;
-  return {b.rtol * (1 + u) + u, b.atol_rel * (1 + u), b.atol * (1 + u) + eta};
-}
+// The CUDA attention tests' tolerances (tests/cuda/tolerances.h), after one rounding to T.
+using mds::test::after_roundings;
+using mds::test::kAttnBackward;
+using mds::test::kAttnForward;
 
 struct Shape {
   Kernels kernels;
@@ -214,7 +209,8 @@ void check(const Shape& shape) {
       {c.b, c.s, c.nq, c.nkv, c.hd, a.qkv_stride, a.out_stride}, a.qkv, a.dout, out_stored);
   const std::vector<float> lse32(ref.lse.begin(), ref.lse.end());
   const int64_t heads = c.nq * c.hd, fused = (c.nq + 2 * c.nkv) * c.hd;
-  const Tol out_tol = after_rounding<T>(kAttnForward), grad_tol = after_rounding<T>(kAttnBackward);
+  const Tol out_tol = after_roundings<T>(kAttnForward, 1),
+            grad_tol = after_roundings<T>(kAttnBackward, 1);
   Worst& worst = worst_of_dtype[static_cast<int>(c.dtype)];
 
   a.forward();

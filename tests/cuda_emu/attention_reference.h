@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../cuda/tolerances.h"
 #include "emu.h"
 
 namespace attention_test {
@@ -84,11 +85,9 @@ Reference reference(const Layout& a, const std::vector<T>& qkv_in, const std::ve
   return ref;
 }
 
-// |got - ref| <= atol + rtol |ref| for every entry, atol = atol_rel max|ref| + tol.atol: the form
-// of tests/cuda/cuda_test_util.h's Tol.
-struct Tol {
-  double rtol, atol_rel, atol = 0.0;
-};
+// |got - ref| <= atol + rtol |ref| for every entry, atol = atol_rel max|ref| + tol.atol, with the
+// CUDA tests' Tol (tests/cuda/tolerances.h).
+using mds::test::Tol;
 // The worst entry's error as a multiple of its tolerance (at most 1 to pass).
 inline double worst_ratio(const std::vector<double>& got, const std::vector<double>& ref, Tol tol,
                           size_t* at = nullptr) {

@@ -29,20 +29,8 @@
 
 namespace attention_test {
 
-// cuda_tc_attention_test.cpp's TcTol: the CUDA-core kernels' tolerance after one rounding to T,
-// plus the tensor cores' P and dS rounded to T (u per term of a k-sum).
-template <typename T>
-struct TcTol {
-  static constexpr bool bf = std::is_same_v<T, mds::bf16>;
-  static constexpr double u = bf ? 0x1p-8 : 0x1p-11, eta = bf ? 0x1p-134 : 0x1p-25;
-  static constexpr Tol rounded(Tol b) {
-    return {b.rtol * (1 + u) + u, b.atol_rel * (1 + u), b.atol * (1 + u) + eta};
-  }
-  static constexpr Tol core_out = rounded({2e-5, 2e-5, 0}), core_grad = rounded({1e-4, 1e-4, 1e-5});
-  static constexpr Tol out{core_out.rtol + u, core_out.atol_rel + 2 * u, core_out.atol};
-  static constexpr Tol grad{core_grad.rtol + 2 * u, core_grad.atol_rel + 4 * u, core_grad.atol};
-  static constexpr Tol lse{2e-5 + 5e-5, 2e-5 + 5e-5, 0};
-};
+// cuda_tc_attention_test.cpp's tolerances (tests/cuda/tolerances.h).
+using mds::test::TcTol;
 
 struct Shape {
   int hd;

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../cuda/tolerances.h"
 #include "../half_test_util.h"
 #include "../ops_test_util.h"
 #include "emu.h"
@@ -83,25 +84,12 @@ std::vector<uint32_t> bits(const std::vector<T>& x) {
   return out;
 }
 
-// tests/cuda/cuda_test_util.h's tolerances (its header needs the CUDA runtime, so they are
-// repeated here): the fp32 kernels against the CPU's, and one rounding of the result to a 16-bit
-// type on top (after_roundings: rtol (1 + u) + u, atol_rel (1 + u), atol (1 + u) + eta).
-struct Tol {
-  double rtol, atol_rel, atol = 0.0;
-};
-constexpr Tol kFp32Elementwise{5e-6, 1e-6};  // same formula, FMA contraction / expf vs fast_exp
-constexpr Tol kFp32Reduction{1e-5, 1e-6};    // row sums / dots in a different order
-
-template <typename T>
-constexpr Tol rounded_to(Tol base) {
-  if constexpr (std::is_same_v<T, float>) {
-    return base;
-  } else {
-    constexpr double u = mds::test::unit_roundoff<T>();
-    constexpr double eta = std::is_same_v<T, bf16> ? 0x1p-134 : 0x1p-25;
-    return {base.rtol * (1 + u) + u, base.atol_rel * (1 + u), base.atol * (1 + u) + eta};
-  }
-}
+// The CUDA tests' own tolerances (tests/cuda/tolerances.h): the fp32 kernels against the CPU's,
+// and one rounding of the result to a 16-bit type on top (after_roundings).
+using mds::test::after_roundings;
+using mds::test::kFp32Elementwise;
+using mds::test::kFp32Reduction;
+using mds::test::Tol;
 
 // cuda_test_util.h's close_to_cpu: all_close with tol.atol folded into the relative floor.
 inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& got,
@@ -114,7 +102,7 @@ inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& got,
 template <typename T>
 ::testing::AssertionResult close_to_cpu(const std::vector<T>& got, const std::vector<T>& cpu,
                                         Tol tol) {
-  return close_to_cpu(load(got), load(cpu), rounded_to<T>(tol));
+  return close_to_cpu(load(got), load(cpu), after_roundings<T>(tol, 1));
 }
 
 }  // namespace emu_test
