@@ -6,8 +6,11 @@
 // reductions) and mma.cuh (the PTX wrappers), and CUDA's <mma.h> (WMMA), onto it.
 //
 // What it emulates, and checks:
-//   - a block as one fiber (ucontext) per thread, run by a scheduler on one OS thread, in thread
-//     order or shuffled (Options::shuffle_seed); blocks of a grid run one after another;
+//   - a block as one fiber per thread, run by a scheduler on one OS thread, in thread order or
+//     shuffled (Options::shuffle_seed); blocks of a grid run one after another. On x86-64 a switch
+//     saves and restores only what the System V ABI has a call preserve (rbx, rbp, r12-r15, rsp,
+//     the x87 control word and MXCSR), with no system call (glibc's swapcontext also saves the
+//     signal mask: a sigprocmask per switch, which dominated); elsewhere the fibers are ucontext's;
 //   - __syncthreads as a real barrier: every thread of the block must arrive; a kernel that ends
 //     with threads still waiting, or where no thread can go on, is reported (deadlock);
 //   - warp collectives (__shfl_xor_sync on float and double, __shfl_sync, __any_sync, __syncwarp,
@@ -34,7 +37,9 @@
 // (the block reductions' scratch) are function statics, below: neither poisoned nor checked.
 #pragma once
 
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -43,6 +48,8 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -74,21 +81,155 @@ __attribute__((format(printf, 1, 2))) inline void report(const char* fmt, ...) {
   errors.first.emplace_back(line);
 }
 
-// Global buffers that cp.async may read.
-struct Range {
-  const unsigned char* p;
-  size_t n;
-};
-inline std::vector<Range> mapped;
+// Global buffers that cp.async may read: start -> bytes. A device allocation is mapped when made
+// and unmapped when freed; mapping a start again keeps the larger size.
+inline std::map<const unsigned char*, size_t> mapped;
+inline void map(const void* p, size_t bytes) {
+  size_t& n = mapped[static_cast<const unsigned char*>(p)];
+  n = std::max(n, bytes);
+}
 template <typename T>
 void map(const std::vector<T>& v) {
-  mapped.push_back({reinterpret_cast<const unsigned char*>(v.data()), v.size() * sizeof(T)});
+  map(v.data(), v.size() * sizeof(T));
+}
+// Removes the range that starts at p; false if none does.
+inline bool unmap(const void* p) {
+  return mapped.erase(static_cast<const unsigned char*>(p)) > 0;
 }
 inline bool is_mapped(const void* p, size_t n) {
   const auto c = static_cast<const unsigned char*>(p);
-  return std::any_of(mapped.begin(), mapped.end(),
-                     [&](const Range& r) { return c >= r.p && c + n <= r.p + r.n; });
+  const auto holds = [&](const auto& r) { return c >= r.first && c + n <= r.first + r.second; };
+  const auto after = mapped.upper_bound(c);
+  // The range starting last at or before c holds it, unless ranges overlap (a buffer and a part of
+  // it, mapped both): then any range starting before may, looked for on this error path only.
+  if (after != mapped.begin() && holds(*std::prev(after))) return true;
+  return std::any_of(mapped.begin(), after, holds);
 }
+
+// ---- Fibers -------------------------------------------------------------------------------------
+
+#if defined(__x86_64__)
+// A fiber's context is its stack pointer: emu_fiber_switch pushes the callee-saved registers and
+// the x87 control word and MXCSR on the stack it leaves (storing that stack pointer in *save_sp),
+// and pops them off the one it enters. A new fiber's first switch returns into emu_fiber_start,
+// which calls the function in r12; that function never returns (it switches away for good). Both
+// sit in one COMDAT group, so every translation unit including this header may define them and the
+// linker keeps one copy.
+extern "C" __attribute__((visibility("hidden"))) void emu_fiber_switch(void** save_sp,
+                                                                       void* load_sp) noexcept;
+extern "C" __attribute__((visibility("hidden"))) void emu_fiber_start() noexcept;
+asm(R"(
+  .pushsection .text.emu_fiber_switch,"axG",@progbits,emu_fiber_switch,comdat
+  .globl emu_fiber_switch
+  .hidden emu_fiber_switch
+  .type emu_fiber_switch, @function
+  .p2align 4
+emu_fiber_switch:
+  .cfi_startproc
+  pushq %rbp
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %rbp, 0
+  pushq %rbx
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %rbx, 0
+  pushq %r12
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %r12, 0
+  pushq %r13
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %r13, 0
+  pushq %r14
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %r14, 0
+  pushq %r15
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %r15, 0
+  subq $16, %rsp
+  .cfi_adjust_cfa_offset 16
+  fnstcw (%rsp)
+  stmxcsr 8(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  fldcw (%rsp)
+  ldmxcsr 8(%rsp)
+  addq $16, %rsp
+  .cfi_adjust_cfa_offset -16
+  popq %r15
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %r15
+  popq %r14
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %r14
+  popq %r13
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %r13
+  popq %r12
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %r12
+  popq %rbx
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %rbx
+  popq %rbp
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %rbp
+  ret
+  .cfi_endproc
+  .size emu_fiber_switch, .-emu_fiber_switch
+
+  .globl emu_fiber_start
+  .hidden emu_fiber_start
+  .type emu_fiber_start, @function
+  .p2align 4
+emu_fiber_start:
+  .cfi_startproc
+  .cfi_undefined %rip
+  callq *%r12
+  ud2
+  .cfi_endproc
+  .size emu_fiber_start, .-emu_fiber_start
+  .popsection
+)");
+
+struct Context {
+  void* sp = nullptr;
+};
+inline void switch_to(Context& from, const Context& to) {
+  emu_fiber_switch(&from.sp, to.sp);
+}
+// Makes the first switch to c run fn() on [stack, stack + size), by laying out the frame the switch
+// pops: this thread's floating-point control words, six registers (fn in r12) and the return
+// address emu_fiber_start, placed so that the stack is 16-byte aligned at its call of fn, as the
+// ABI requires.
+inline void make(Context& c, char* stack, size_t size, void (*fn)()) {
+  auto* sp =
+      reinterpret_cast<uint64_t*>((reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t{15});
+  *--sp = 0, *--sp = 0;  // 16 bytes above emu_fiber_start's frame: a null return address
+  *--sp = reinterpret_cast<uint64_t>(&emu_fiber_start);
+  *--sp = 0;                               // rbp
+  *--sp = 0;                               // rbx
+  *--sp = reinterpret_cast<uint64_t>(fn);  // r12
+  *--sp = 0, *--sp = 0, *--sp = 0;         // r13, r14, r15
+  uint16_t x87;
+  asm volatile("fnstcw %0" : "=m"(x87));
+  *--sp = __builtin_ia32_stmxcsr();
+  *--sp = x87;
+  c.sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void switch_to(Context& from, const Context& to) {
+  swapcontext(&from.uc, &to.uc);
+}
+inline void make(Context& c, char* stack, size_t size, void (*fn)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;  // fn never returns
+  makecontext(&c.uc, fn, 0);
+}
+#endif
 
 // ---- The block ----------------------------------------------------------------------------------
 
@@ -138,14 +279,16 @@ struct Warp {
   float f_out[32][4];
 };
 
-// The detector's state of one shared-memory byte (epoch: barriers passed so far).
+// The detector's state of one shared-memory byte. Epochs count barriers over all blocks, so that
+// what an earlier block recorded (an epoch before the block's first) reads as never written, never
+// read, and the state needs no reset from block to block.
 constexpr int64_t kNever = -1;
 struct ByteState {
-  int writer = -1;
   int64_t written = kNever;  // epoch of the last completed write
-  bool pending = false;      // a cp.async to it is issued and not yet waited for
-  int reader = -1;
   int64_t read = kNever;     // epoch of the last read
+  int writer = -1;
+  int reader = -1;
+  bool pending = false;      // a cp.async to it is issued and not yet waited for
   bool shared_read = false;  // read by several threads (or by ldmatrix) in that epoch
 };
 
@@ -157,9 +300,14 @@ struct Copy {
 };
 struct Thread {
   enum class State { ready, at_barrier, in_collective, done } state = State::ready;
-  ucontext_t ctx;
-  std::vector<Copy> open;                 // issued since the last commit
-  std::vector<std::vector<Copy>> groups;  // committed, not yet retired; oldest first
+  Context ctx;
+  // The cp.async copies issued, oldest first: commit group g is [ends[g - 1], ends[g]) (from 0 for
+  // g = 0), those from ends.back() on are issued since the last commit, and groups [0, retired)
+  // are retired. Kept flat, not a vector per group, so that a block allocates nothing once warm.
+  std::vector<Copy> copies;
+  std::vector<size_t> ends;
+  size_t retired = 0;
+  size_t first_unretired() const { return retired ? ends[retired - 1] : 0; }
 };
 
 constexpr size_t kMaxSmem = 227 * 1024;  // an H100's opt-in maximum per block
@@ -172,9 +320,11 @@ struct Block {
   std::vector<Thread> threads;
   std::vector<Warp> warps;
   std::vector<std::unique_ptr<char[]>> stacks;
+  std::vector<int> order;  // the scheduler's
   int at_barrier = 0;
-  int64_t epoch = 0;
-  bool abandoned = false;  // deadlocked: the rest of the grid is skipped
+  int64_t epoch = 0;        // barriers passed, over all blocks
+  int64_t first_epoch = 0;  // this block's first
+  bool abandoned = false;   // deadlocked: the rest of the grid is skipped
 };
 inline Block& block() {
   static auto* b = new Block;  // 227 KiB of shared memory: not on a stack
@@ -182,13 +332,13 @@ inline Block& block() {
 }
 inline int cur = 0;  // the running thread
 inline unsigned block_idx[3], grid_dim[3];
-inline ucontext_t scheduler;
+inline Context scheduler;
 inline const std::function<void()>* body = nullptr;
 
 inline void yield(Thread::State s) {
   Block& b = block();
   b.threads[cur].state = s;
-  swapcontext(&b.threads[cur].ctx, &scheduler);
+  switch_to(b.threads[cur].ctx, scheduler);
 }
 
 // ---- Race detector
@@ -219,7 +369,7 @@ inline void on_read(const void* p, size_t n, bool to_others) {
     if (m->pending)
       problem("thread %d reads smem+%zu before waiting for thread %d's cp.async to it", cur,
               off + i, m->writer);
-    else if (m->written == kNever)
+    else if (m->written < b.first_epoch)
       problem("thread %d reads smem+%zu, not written before", cur, off + i);
     else if (m->written == b.epoch && (to_others || m->writer != cur))
       problem("thread %d reads smem+%zu written by thread %d with no barrier between", cur, off + i,
@@ -246,8 +396,15 @@ inline void on_issue(const void* p, size_t n) {
     m->pending = true, m->writer = cur;
   }
 }
+// The detector's state of a copy's destination; null if outside (on_issue reported it).
+inline ByteState* dst_bytes(const Copy& c) {
+  Block& b = block();
+  if (c.dst < b.smem || c.dst + c.bytes > b.smem + b.smem_bytes) return nullptr;
+  return &b.bytes[c.dst - b.smem];
+}
 inline void on_complete(const Copy& c) {
-  ByteState* m = &block().bytes[c.dst - block().smem];
+  ByteState* m = dst_bytes(c);
+  if (!m) return;
   for (int i = 0; i < c.bytes; ++i, ++m) m->pending = false, m->written = block().epoch;
 }
 
@@ -294,30 +451,36 @@ inline void cp_async(void* dst, const void* src, bool valid, int bytes) {
   const Copy c{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), bytes,
                valid};
   if (!options.deferred_copies) land(c);
-  block().threads[cur].open.push_back(c);
+  block().threads[cur].copies.push_back(c);
 }
 inline void cp_async_commit() {
   Thread& t = block().threads[cur];
-  t.groups.push_back(std::move(t.open));
-  t.open.clear();
+  t.ends.push_back(t.copies.size());
 }
 inline void cp_async_wait(size_t in_flight) {
   Thread& t = block().threads[cur];
-  while (t.groups.size() > in_flight) {
-    for (const Copy& c : t.groups.front()) {
-      if (options.deferred_copies) land(c);
-      on_complete(c);
+  for (; t.ends.size() - t.retired > in_flight; ++t.retired)
+    for (size_t i = t.first_unretired(); i < t.ends[t.retired]; ++i) {
+      if (options.deferred_copies) land(t.copies[i]);
+      on_complete(t.copies[i]);
     }
-    t.groups.erase(t.groups.begin());
+  if (t.retired && t.retired == t.ends.size()) {  // keep only the copies since the last commit
+    t.copies.erase(t.copies.begin(), t.copies.begin() + t.ends.back());
+    t.ends.clear();
+    t.retired = 0;
   }
 }
 
 // ---- Launch
 // ---------------------------------------------------------------------------------------
 
-inline void entry() {
+// A fiber's body: the kernel, then back to the scheduler for good.
+[[noreturn]] inline void entry() {
   (*body)();
-  block().threads[cur].state = Thread::State::done;
+  Thread& t = block().threads[cur];
+  t.state = Thread::State::done;
+  switch_to(t.ctx, scheduler);
+  __builtin_unreachable();
 }
 
 inline void report_deadlock() {
@@ -332,44 +495,56 @@ inline void report_deadlock() {
   b.abandoned = true;
 }
 
-inline void run_block(int threads, size_t smem_bytes) {
+// Resets only what a block must start without: its shared memory's contents, the previous
+// block's copies in flight (one that deadlocked or never waited), and the barrier, the warps'
+// collectives and the threads' states. The detector's state needs a new epoch only.
+inline void start_block(int threads, size_t smem_bytes) {
   Block& b = block();
+  for (Thread& t : b.threads) {
+    for (size_t i = t.first_unretired(); i < t.copies.size(); ++i)
+      if (ByteState* m = dst_bytes(t.copies[i]))
+        for (int j = 0; j < t.copies[i].bytes; ++j) m[j].pending = false;
+    t.copies.clear();
+    t.ends.clear();
+    t.retired = 0;
+  }
   b.smem_bytes = smem_bytes;
   std::fill(b.smem, b.smem + smem_bytes, 0xFF);
-  b.bytes.assign(smem_bytes, ByteState{});
-  b.threads.assign(threads, Thread{});
-  b.warps.assign(threads / 32, Warp{});
-  while (b.stacks.size() < b.threads.size()) b.stacks.emplace_back(new char[kStack]);
+  if (b.bytes.size() < smem_bytes) b.bytes.resize(smem_bytes);
+  b.first_epoch = ++b.epoch;
   b.at_barrier = 0;
-  b.epoch = 0;
+  b.threads.resize(threads);
+  b.warps.resize(threads / 32);
+  for (Warp& w : b.warps) w.arrived = 0, w.op = Op::none;
+  while (b.stacks.size() < b.threads.size()) b.stacks.emplace_back(new char[kStack]);
   for (int t = 0; t < threads; ++t) {
-    ucontext_t& c = b.threads[t].ctx;
-    getcontext(&c);
-    c.uc_stack.ss_sp = b.stacks[t].get();
-    c.uc_stack.ss_size = kStack;
-    c.uc_link = &scheduler;
-    makecontext(&c, entry, 0);
+    make(b.threads[t].ctx, b.stacks[t].get(), kStack, entry);
     b.threads[t].state = Thread::State::ready;
   }
-  std::vector<int> order(threads);
-  for (int t = 0; t < threads; ++t) order[t] = t;
+  b.order.resize(threads);
+  for (int t = 0; t < threads; ++t) b.order[t] = t;
+}
+
+inline void run_block(int threads, size_t smem_bytes) {
+  start_block(threads, smem_bytes);
+  Block& b = block();
   std::mt19937 rng(options.shuffle_seed + block_idx[0] + 977 * block_idx[1] + 7919 * block_idx[2]);
   for (int done = 0; done < threads;) {
-    if (options.shuffle_seed) std::shuffle(order.begin(), order.end(), rng);
+    if (options.shuffle_seed) std::shuffle(b.order.begin(), b.order.end(), rng);
     bool ran = false;
-    for (int t : order) {
+    for (int t : b.order) {
       if (b.threads[t].state != Thread::State::ready) continue;
       cur = t;
-      swapcontext(&scheduler, &b.threads[t].ctx);
+      switch_to(scheduler, b.threads[t].ctx);
       ran = true;
       done += b.threads[t].state == Thread::State::done;
     }
     if (!ran) return report_deadlock();
   }
   for (int t = 0; t < threads; ++t) {  // empty groups are fine: a loop's last commit
-    size_t copies = b.threads[t].open.size();
-    for (const auto& g : b.threads[t].groups) copies += g.size();
-    if (copies) return report("thread %d ends with %zu cp.async never waited for", t, copies);
+    const Thread& th = b.threads[t];
+    if (const size_t copies = th.copies.size() - th.first_unretired())
+      return report("thread %d ends with %zu cp.async never waited for", t, copies);
   }
 }
 

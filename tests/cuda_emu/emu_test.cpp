@@ -5,11 +5,16 @@
 // C + A B exactly; ldmatrix x4 and x4.trans deliver the documented elements; a missing
 // __syncthreads, a read before the cp.async wait, a shuffle with a lane missing and lanes in
 // different collectives are each reported; __shfl_sync reads its source lane, dynamic_smem() is
-// the block's shared memory, and the double shuffle, __any_sync and the block reduction work.
+// the block's shared memory, and the double shuffle, __any_sync and the block reduction work. The
+// emulator's own machinery too: each fiber keeps its floating-point control state and runs libc on
+// an ABI-aligned stack, the race detector's state does not leak from one block to the next, and
+// map() / unmap() hold what cp.async may read.
 #include <gtest/gtest.h>
 
+#include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <random>
 #include <string>
@@ -284,6 +289,97 @@ TEST_F(Emu, BarrierNotReachedByEveryThreadIsReported) {
     if (threadIdx.x != 3) __syncthreads();
   });
   EXPECT_TRUE(reported("63 threads at a barrier"));
+}
+
+// A switch saves and restores the x87 control word and MXCSR: thread 0's rounding mode is its own
+// (the x87 one as fegetround sees it, the SSE one as a float sum rounds), not its neighbours' nor
+// the scheduler's.
+TEST_F(Emu, EachFiberKeepsItsOwnRoundingMode) {
+  int mode[64];
+  float sum[64];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    if (t == 0) std::fesetround(FE_UPWARD);
+    __syncthreads();
+    volatile float one = 1.0f, tiny = 1e-10f;
+    sum[t] = one + tiny;
+    mode[t] = std::fegetround();
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+  for (int t = 0; t < 64; ++t) {
+    EXPECT_EQ(mode[t], t == 0 ? FE_UPWARD : FE_TONEAREST) << t;
+    EXPECT_EQ(sum[t], t == 0 ? std::nextafter(1.0f, 2.0f) : 1.0f) << t;
+  }
+}
+
+// Every fiber's stack is 16-byte aligned at calls, as the ABI requires: printf's double formatting
+// (aligned SSE spills) works on it, before and after a switch.
+TEST_F(Emu, FibersRunLibcOnAlignedStacks) {
+  char text[64][32];
+  run(64, 0, [&] {
+    const int t = threadIdx.x;
+    std::snprintf(text[t], sizeof text[t], "%.2f", t + 0.25);
+    __syncthreads();
+    std::snprintf(text[t] + std::strlen(text[t]), 16, " %.1e", t * 1e10);
+  });
+  EXPECT_EQ(emu::errors.count, 0);
+  char want[32];
+  for (int t = 0; t < 64; ++t) {
+    std::snprintf(want, sizeof want, "%.2f %.1e", t + 0.25, t * 1e10);
+    EXPECT_STREQ(text[t], want);
+  }
+}
+
+// Blocks share the detector's state, without one block's records showing in the next: a byte the
+// block before wrote reads as never written, and one it left a copy in flight to as not pending.
+TEST_F(Emu, DetectorStateDoesNotCarryOverToTheNextBlock) {
+  std::vector<float> in(32, 1.0f);
+  emu::map(in);
+  for (bool wait : {true, false}) {
+    emu::errors = {};
+    emu::launch({2, 1, 1}, 32, 128, [&] {
+      auto* smem = reinterpret_cast<float*>(cu::dynamic_smem());
+      const int t = threadIdx.x;
+      if (blockIdx.x == 0) {
+        cu::cp_async_4(smem + t, in.data() + t, true);
+        cu::cp_async_commit();
+        if (wait) cu::cp_async_wait<0>();
+      } else {
+        (void)cu::lds(smem + t);
+      }
+    });
+    EXPECT_EQ(reported("thread 0 ends with 1 cp.async never waited for"), !wait);
+    EXPECT_TRUE(reported("thread 0 reads smem+0, not written before")) << wait;
+    EXPECT_FALSE(reported("before waiting")) << wait;
+    EXPECT_EQ(emu::errors.count, wait ? 32 : 33);
+  }
+}
+
+TEST_F(Emu, MappedRangesAreFoundAndUnmapped) {
+  std::vector<float> a(64), b(64);
+  emu::map(a.data(), a.size() * sizeof(float));
+  emu::map(b);
+  EXPECT_TRUE(emu::is_mapped(a.data() + 60, 16));
+  EXPECT_FALSE(emu::is_mapped(a.data() + 61, 16));  // past the end
+  EXPECT_TRUE(emu::is_mapped(b.data(), 256));
+  // A part of a mapped buffer, mapped as well, hides none of the buffer; unmapped, the buffer goes
+  // and the part stays.
+  emu::map(a.data() + 8, 16);
+  EXPECT_TRUE(emu::is_mapped(a.data() + 32, 16));
+  EXPECT_TRUE(emu::unmap(a.data()));
+  EXPECT_FALSE(emu::unmap(a.data()));
+  EXPECT_FALSE(emu::is_mapped(a.data() + 32, 16));
+  EXPECT_TRUE(emu::is_mapped(a.data() + 8, 16));
+
+  EXPECT_TRUE(emu::unmap(b.data()));
+  run(32, 128, [&] {
+    auto* smem = reinterpret_cast<float*>(cu::dynamic_smem());
+    cu::cp_async_4(smem + threadIdx.x, b.data() + threadIdx.x, true);
+    cu::cp_async_commit();
+    cu::cp_async_wait<0>();
+  });
+  EXPECT_TRUE(reported("not mapped"));
 }
 
 }  // namespace
