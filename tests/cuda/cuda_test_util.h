@@ -136,13 +136,4 @@ std::vector<float> to_host_float(const ops::cuda::DeviceBuffer<D>& dev) {
   return out;
 }
 
-// all_close with tol.atol folded into its floor relative to the largest |cpu value|.
-inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& gpu,
-                                               const std::vector<float>& cpu, Tol tol) {
-  double scale = 0.0;
-  for (float c : cpu) scale = std::max(scale, std::fabs(static_cast<double>(c)));
-  const double atol_rel = tol.atol_rel + (scale > 0.0 ? tol.atol / scale : 0.0);
-  return all_close(gpu, to_double(cpu), tol.rtol, atol_rel);
-}
-
 }  // namespace mds::test

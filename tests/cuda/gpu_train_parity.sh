@@ -9,7 +9,9 @@
 #   bash tests/cuda/gpu_train_parity.sh [MDS] [OUT_DIR]
 # MDS: the mds executable (default build-gpu/mds; a command with arguments is fine, e.g. the
 # device bundle's bin/mds); MDS_DATA_DIR: where brown_text_document.{bin,idx} and the GPT-2
-# files are (default data/). Needs a GPU; exits 1 on any mismatch.
+# files are (default data/). Needs a GPU; exits 1 on any mismatch. MDS_PARITY_SIZE=small trains a
+# 2-layer model at hidden 128 for 6 iterations and skips the profile: the CPU emulator's GPU
+# (tests/cuda_emu/train_parity.sh) runs the script so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 read -ra MDS <<< "${1:-build-gpu/mds}"
@@ -23,13 +25,22 @@ for f in brown_text_document.bin brown_text_document.idx gpt2-vocab.json gpt2-me
   [[ -e $DATA/$f ]] || fail "$DATA/$f is missing (carry data/ or the device bundle)"
 done
 
-TRAIN=(--num-layers 4 --hidden-size 256 --num-attention-heads 8 --num-key-value-heads 4
-       --seq-length 256 --micro-batch-size 4 --global-batch-size 8
+# MODEL, ITERS and HD64_HEADS: the heads (query, kv) that make the head dim 64.
+if [[ ${MDS_PARITY_SIZE:-} == small ]]; then
+  MODEL=(--num-layers 2 --hidden-size 128 --num-attention-heads 4 --num-key-value-heads 2
+         --seq-length 64 --micro-batch-size 2 --global-batch-size 4 --lr-warmup-iters 2)
+  ITERS=6 HD64_HEADS=(2 1)
+else
+  MODEL=(--num-layers 4 --hidden-size 256 --num-attention-heads 8 --num-key-value-heads 4
+         --seq-length 256 --micro-batch-size 4 --global-batch-size 8 --lr-warmup-iters 4)
+  ITERS=20 HD64_HEADS=(4 2)
+fi
+TRAIN=("${MODEL[@]}"
        --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
        --merge-file "$DATA/gpt2-merges.txt" --data-path "$DATA/brown_text_document"
        --split 969,30,1 --seed 1234 --lr 6e-4 --min-lr 6e-5 --lr-decay-style cosine
-       --lr-warmup-iters 4 --weight-decay 0.1 --clip-grad 1.0 --train-iters 20
-       --log-interval 1 --eval-interval 10 --eval-iters 2)
+       --weight-decay 0.1 --clip-grad 1.0 --train-iters "$ITERS"
+       --log-interval 1 --eval-interval $((ITERS / 2)) --eval-iters 2)
 
 # run NAME DEVICE [flags...]
 run() {
@@ -57,13 +68,13 @@ for n, r in rows.items():
     ms = sorted(x["elapsed_time_per_iteration_ms"] for x in r[3:])
     print(f"{n}: median {ms[len(ms) // 2]:.1f} ms per iteration")
 PY
-"$PY" "$COMPARE" "$out" cpu gpu --iteration 20 --loss-rtol 1e-4 --weight-rtol 1e-3 ||
+"$PY" "$COMPARE" "$out" cpu gpu --iteration "$ITERS" --loss-rtol 1e-4 --weight-rtol 1e-3 ||
   fail "the GPU run does not reproduce the CPU run"
 
 run gpu_full cuda --checkpoint-activations
 run gpu_selective cuda --recompute-granularity selective
 for r in gpu_full gpu_selective; do
-  "$PY" "$COMPARE" "$out" gpu "$r" --iteration 20 --loss-rtol 1e-5 --weight-rtol 1e-4 ||
+  "$PY" "$COMPARE" "$out" gpu "$r" --iteration "$ITERS" --loss-rtol 1e-5 --weight-rtol 1e-4 ||
     fail "$r does not reproduce the GPU run without recomputation"
   grep -m1 "allocated" "$out/$r.log"
 done
@@ -75,9 +86,9 @@ echo "gpu_train_parity: the GPU reproduces the CPU run (fp32), recomputation inc
 # against fp32's (the stated tolerance, 1e-2 relative; the CPU measures ~4e-4).
 run cpu_bf16 cpu --bf16
 run gpu_bf16 cuda --bf16
-"$PY" "$COMPARE" "$out" cpu_bf16 gpu_bf16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 3e-2 ||
+"$PY" "$COMPARE" "$out" cpu_bf16 gpu_bf16 --iteration "$ITERS" --loss-rtol 1e-3 --weight-rtol 3e-2 ||
   fail "the GPU's bf16 run does not reproduce the CPU's bf16 reference"
-"$PY" "$COMPARE" "$out" gpu gpu_bf16 --iteration 20 --loss-rtol 1e-2 --weight-rtol 5e-2 ||
+"$PY" "$COMPARE" "$out" gpu gpu_bf16 --iteration "$ITERS" --loss-rtol 1e-2 --weight-rtol 5e-2 ||
   fail "the GPU's bf16 loss curve left its fp32 one by more than 1e-2"
 grep -m1 "allocated" "$out/gpu_bf16.log"
 echo "gpu_train_parity: bf16 on the GPU matches the CPU's bf16 and stays within 1e-2 of fp32"
@@ -86,13 +97,13 @@ echo "gpu_train_parity: bf16 on the GPU matches the CPU's bf16 and stays within 
 # the GPU's fp16 kernels against the CPU's fp16 reference, and against the GPU's fp32 run.
 run cpu_fp16 cpu --fp16 --loss-scale 4096
 run gpu_fp16 cuda --fp16 --loss-scale 4096
-"$PY" "$COMPARE" "$out" cpu_fp16 gpu_fp16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 3e-2 ||
+"$PY" "$COMPARE" "$out" cpu_fp16 gpu_fp16 --iteration "$ITERS" --loss-rtol 1e-3 --weight-rtol 3e-2 ||
   fail "the GPU's fp16 run does not reproduce the CPU's fp16 reference"
-"$PY" "$COMPARE" "$out" gpu gpu_fp16 --iteration 20 --loss-rtol 1e-3 --weight-rtol 2e-2 ||
+"$PY" "$COMPARE" "$out" gpu gpu_fp16 --iteration "$ITERS" --loss-rtol 1e-3 --weight-rtol 2e-2 ||
   fail "the GPU's fp16 loss curve left its fp32 one by more than 1e-3"
 echo "gpu_train_parity: fp16 on the GPU matches the CPU's fp16 and stays within 1e-3 of fp32"
 
-# The tensor-core attention in training: hd 64 (4 heads on hidden 256), where the 16-bit entry
+# The tensor-core attention in training: hd 64 (HD64_HEADS), where the 16-bit entry
 # points take the FA2 mma kernels (the default) or, with MDS_ATTENTION=wmma, the WMMA ones; both
 # round P and dS to bf16 to enter the tensor cores, so against the CUDA-core kernels
 # (MDS_ATTENTION=cuda-core) they agree to bf16's tolerance, as bf16 does with fp32 above.
@@ -101,8 +112,8 @@ run_hd64() {
   local name=$1 saved=("${TRAIN[@]}") i
   shift
   for ((i = 0; i + 1 < ${#TRAIN[@]}; ++i)); do
-    [[ ${TRAIN[i]} == --num-attention-heads ]] && TRAIN[i + 1]=4
-    [[ ${TRAIN[i]} == --num-key-value-heads ]] && TRAIN[i + 1]=2
+    [[ ${TRAIN[i]} == --num-attention-heads ]] && TRAIN[i + 1]=${HD64_HEADS[0]}
+    [[ ${TRAIN[i]} == --num-key-value-heads ]] && TRAIN[i + 1]=${HD64_HEADS[1]}
   done
   run "$name" cuda --bf16 "$@"
   TRAIN=("${saved[@]}")
@@ -111,11 +122,13 @@ MDS_ATTENTION=cuda-core run_hd64 gpu_bf16_hd64_core
 run_hd64 gpu_bf16_hd64_mma
 MDS_ATTENTION=wmma run_hd64 gpu_bf16_hd64_wmma
 for r in gpu_bf16_hd64_mma gpu_bf16_hd64_wmma; do
-  "$PY" "$COMPARE" "$out" gpu_bf16_hd64_core "$r" --iteration 20 --loss-rtol 1e-2 \
+  "$PY" "$COMPARE" "$out" gpu_bf16_hd64_core "$r" --iteration "$ITERS" --loss-rtol 1e-2 \
     --weight-rtol 5e-2 || fail "$r (tensor-core attention) left the CUDA-core kernels' bf16 run"
 done
 echo "gpu_train_parity: the mma and WMMA attention train like the CUDA-core kernels (bf16, hd 64)"
 
+
+[[ ${MDS_PARITY_SIZE:-} == small ]] && exit 0
 
 # Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
 # timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.

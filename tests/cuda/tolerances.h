@@ -3,9 +3,13 @@
 // (tests/cuda_emu) holds them to the very same numbers.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "../half_test_util.h"
+#include "../ops_test_util.h"
 #include "mds/core/bf16.h"
 #include "mds/core/fp16.h"
 
@@ -100,5 +104,16 @@ struct TcTol {
   static constexpr Tol agree_lse{lse.rtol + kAttnForward.rtol,
                                  lse.atol_rel + kAttnForward.atol_rel};
 };
+
+// A GPU result against the CPU's: all_close with tol.atol folded into its floor relative to
+// the largest |cpu value| (all_close takes that as at least 1e-30, so the floor is tol.atol even
+// where every expected value is 0: the backward at one token, whose dk is rounding noise).
+inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& gpu,
+                                               const std::vector<float>& cpu, Tol tol) {
+  double scale = 0.0;
+  for (float c : cpu) scale = std::max(scale, std::fabs(static_cast<double>(c)));
+  const double atol_rel = tol.atol_rel + tol.atol / std::max(scale, 1e-30);
+  return all_close(gpu, to_double(cpu), tol.rtol, atol_rel);
+}
 
 }  // namespace mds::test

@@ -91,14 +91,7 @@ using mds::test::kFp32Elementwise;
 using mds::test::kFp32Reduction;
 using mds::test::Tol;
 
-// cuda_test_util.h's close_to_cpu: all_close with tol.atol folded into the relative floor.
-inline ::testing::AssertionResult close_to_cpu(const std::vector<float>& got,
-                                               const std::vector<float>& cpu, Tol tol) {
-  double scale = 0.0;
-  for (float c : cpu) scale = std::max(scale, std::fabs(static_cast<double>(c)));
-  const double atol_rel = tol.atol_rel + (scale > 0.0 ? tol.atol / scale : 0.0);
-  return mds::test::all_close(got, mds::test::to_double(cpu), tol.rtol, atol_rel);
-}
+using mds::test::close_to_cpu;
 template <typename T>
 ::testing::AssertionResult close_to_cpu(const std::vector<T>& got, const std::vector<T>& cpu,
                                         Tol tol) {

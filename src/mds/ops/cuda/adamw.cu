@@ -32,10 +32,8 @@ void update(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, 
   const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
   const auto step_size = static_cast<float>(static_cast<double>(lr) / bias1);
   const auto bias2_sqrt = static_cast<float>(std::sqrt(bias2));
-  adamw_kernel<H><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
-      p, p_half, g, m, v, n, decay, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt,
-      eps, grad_scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(adamw_kernel<H>, blocks_for(n, kThreads), kThreads, 0, stream, p, p_half, g, m, v, n,
+         decay, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt, eps, grad_scale);
 }
 
 }  // namespace

@@ -61,10 +61,8 @@ void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_
                   int hd, int64_t qkv_stride, int64_t out_stride, const Launch& L,
                   cudaStream_t stream) {
   auto kernel = cuda_core::attention_forward_kernel<T, kChunks>;
-  allow_smem(kernel, L.smem_bytes);
-  kernel<<<L.grid, kThreads, L.smem_bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq),
-                                                     L.group, hd, qkv_stride, out_stride, L.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(kernel, L.grid, kThreads, L.smem_bytes, stream, out, lse, q, k, v, s, static_cast<int>(nq),
+         L.group, hd, qkv_stride, out_stride, L.scale);
 }
 
 template <typename T, int kChunks>
@@ -73,17 +71,11 @@ void backward_impl(T* dq, T* dk, T* dv, const T* dout, const float* lse, const f
                    int64_t out_stride, const Launch& kv_launch, const Launch& q_launch,
                    cudaStream_t stream) {
   auto dkdv = cuda_core::attention_backward_dkdv_kernel<T, kChunks>;
-  allow_smem(dkdv, kv_launch.smem_bytes);
-  dkdv<<<kv_launch.grid, kThreads, kv_launch.smem_bytes, stream>>>(
-      dk, dv, dout, lse, D, q, k, v, s, static_cast<int>(nq), kv_launch.group, hd, qkv_stride,
-      out_stride, kv_launch.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dkdv, kv_launch.grid, kThreads, kv_launch.smem_bytes, stream, dk, dv, dout, lse, D, q, k,
+         v, s, static_cast<int>(nq), kv_launch.group, hd, qkv_stride, out_stride, kv_launch.scale);
   auto dqk = cuda_core::attention_backward_dq_kernel<T, kChunks>;
-  allow_smem(dqk, q_launch.smem_bytes);
-  dqk<<<q_launch.grid, kThreads, q_launch.smem_bytes, stream>>>(
-      dq, dout, lse, D, q, k, v, s, static_cast<int>(nq), q_launch.group, hd, qkv_stride,
-      out_stride, q_launch.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dqk, q_launch.grid, kThreads, q_launch.smem_bytes, stream, dq, dout, lse, D, q, k, v, s,
+         static_cast<int>(nq), q_launch.group, hd, qkv_stride, out_stride, q_launch.scale);
 }
 
 template <typename T>

@@ -31,17 +31,14 @@ __global__ void attention_backward_d_kernel(float* D, const T* dout, const T* ou
   }
 }
 
-#ifdef __CUDACC__  // the launch: nvcc only (tests/cuda_emu runs the kernel above under g++)
 // Enqueues the pass on `stream`: D must hold b * nq * s floats.
 template <typename T>
 void attention_backward_d(float* D, const T* dout, const T* out, int64_t b, int64_t s, int64_t nq,
                           int64_t hd, int64_t out_stride, cudaStream_t stream) {
   constexpr int kDThreads = 256;
-  attention_backward_d_kernel<T><<<blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0, stream>>>(
-      D, dout, out, b, s, static_cast<int>(nq), static_cast<int>(hd), out_stride);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(attention_backward_d_kernel<T>, blocks_for(b * s * nq, kDThreads / 32), kDThreads, 0,
+         stream, D, dout, out, b, s, static_cast<int>(nq), static_cast<int>(hd), out_stride);
 }
-#endif
 
 }  // namespace attention_detail
 }  // namespace mds::ops::cuda

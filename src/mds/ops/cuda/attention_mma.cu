@@ -49,10 +49,8 @@ void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_
                   cudaStream_t stream) {
   auto kernel = fa2::fa2_forward_kernel<HD, T>;
   constexpr size_t bytes = fa2::Geo<HD>::forward_smem;
-  allow_smem(kernel, bytes);
-  kernel<<<grid(s, fa2::kFwdRows, nq, b), fa2::kThreads, bytes, stream>>>(
-      out, lse, q, k, v, s, static_cast<int>(nq), p.group, qkv_stride, out_stride, p.scale_log2);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(kernel, grid(s, fa2::kFwdRows, nq, b), fa2::kThreads, bytes, stream, out, lse, q, k, v, s,
+         static_cast<int>(nq), p.group, qkv_stride, out_stride, p.scale_log2);
 }
 
 template <int HD, typename T>
@@ -61,18 +59,13 @@ void backward_impl(T* dq, T* dk, T* dv, const T* dout, const float* lse, const f
                    int64_t qkv_stride, int64_t out_stride, const Plan& p, cudaStream_t stream) {
   auto dkdv = fa2::fa2_dkdv_kernel<HD, T>;
   constexpr size_t kv_bytes = fa2::Geo<HD>::dkdv_smem;
-  allow_smem(dkdv, kv_bytes);
-  dkdv<<<grid(s, fa2::kBwdTile, nkv, b), fa2::kThreads, kv_bytes, stream>>>(
-      dk, dv, dout, lse, D, q, k, v, s, static_cast<int>(nq), p.group, qkv_stride, out_stride,
-      p.scale, p.scale_log2);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dkdv, grid(s, fa2::kBwdTile, nkv, b), fa2::kThreads, kv_bytes, stream, dk, dv, dout, lse,
+         D, q, k, v, s, static_cast<int>(nq), p.group, qkv_stride, out_stride, p.scale,
+         p.scale_log2);
   auto dqk = fa2::fa2_dq_kernel<HD, T>;
   constexpr size_t q_bytes = fa2::Geo<HD>::dq_smem;
-  allow_smem(dqk, q_bytes);
-  dqk<<<grid(s, fa2::kBwdTile, nq, b), fa2::kThreads, q_bytes, stream>>>(
-      dq, dout, lse, D, q, k, v, s, static_cast<int>(nq), p.group, qkv_stride, out_stride, p.scale,
-      p.scale_log2);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dqk, grid(s, fa2::kBwdTile, nq, b), fa2::kThreads, q_bytes, stream, dq, dout, lse, D, q, k,
+         v, s, static_cast<int>(nq), p.group, qkv_stride, out_stride, p.scale, p.scale_log2);
 }
 
 template <typename T>

@@ -57,10 +57,8 @@ void forward_impl(T* out, float* lse, const T* q, const T* k, const T* v, int64_
                   int64_t qkv_stride, int64_t out_stride, const Launch& L, cudaStream_t stream) {
   auto kernel = tc_forward_kernel<HD, T>;
   constexpr size_t bytes = Geo<HD>::forward_smem;
-  allow_smem(kernel, bytes);
-  kernel<<<L.grid, kThreads, bytes, stream>>>(out, lse, q, k, v, s, static_cast<int>(nq), L.group,
-                                              qkv_stride, out_stride, L.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(kernel, L.grid, kThreads, bytes, stream, out, lse, q, k, v, s, static_cast<int>(nq),
+         L.group, qkv_stride, out_stride, L.scale);
 }
 
 template <int HD, typename T>
@@ -70,18 +68,12 @@ void backward_impl(T* dq, T* dk, T* dv, const T* dout, const float* lse, const f
                    cudaStream_t stream) {
   auto dkdv = tc_dkdv_kernel<HD, T>;
   constexpr size_t kv_bytes = Geo<HD>::dkdv_smem;
-  allow_smem(dkdv, kv_bytes);
-  dkdv<<<kv_launch.grid, kThreads, kv_bytes, stream>>>(dk, dv, dout, lse, D, q, k, v, s,
-                                                       static_cast<int>(nq), kv_launch.group,
-                                                       qkv_stride, out_stride, kv_launch.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dkdv, kv_launch.grid, kThreads, kv_bytes, stream, dk, dv, dout, lse, D, q, k, v, s,
+         static_cast<int>(nq), kv_launch.group, qkv_stride, out_stride, kv_launch.scale);
   auto dqk = tc_dq_kernel<HD, T>;
   constexpr size_t q_bytes = Geo<HD>::dq_smem;
-  allow_smem(dqk, q_bytes);
-  dqk<<<q_launch.grid, kThreads, q_bytes, stream>>>(dq, dout, lse, D, q, k, v, s,
-                                                    static_cast<int>(nq), q_launch.group,
-                                                    qkv_stride, out_stride, q_launch.scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(dqk, q_launch.grid, kThreads, q_bytes, stream, dq, dout, lse, D, q, k, v, s,
+         static_cast<int>(nq), q_launch.group, qkv_stride, out_stride, q_launch.scale);
 }
 
 }  // namespace

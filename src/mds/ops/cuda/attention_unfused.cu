@@ -22,9 +22,8 @@ void attention_forward_unfused(T* out, float* lse, const T* q, const T* k, const
              "unfused attention: hd {} (1 to 128), {}/{} heads", hd, nq, nkv);
   const int64_t rows = b * nq * s;
   if (rows == 0) return;
-  unfused::forward_kernel<T><<<unsigned((rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
-      out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, 1.0f / sqrtf(float(hd)));
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(unfused::forward_kernel<T>, unsigned((rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream,
+         out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, 1.0f / sqrtf(float(hd)));
 }
 
 template <typename T>
@@ -37,14 +36,10 @@ void attention_backward_unfused(T* dq, T* dk, T* dv, const T* dout, const T* out
   if (b * s == 0) return;
   const float scale = 1.0f / sqrtf(float(hd));
   const int64_t q_rows = b * nq * s, kv_rows = b * nkv * s;
-  unfused::backward_dq_kernel<T>
-      <<<unsigned((q_rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
-          dq, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, scale);
-  MDS_CUDA_LAUNCH_CHECK();
-  unfused::backward_dkv_kernel<T>
-      <<<unsigned((kv_rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
-          dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, scale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(unfused::backward_dq_kernel<T>, unsigned((q_rows + kWarps - 1) / kWarps), kWarps * 32, 0,
+         stream, dq, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, scale);
+  launch(unfused::backward_dkv_kernel<T>, unsigned((kv_rows + kWarps - 1) / kWarps), kWarps * 32, 0,
+         stream, dk, dv, dout, out, lse, q, k, v, b, s, nq, nkv, hd, qkv_stride, out_stride, scale);
 }
 
 #define MDS_UNFUSED_INSTANTIATE(T)                                                                 \

@@ -1,4 +1,4 @@
-// Helpers shared by the CUDA kernels: grid sizing, the post-launch check, fp32 <-> storage-type
+// Helpers shared by the CUDA kernels: grid sizing, the launch, fp32 <-> storage-type
 // conversion, the dynamic shared memory, and (reductions.cuh) the warp and block reductions.
 #pragma once
 
@@ -7,29 +7,25 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "mds/core/cuda_check.h"
+#include "mds/ops/cuda/grid.h"
 #include "mds/ops/cuda/reductions.cuh"
 
 namespace mds::ops::cuda {
 
-inline unsigned blocks_for(int64_t work, int threads) {
-  int64_t b = (work + threads - 1) / threads;
-  if (b < 1) b = 1;
-  if (b > (int64_t{1} << 30)) b = int64_t{1} << 30;  // kernels loop with a grid stride
-  return static_cast<unsigned>(b);
+// kernel<<<grid, threads, smem_bytes, stream>>>(args...), opting in to more than 48 KiB of
+// dynamic shared memory first, and checked at once: an invalid configuration is reported here,
+// not at the next sync. Every launch goes through here, so that the CPU emulator
+// (tests/cuda_emu/shim) can stand in for it and run the backend's host code as well.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, unsigned threads, size_t smem_bytes,
+            cudaStream_t stream, Args&&... args) {
+  allow_smem(kernel, smem_bytes);
+  kernel<<<grid, threads, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  MDS_CUDA_CHECK(cudaGetLastError());
 }
-
-// Above 48 KiB a kernel must opt in to its dynamic shared memory (the attention kernels' tiles).
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    MDS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
-}
-
-// After every launch: an invalid configuration is reported here, not at the next sync.
-#define MDS_CUDA_LAUNCH_CHECK() MDS_CUDA_CHECK(cudaGetLastError())
 
 // Storage types: kernels templated on T (float, __nv_bfloat16 or __half) load through to_float and
 // store through from_float<T>, so the arithmetic is fp32 whatever the buffers hold and a 16-bit

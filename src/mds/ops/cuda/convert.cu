@@ -17,8 +17,7 @@ constexpr int kThreads = 256;
 template <typename To, typename From>
 void convert(To* y, const From* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  convert_kernel<To, From><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(convert_kernel<To, From>, blocks_for(n, kThreads), kThreads, 0, stream, y, x, n);
 }
 
 }  // namespace

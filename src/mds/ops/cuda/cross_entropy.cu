@@ -41,19 +41,16 @@ template <typename T>
 void local_max(float* row_max, float* target_logit, const T* logits, const int32_t* targets,
                int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, cudaStream_t stream) {
   if (n == 0) return;
-  local_max_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      row_max, target_logit, logits, targets, cols, col_begin,
-      real_columns(cols, col_begin, vocab));
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(local_max_kernel<T>, static_cast<unsigned>(n), kThreads, 0, stream, row_max, target_logit,
+         logits, targets, cols, col_begin, real_columns(cols, col_begin, vocab));
 }
 
 template <typename T>
 void local_sum_exp(double* sum_exp, float* exps, const T* logits, const float* row_max, int64_t n,
                    int64_t cols, int64_t col_begin, int64_t vocab, cudaStream_t stream) {
   if (n == 0) return;
-  local_sum_exp_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      sum_exp, exps, logits, row_max, cols, real_columns(cols, col_begin, vocab));
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(local_sum_exp_kernel<T>, static_cast<unsigned>(n), kThreads, 0, stream, sum_exp, exps,
+         logits, row_max, cols, real_columns(cols, col_begin, vocab));
 }
 
 template <typename H>
@@ -62,10 +59,9 @@ void finish_from_logits(float* losses, H* dlogits, const H* logits, const float*
                         int64_t n, int64_t cols, int64_t col_begin, int64_t vocab, float dscale,
                         cudaStream_t stream) {
   if (n == 0) return;
-  finish_from_logits_kernel<H><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      losses, dlogits, logits, row_max, sum_exp, target_logit, targets, cols, col_begin,
-      real_columns(cols, col_begin, vocab), dscale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(finish_from_logits_kernel<H>, static_cast<unsigned>(n), kThreads, 0, stream, losses,
+         dlogits, logits, row_max, sum_exp, target_logit, targets, cols, col_begin,
+         real_columns(cols, col_begin, vocab), dscale);
 }
 
 // The single-device form on 16-bit logits: the three passes over the whole row (dlogits null:
@@ -101,9 +97,8 @@ void cross_entropy_finish(float* losses, float* dlogits, const float* row_max,
                           int64_t n, int64_t cols, int64_t col_begin, float dscale,
                           cudaStream_t stream) {
   if (n == 0) return;
-  finish_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      losses, dlogits, row_max, sum_exp, target_logit, targets, cols, col_begin, dscale);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(finish_kernel, static_cast<unsigned>(n), kThreads, 0, stream, losses, dlogits, row_max,
+         sum_exp, target_logit, targets, cols, col_begin, dscale);
 }
 
 // The single-device forms: one rank holding every column (col_begin 0, cols = vpad).

@@ -25,43 +25,36 @@ constexpr int kThreads = 256;
 
 void add(float* y, const float* a, const float* b, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, a, b, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(add_kernel, blocks_for(n, kThreads), kThreads, 0, stream, y, a, b, n);
 }
 
 void add_inplace(float* y, const float* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_inplace_kernel<float><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(add_inplace_kernel<float>, blocks_for(n, kThreads), kThreads, 0, stream, y, x, n);
 }
 
 // 16-bit: the sum in fp32, rounded once.
 void add_inplace(bf16* y, const bf16* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_inplace_kernel<bf16><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(add_inplace_kernel<bf16>, blocks_for(n, kThreads), kThreads, 0, stream, y, x, n);
 }
 
 void add_inplace(fp16* y, const fp16* x, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_inplace_kernel<fp16><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, x, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(add_inplace_kernel<fp16>, blocks_for(n, kThreads), kThreads, 0, stream, y, x, n);
 }
 
 void scale_inplace(float* y, float alpha, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  scale_inplace_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(y, alpha, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(scale_inplace_kernel, blocks_for(n, kThreads), kThreads, 0, stream, y, alpha, n);
 }
 
 void sum_squares_async(double* out, const float* x, int64_t n, cudaStream_t stream) {
   const int64_t chunks = n == 0 ? 1 : (n + kChunk - 1) / kChunk;
   DeviceBuffer<double> partial(static_cast<size_t>(chunks));  // reuse is stream-ordered
-  sum_squares_chunks_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(partial.data(),
-                                                                                    x, n);
-  MDS_CUDA_LAUNCH_CHECK();
-  sum_partials_kernel<<<1, 1024, 0, stream>>>(out, partial.data(), chunks);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(sum_squares_chunks_kernel, static_cast<unsigned>(chunks), kThreads, 0, stream,
+         partial.data(), x, n);
+  launch(sum_partials_kernel, 1, 1024, 0, stream, out, partial.data(), chunks);
 }
 
 double sum_squares(const float* x, int64_t n, cudaStream_t stream) {

@@ -32,9 +32,8 @@ template <typename T>
 void forward(T* x, const int32_t* ids, const T* table, int64_t n, int64_t h, int64_t vocab_begin,
              int64_t rows, cudaStream_t stream) {
   if (n * h == 0) return;
-  embedding_forward_kernel<T>
-      <<<blocks_for(n, 1), kThreads, 0, stream>>>(x, ids, table, n, h, vocab_begin, rows);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(embedding_forward_kernel<T>, blocks_for(n, 1), kThreads, 0, stream, x, ids, table, n, h,
+         vocab_begin, rows);
 }
 
 template <typename T>
@@ -46,9 +45,8 @@ void backward(float* dtable, const T* dx, const int32_t* ids, int64_t n, int64_t
   const auto count = static_cast<size_t>(n);
   DeviceBuffer<uint32_t> keys(count), sorted_keys(count);
   DeviceBuffer<int32_t> positions(count), sorted_positions(count);
-  row_keys_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(keys.data(), positions.data(),
-                                                                    ids, n, vocab_begin, rows);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(row_keys_kernel, blocks_for(n, kThreads), kThreads, 0, stream, keys.data(),
+         positions.data(), ids, n, vocab_begin, rows);
   int end_bit = 1;  // keys are at most rows: sort only the bits that can be set
   while (end_bit < 32 && (uint64_t{1} << end_bit) <= static_cast<uint64_t>(rows)) ++end_bit;
   size_t temp_bytes = 0;
@@ -61,9 +59,8 @@ void backward(float* dtable, const T* dx, const int32_t* ids, int64_t n, int64_t
                                                  sorted_positions.data(), n, 0, end_bit, stream));
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((h + kThreads - 1) / kThreads));
   MDS_ASSERT(grid.y <= 65535, "embedding backward over {} columns", h);
-  embedding_backward_kernel<T><<<grid, kThreads, 0, stream>>>(dtable, dx, sorted_keys.data(),
-                                                              sorted_positions.data(), n, h, rows);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(embedding_backward_kernel<T>, grid, kThreads, 0, stream, dtable, dx, sorted_keys.data(),
+         sorted_positions.data(), n, h, rows);
 }
 
 }  // namespace

@@ -26,8 +26,7 @@ void any_non_finite_async(int32_t* flag, const float* x, int64_t n, cudaStream_t
   // A grid of a few waves, not one thread per element: each thread strides over many.
   constexpr int64_t kMaxBlocks = 4096;
   const unsigned blocks = std::min(blocks_for(n, kThreads), static_cast<unsigned>(kMaxBlocks));
-  non_finite_kernel<<<blocks, kThreads, 0, stream>>>(flag, x, n);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(non_finite_kernel, blocks, kThreads, 0, stream, flag, x, n);
 }
 
 bool any_non_finite(const float* x, int64_t n, cudaStream_t stream) {

@@ -29,30 +29,26 @@ template <typename T>
 void forward(T* y, T* resid_out, float* rstd, const T* x, const T* r, const T* w, int64_t n,
              int64_t h, float eps, cudaStream_t stream) {
   if (n == 0) return;
-  rmsnorm_forward_kernel<T>
-      <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(y, resid_out, rstd, x, r, w, h, eps);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(rmsnorm_forward_kernel<T>, static_cast<unsigned>(n), kThreads, 0, stream, y, resid_out,
+         rstd, x, r, w, h, eps);
 }
 
 template <typename T>
 void backward(T* dx, const T* prior, float* dw, const T* dy, const T* x, const T* w,
               const float* rstd, int64_t n, int64_t h, cudaStream_t stream) {
   if (n == 0) return;
-  rmsnorm_backward_dx_kernel<T>
-      <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(dx, prior, dy, x, w, rstd, h);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(rmsnorm_backward_dx_kernel<T>, static_cast<unsigned>(n), kThreads, 0, stream, dx, prior,
+         dy, x, w, rstd, h);
   const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
   MDS_ASSERT(chunks <= 65535, "rmsnorm_backward: {} rows exceed the grid's y limit", n);
   // Freed when this returns: the allocator may hand it out again, which is safe for work
   // enqueued on the same stream (allocator.h).
   DeviceBuffer<float> partial(static_cast<size_t>(chunks * h));
   const dim3 grid(blocks_for(h, kThreads), static_cast<unsigned>(chunks));
-  rmsnorm_backward_dw_partial_kernel<T>
-      <<<grid, kThreads, 0, stream>>>(partial.data(), dy, x, rstd, n, h);
-  MDS_CUDA_LAUNCH_CHECK();
-  rmsnorm_backward_dw_reduce_kernel<<<blocks_for(h, kThreads), kThreads, 0, stream>>>(
-      dw, partial.data(), chunks, h);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(rmsnorm_backward_dw_partial_kernel<T>, grid, kThreads, 0, stream, partial.data(), dy, x,
+         rstd, n, h);
+  launch(rmsnorm_backward_dw_reduce_kernel, blocks_for(h, kThreads), kThreads, 0, stream, dw,
+         partial.data(), chunks, h);
 }
 
 }  // namespace

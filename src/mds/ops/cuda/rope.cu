@@ -20,10 +20,8 @@ void rotate(T* x, const float* cos, const float* sin, int64_t b, int64_t s, int6
   MDS_ASSERT(hd % 2 == 0, "rotary head dim must be even, got {}", hd);
   MDS_ASSERT(heads * hd < (int64_t{1} << 31), "rope over {} heads of {}", heads, hd);
   if (b * s * heads * hd == 0) return;
-  rope_kernel<T><<<blocks_for(b * s, 1), kThreads, 0, stream>>>(
-      x, cos, sin, b * s, s, static_cast<int>(heads), static_cast<int>(hd / 2), row_stride, pos0,
-      sign);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(rope_kernel<T>, blocks_for(b * s, 1), kThreads, 0, stream, x, cos, sin, b * s, s,
+         static_cast<int>(heads), static_cast<int>(hd / 2), row_stride, pos0, sign);
 }
 
 }  // namespace

@@ -18,15 +18,13 @@ constexpr int kThreads = 256;
 template <typename T>
 void forward(T* h, const T* gu, int64_t n, int64_t f, cudaStream_t stream) {
   if (n * f == 0) return;
-  swiglu_forward_kernel<T><<<blocks_for(n, 1), kThreads, 0, stream>>>(h, gu, n, f);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(swiglu_forward_kernel<T>, blocks_for(n, 1), kThreads, 0, stream, h, gu, n, f);
 }
 
 template <typename T>
 void backward(T* dgu, const T* dh, const T* gu, int64_t n, int64_t f, cudaStream_t stream) {
   if (n * f == 0) return;
-  swiglu_backward_kernel<T><<<blocks_for(n, 1), kThreads, 0, stream>>>(dgu, dh, gu, n, f);
-  MDS_CUDA_LAUNCH_CHECK();
+  launch(swiglu_backward_kernel<T>, blocks_for(n, 1), kThreads, 0, stream, dgu, dh, gu, n, f);
 }
 
 }  // namespace

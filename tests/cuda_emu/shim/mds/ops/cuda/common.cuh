@@ -11,15 +11,29 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
+#include "cuda_bf16.h"
+#include "cuda_fp16.h"
+#include "cuda_runtime_api.h"
 #include "emu.h"
-#include "mds/core/bf16.h"
-#include "mds/core/fp16.h"
-
-using __nv_bfloat16 = mds::bf16;
-using __half = mds::fp16;
+#include "mds/core/cuda_check.h"
+#include "mds/ops/cuda/grid.h"
 
 namespace mds::ops::cuda {
+
+// Runs every block of the grid before it returns (each stream's work runs at once, in order).
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, unsigned threads, size_t smem_bytes,
+            cudaStream_t /*stream*/, Args&&... args) {
+  allow_smem(kernel, smem_bytes);
+  const auto body = [&] { kernel(args...); };
+  using Body = decltype(body);
+  MDS_CUDA_CHECK(emu_runtime::run_kernel(
+      reinterpret_cast<const void*>(kernel), grid, threads, smem_bytes,
+      [](void* closure) { (*static_cast<const Body*>(closure))(); },
+      const_cast<void*>(static_cast<const void*>(&body))));
+}
 
 inline float to_float(float x) {
   return x;
