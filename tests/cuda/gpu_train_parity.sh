@@ -10,8 +10,9 @@
 # MDS: the mds executable (default build-gpu/mds; a command with arguments is fine, e.g. the
 # device bundle's bin/mds); MDS_DATA_DIR: where brown_text_document.{bin,idx} and the GPT-2
 # files are (default data/). Needs a GPU; exits 1 on any mismatch. MDS_PARITY_SIZE=small trains a
-# 2-layer model at hidden 128 for 6 iterations and skips the profile: the CPU emulator's GPU
-# (tests/cuda_emu/train_parity.sh) runs the script so.
+# 2-layer model at hidden 128 for 6 iterations, with Brown's SentencePiece model
+# ($MDS_DATA_DIR/brown-sp.model, brown_text_document tokenized by it), and skips the profile: the
+# CPU emulator's GPU (tests/cuda_emu/train_parity.sh) runs the script so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 read -ra MDS <<< "${1:-build-gpu/mds}"
@@ -21,23 +22,26 @@ DATA=${MDS_DATA_DIR:-data}
 PY=${PYTHON:-python3}
 COMPARE=tests/e2e/lib/compare_runs.py
 fail() { echo "FAIL: $*" >&2; exit 1; }
-for f in brown_text_document.bin brown_text_document.idx gpt2-vocab.json gpt2-merges.txt; do
-  [[ -e $DATA/$f ]] || fail "$DATA/$f is missing (carry data/ or the device bundle)"
-done
-
-# MODEL, ITERS and HD64_HEADS: the heads (query, kv) that make the head dim 64.
+# MODEL, ITERS, the tokenizer and its files, and HD64_HEADS: the heads (query, kv) that make the
+# head dim 64.
 if [[ ${MDS_PARITY_SIZE:-} == small ]]; then
   MODEL=(--num-layers 2 --hidden-size 128 --num-attention-heads 4 --num-key-value-heads 2
          --seq-length 64 --micro-batch-size 2 --global-batch-size 4 --lr-warmup-iters 2)
   ITERS=6 HD64_HEADS=(2 1)
+  TOKENIZER=(--tokenizer-type SentencePieceTokenizer --tokenizer-model "$DATA/brown-sp.model")
+  TOKENIZER_FILES=(brown-sp.model)
 else
   MODEL=(--num-layers 4 --hidden-size 256 --num-attention-heads 8 --num-key-value-heads 4
          --seq-length 256 --micro-batch-size 4 --global-batch-size 8 --lr-warmup-iters 4)
   ITERS=20 HD64_HEADS=(4 2)
+  TOKENIZER=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
+             --merge-file "$DATA/gpt2-merges.txt")
+  TOKENIZER_FILES=(gpt2-vocab.json gpt2-merges.txt)
 fi
-TRAIN=("${MODEL[@]}"
-       --tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
-       --merge-file "$DATA/gpt2-merges.txt" --data-path "$DATA/brown_text_document"
+for f in brown_text_document.bin brown_text_document.idx "${TOKENIZER_FILES[@]}"; do
+  [[ -e $DATA/$f ]] || fail "$DATA/$f is missing (carry data/ or the device bundle)"
+done
+TRAIN=("${MODEL[@]}" "${TOKENIZER[@]}" --data-path "$DATA/brown_text_document"
        --split 969,30,1 --seed 1234 --lr 6e-4 --min-lr 6e-5 --lr-decay-style cosine
        --weight-decay 0.1 --clip-grad 1.0 --train-iters "$ITERS"
        --log-interval 1 --eval-interval $((ITERS / 2)) --eval-iters 2)

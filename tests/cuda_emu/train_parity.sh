@@ -5,8 +5,9 @@
 # fp16 reproduce the CPU's 16-bit references, and the mma and WMMA attention train like the
 # CUDA-core kernels.
 #   bash tests/cuda_emu/train_parity.sh MDS_EMU_BINARY SOURCE_DIR
+MDS_E2E_TOKENIZER=sentencepiece
 source "$(dirname "$0")/../e2e/lib/common.sh" "$@"
 preprocess_brown
-ln -s "$DATA/gpt2-vocab.json" "$DATA/gpt2-merges.txt" "$TMP/"
+ln -s "$DATA/brown-sp.model" "$TMP/"
 OMP_NUM_THREADS=1 MDS_DATA_DIR=$TMP MDS_PARITY_SIZE=small PYTHON=$PY \
   bash "$SRC/tests/cuda/gpu_train_parity.sh" "$MDS" "$TMP/parity"

@@ -12,7 +12,8 @@
 # no hang. Prints a parity table, one layout's communication summary and the total time.
 #   bash tests/e2e/parallel_4d.sh MDS_BINARY SOURCE_DIR
 # MDS_PARITY_ONLY="T2 P2 rejections" runs only those layouts (and the rejection checks), for
-# working on one dimension; CI runs everything.
+# working on one dimension; CI runs everything, and again T2, S2, P2 and D2 with MDS_DEVICE=cuda
+# on the CPU emulator's GPUs (tests/cuda_emu/train_parallel.sh).
 source "$(dirname "$0")/lib/common.sh" "$@"
 require_command mpirun
 require_command timeout
@@ -55,6 +56,9 @@ start=$EPOCHREALTIME
 "$MDS" train "${TRAIN[@]}" --save "$TMP/one" --log-json "$TMP/one.jsonl" > "$TMP/one.log" ||
   fail "the one-process baseline failed (exit $?): $(tail "$TMP/one.log")"
 row "1 process" 1 - - - "$(seconds_since "$start")" baseline
+if [[ ${MDS_DEVICE:-cpu} == cuda ]]; then  # tests/cuda_emu/train_parallel.sh: on (emulated) GPUs
+  grep -q "^> parameters: .* on CPU" "$TMP/one.log" && fail "MDS_DEVICE=cuda trained on the CPU"
+fi
 
 # Which of the groups ("NAME SIZE [DIM]": tp 2, sdp 4 2) rank 0's communication summary in LOG
 # shows without traffic, among those whose dimension (DIM, default SIZE) is above 1. Parity

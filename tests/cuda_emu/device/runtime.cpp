@@ -9,8 +9,11 @@
 // New allocations are filled with 0xFF bytes (NaN in fp32, bf16 and fp16), as cudaMalloc's
 // memory is garbage, so a kernel that reads what nobody wrote shows NaN.
 //
-// Environment: MDS_EMU_SHUFFLE_SEED=N runs each block's threads in a random order (emu.h's
-// Options::shuffle_seed), MDS_EMU_DEFERRED_COPIES=1 lands cp.async data at its wait.
+// The default MDS_NCCL_LIBRARY is the emulated NCCL, libnccl-emu.so (device/nccl.cpp).
+// Environment: MDS_EMU_DEVICES=N makes N devices visible (default 1; each process has its own
+// memory whichever it selects), so that several processes on one host may each take one, as the
+// trainer requires of GPU processes; MDS_EMU_SHUFFLE_SEED=N runs each block's threads in a random
+// order (emu.h's Options::shuffle_seed), MDS_EMU_DEFERRED_COPIES=1 lands cp.async data at its wait.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,19 +81,43 @@ bool is_device(const void* p, size_t bytes) {
 
 }  // namespace
 
+namespace {
+
+int visible_devices() {
+  static const int n = [] {
+    const char* s = std::getenv("MDS_EMU_DEVICES");
+    const int v = s ? std::atoi(s) : 1;
+    return v > 0 ? v : 1;
+  }();
+  return n;
+}
+int current_device = 0;
+
+#ifdef MDS_EMU_NCCL_LIBRARY
+// Several processes on emulated devices talk through the emulated NCCL (device/nccl.cpp).
+const bool nccl_is_the_emulators = [] {
+  setenv("MDS_NCCL_LIBRARY", MDS_EMU_NCCL_LIBRARY, 0);
+  return true;
+}();
+#endif
+
+}  // namespace
+
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = visible_devices();
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int dev) {
-  return result(dev == 0 ? cudaSuccess : cudaErrorInvalidDevice);
+  if (dev < 0 || dev >= visible_devices()) return result(cudaErrorInvalidDevice);
+  current_device = dev;
+  return result();
 }
 cudaError_t cudaGetDevice(int* dev) {
-  *dev = 0;
+  *dev = current_device;
   return result();
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev) {
-  if (dev != 0) return result(cudaErrorInvalidDevice);
+  if (dev < 0 || dev >= visible_devices()) return result(cudaErrorInvalidDevice);
   *prop = {};
   std::snprintf(prop->name, sizeof prop->name, "NVIDIA H100 80GB HBM3 (CPU emulator)");
   prop->totalGlobalMem = kTotalMemory;

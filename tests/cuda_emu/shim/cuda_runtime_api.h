@@ -61,6 +61,7 @@ struct cudaDeviceProp {
   int l2CacheSize;
 };
 
+#define CUDART_CB
 using cudaHostFn_t = void (*)(void* user_data);
 
 cudaError_t cudaGetDeviceCount(int* count);

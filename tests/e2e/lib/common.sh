@@ -19,6 +19,13 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 TOK=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/gpt2-vocab.json"
      --merge-file "$DATA/gpt2-merges.txt")
+# MDS_E2E_TOKENIZER=sentencepiece: Brown's own SentencePiece model (vocab 8005, not GPT-2's
+# 50257), for the CPU emulator's GPU runs (tests/cuda_emu), where the output layer's size is
+# most of a small model's time.
+if [[ ${MDS_E2E_TOKENIZER:-gpt2} == sentencepiece ]]; then
+  require_data brown-sp.model
+  TOK=(--tokenizer-type SentencePieceTokenizer --tokenizer-model "$DATA/brown-sp.model")
+fi
 # Brown tokenized with GPT-2's BPE into $TMP/brown_text_document.{bin,idx}.
 preprocess_brown() {
   "$MDS" preprocess --input "$DATA/brown.jsonl" --output-prefix "$TMP/brown" --json-keys text \
