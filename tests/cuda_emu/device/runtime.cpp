@@ -7,13 +7,24 @@
 // fails (here: whatever the emulator reports, a race, a deadlock, a cp.async from outside device
 // memory), every later call returns cudaErrorLaunchFailure, as a faulted context does.
 // New allocations are filled with 0xFF bytes (NaN in fp32, bf16 and fp16), as cudaMalloc's
-// memory is garbage, so a kernel that reads what nobody wrote shows NaN.
+// memory is garbage, so a kernel that reads what nobody wrote shows NaN. Each allocation sits
+// between two inaccessible pages, ending where the second begins (to the 256-byte alignment
+// cudaMalloc gives): an access past either end faults, and the fault is reported as the
+// out-of-bounds device access it is (compute-sanitizer's memcheck, roughly); the few bytes
+// between the end and the guard page must still be 0xFF at cudaFree, or the write past the end
+// is reported. With MDS_NO_CUDA_MEMORY_CACHING=1 (ops/cuda/allocator.h) every buffer is its own
+// allocation, so this holds per buffer.
 //
 // The default MDS_NCCL_LIBRARY is the emulated NCCL, libnccl-emu.so (device/nccl.cpp).
 // Environment: MDS_EMU_DEVICES=N makes N devices visible (default 1; each process has its own
 // memory whichever it selects), so that several processes on one host may each take one, as the
 // trainer requires of GPU processes; MDS_EMU_SHUFFLE_SEED=N runs each block's threads in a random
 // order (emu.h's Options::shuffle_seed), MDS_EMU_DEFERRED_COPIES=1 lands cp.async data at its wait.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -44,7 +55,12 @@ struct Device {
   std::recursive_mutex mutex;  // the emulator runs one kernel at a time
   cudaError_t last = cudaSuccess;
   cudaError_t sticky = cudaSuccess;
-  std::map<const void*, size_t> allocations;
+  struct Allocation {
+    size_t bytes;
+    unsigned char* base;  // the mapping: guard page, data pages, guard page
+    size_t mapped;
+  };
+  std::map<const void*, Allocation> allocations;
   size_t allocated = 0;
   std::map<const void*, int> smem_opt_in;  // kernel -> cudaFuncAttributeMaxDynamicSharedMemorySize
 
@@ -76,7 +92,31 @@ bool is_device(const void* p, size_t bytes) {
   --it;
   const auto* base = static_cast<const unsigned char*>(it->first);
   const auto* c = static_cast<const unsigned char*>(p);
-  return c >= base && c + bytes <= base + it->second;
+  return c >= base && c + bytes <= base + it->second.bytes;
+}
+
+constexpr size_t kPage = 4096;
+
+// A fault in a guard page is an out-of-bounds device access: say so, then die as a fault does.
+void on_fault(int sig, siginfo_t* info, void*) {
+  static const char msg[] =
+      "CUDA emulator: an access outside device memory (a guard page beside an allocation): an "
+      "out-of-bounds read or write by a kernel or a copy\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  (void)info;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void install_fault_report() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
 }
 
 }  // namespace
@@ -168,6 +208,8 @@ const char* cudaGetErrorName(cudaError_t e) {
       return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady:
       return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress:
+      return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure:
       return "cudaErrorLaunchFailure";
   }
@@ -191,6 +233,8 @@ const char* cudaGetErrorString(cudaError_t e) {
       return "invalid resource handle";
     case cudaErrorNotReady:
       return "device not ready";
+    case cudaErrorIllegalAddress:
+      return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure:
       return "unspecified launch failure";
   }
@@ -208,11 +252,17 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   if (bytes > kMaxAllocation || d.allocated + bytes > kTotalMemory)
     return result(cudaErrorMemoryAllocation);
+  install_fault_report();
   const size_t rounded = (bytes + 255) / 256 * 256;
-  void* p = std::aligned_alloc(256, rounded);
-  if (!p) return result(cudaErrorMemoryAllocation);
-  std::memset(p, 0xFF, rounded);
-  d.allocations[p] = bytes;
+  const size_t data = (rounded + kPage - 1) / kPage * kPage, mapped = data + 2 * kPage;
+  void* m = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return result(cudaErrorMemoryAllocation);
+  auto* base = static_cast<unsigned char*>(m);
+  mprotect(base, kPage, PROT_NONE);
+  mprotect(base + kPage + data, kPage, PROT_NONE);
+  std::memset(base + kPage, 0xFF, data);
+  unsigned char* p = base + kPage + data - rounded;
+  d.allocations[p] = {bytes, base, mapped};
   d.allocated += bytes;
   emu::map(p, bytes);
   *ptr = p;
@@ -225,10 +275,22 @@ cudaError_t cudaFree(void* ptr) {
   if (!ptr) return result();
   auto it = d.allocations.find(ptr);
   if (it == d.allocations.end()) return result(cudaErrorInvalidValue);
-  d.allocated -= it->second;
+  const Device::Allocation a = it->second;
+  d.allocated -= a.bytes;
   d.allocations.erase(it);
   emu::unmap(ptr);
-  std::free(ptr);
+  // The bytes of the data pages outside the allocation: untouched, or something wrote there.
+  const auto* p = static_cast<const unsigned char*>(ptr);
+  const unsigned char* data_end = a.base + a.mapped - kPage;
+  const unsigned char* data_begin = a.base + kPage;
+  const bool before = std::all_of(data_begin, p, [](unsigned char c) { return c == 0xFF; });
+  const bool after = std::all_of(p + a.bytes, data_end, [](unsigned char c) { return c == 0xFF; });
+  munmap(a.base, a.mapped);
+  if (!before || !after) {
+    std::fprintf(stderr, "CUDA emulator: a write %s the %zu bytes allocated at %p\n",
+                 before ? "past the end of" : "before the start of", a.bytes, ptr);
+    d.sticky = cudaErrorIllegalAddress;
+  }
   return result();
 }
 
@@ -353,6 +415,11 @@ cudaError_t emu_func_set_attribute(const void* kernel, cudaFuncAttribute attr, i
 }
 
 namespace emu_runtime {
+
+void clear_sticky_error() {
+  device().sticky = cudaSuccess;
+  device().last = cudaSuccess;
+}
 
 cudaError_t run_kernel(const void* kernel, dim3 grid, unsigned threads, size_t smem_bytes,
                        void (*body)(void*), void* closure) {

@@ -18,6 +18,7 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
   cudaErrorLaunchFailure = 719,
 };
 using cudaError = cudaError_t;
@@ -119,6 +120,8 @@ cudaError_t cudaFuncSetAttribute(Kernel kernel, cudaFuncAttribute attr, int valu
 // reports (races, deadlocks, a cp.async from outside device memory) into a sticky launch
 // failure, printed once to stderr.
 namespace emu_runtime {
+// Clears the sticky error, so that a test of what makes one can go on (tests/cuda_emu only).
+void clear_sticky_error();
 cudaError_t run_kernel(const void* kernel, dim3 grid, unsigned threads, size_t smem_bytes,
                        void (*body)(void*), void* closure);
 }  // namespace emu_runtime

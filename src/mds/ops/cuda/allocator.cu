@@ -1,4 +1,7 @@
 // The caching allocator (see allocator.h): size-class free lists over cudaMalloc.
+#include <cstdlib>
+#include <cstring>
+
 #include "mds/core/cuda_check.h"
 #include "mds/ops/cuda/allocator.h"
 
@@ -9,6 +12,11 @@ CachingAllocator& CachingAllocator::instance() {
   // runtime may be torn down by then, so the cached blocks are left to the driver at exit.
   static auto* a = new CachingAllocator();
   return *a;
+}
+
+CachingAllocator::CachingAllocator() {
+  const char* off = std::getenv("MDS_NO_CUDA_MEMORY_CACHING");
+  caching_ = !(off && std::strcmp(off, "1") == 0);
 }
 
 size_t CachingAllocator::size_class(size_t bytes) {
@@ -25,19 +33,20 @@ void* CachingAllocator::allocate(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   void* ptr = nullptr;
   auto it = free_.find(cls);
-  if (it != free_.end() && !it->second.empty()) {
+  if (caching_ && it != free_.end() && !it->second.empty()) {
     ptr = it->second.back();
     it->second.pop_back();
   } else {
-    cudaError_t err = cudaMalloc(&ptr, cls);
+    const size_t asked = caching_ ? cls : bytes;
+    cudaError_t err = cudaMalloc(&ptr, asked);
     if (err == cudaErrorMemoryAllocation) {  // give the cache back to the driver and retry once
       (void)cudaGetLastError();
       release_cached_locked();
-      err = cudaMalloc(&ptr, cls);
+      err = cudaMalloc(&ptr, asked);
     }
     if (err != cudaSuccess)
-      throw InternalError(strfmt("cudaMalloc of {} bytes failed: {} (in use {}, reserved {})", cls,
-                                 cudaGetErrorString(err), stats_.current, stats_.reserved));
+      throw InternalError(strfmt("cudaMalloc of {} bytes failed: {} (in use {}, reserved {})",
+                                 asked, cudaGetErrorString(err), stats_.current, stats_.reserved));
     stats_.reserved += cls;
   }
   live_[ptr] = cls;
@@ -52,7 +61,14 @@ void CachingAllocator::free(void* ptr) {
   auto it = live_.find(ptr);
   MDS_ASSERT(it != live_.end(), "CachingAllocator::free of a pointer it did not allocate");
   stats_.current -= it->second;
-  free_[it->second].push_back(ptr);
+  if (caching_) {
+    free_[it->second].push_back(ptr);
+  } else {
+    // cudaFree waits for the kernels that may still use the block. A failure is not thrown
+    // (Buffer's destructor calls this): the context is broken, and the next checked call says so.
+    stats_.reserved -= it->second;
+    (void)cudaFree(ptr);
+  }
   live_.erase(it);
 }
 

@@ -6,6 +6,12 @@
 // on a free list per class and hands them out again; cudaFree happens only in release_cached().
 // It counts the bytes handed out (current, peak) and the bytes held from the driver (reserved).
 //
+// MDS_NO_CUDA_MEMORY_CACHING=1 (as PyTorch's PYTORCH_NO_CUDA_MEMORY_CACHING) turns the cache
+// off: each allocation is its own cudaMalloc of exactly the bytes asked for, and free is
+// cudaFree, so that compute-sanitizer's memcheck (and the CPU emulator's guard pages,
+// tests/cuda_emu) see an access past a buffer's end rather than into the rest of its block. The
+// counters still count size classes, so memory reports read the same either way.
+//
 // Stream semantics: a freed block may be reused at once. That is safe when every use of it was
 // enqueued on one stream that the next user also uses (the stream orders the accesses), which
 // is how the backend runs today (one compute stream). A block used on a second stream must be
@@ -38,12 +44,14 @@ class CachingAllocator {
   void reset_peak();
 
   static size_t size_class(size_t bytes);
+  bool caching() const { return caching_; }  // false under MDS_NO_CUDA_MEMORY_CACHING=1
 
   ~CachingAllocator();
 
  private:
-  CachingAllocator() = default;
+  CachingAllocator();
   void release_cached_locked();  // mu_ held
+  bool caching_ = true;
   mutable std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
   std::unordered_map<void*, size_t> live_;               // handed-out block -> size class

@@ -17,8 +17,8 @@
 // the inf in the fp32 gradients and skips the step.
 //
 // Status (see README, "CUDA backend"): compiled for sm_90a, tested against the CPU kernels by
-// tests/cuda/ (16-bit kernels against the CPU's on the same 16-bit inputs), never yet run on a
-// GPU.
+// tests/cuda/ (16-bit kernels against the CPU's on the same 16-bit inputs), run in CI on the CPU
+// emulation of a GPU (tests/cuda_emu), never yet on a GPU.
 #pragma once
 
 #include <cuda_bf16.h>
