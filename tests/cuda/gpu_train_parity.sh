@@ -11,8 +11,9 @@
 # device bundle's bin/mds); MDS_DATA_DIR: where brown_text_document.{bin,idx} and the GPT-2
 # files are (default data/). Needs a GPU; exits 1 on any mismatch. MDS_PARITY_SIZE=small trains a
 # 2-layer model at hidden 128 for 6 iterations, with Brown's SentencePiece model
-# ($MDS_DATA_DIR/brown-sp.model, brown_text_document tokenized by it), and skips the profile: the
-# CPU emulator's GPU (tests/cuda_emu/train_parity.sh) runs the script so.
+# ($MDS_DATA_DIR/brown-sp.model, brown_text_document tokenized by it), and in place of the
+# profile trains once more with the emulator's threads shuffled: the CPU emulator's GPU
+# (tests/cuda_emu/train_parity.sh) runs the script so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 read -ra MDS <<< "${1:-build-gpu/mds}"
@@ -131,8 +132,15 @@ for r in gpu_bf16_hd64_mma gpu_bf16_hd64_wmma; do
 done
 echo "gpu_train_parity: the mma and WMMA attention train like the CUDA-core kernels (bf16, hd 64)"
 
+if [[ ${MDS_PARITY_SIZE:-} == small ]]; then
+  # On the CPU emulator: every block's threads in a random order and cp.async data landing only
+  # at its wait train the same bits (no kernel depends on the order its threads run in).
+  MDS_EMU_SHUFFLE_SEED=7 MDS_EMU_DEFERRED_COPIES=1 run_hd64 gpu_bf16_hd64_mma_shuffled
+  "$PY" "$COMPARE" "$out" gpu_bf16_hd64_mma gpu_bf16_hd64_mma_shuffled --iteration "$ITERS" \
+    --loss-rtol 0 --weight-rtol 0 || fail "another thread order trains other bits"
+  exit 0
+fi
 
-[[ ${MDS_PARITY_SIZE:-} == small ]] && exit 0
 
 # Where the time goes: every kernel of a ~125M model (12 layers, hidden 768, seq 1024, micro 8)
 # timed on the GPU (--timing-log-level 2 synchronises after each call). Informational.

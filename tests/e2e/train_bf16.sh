@@ -13,7 +13,7 @@ source "$SRC/tests/e2e/lib/precision_runs.sh"  # TRAIN, run NAME NP [flags...]
 
 run fp32 1
 run bf16 1 --bf16
-grep -q "bf16 (fp32 master weights and gradients) on CPU" "$TMP/bf16.log" ||
+grep -q "bf16 (fp32 master weights and gradients) on " "$TMP/bf16.log" ||
   fail "the --bf16 run does not say it trains in bf16: $(grep -m1 '^> parameters' "$TMP/bf16.log")"
 "$PY" "$COMPARE" "$TMP" fp32 bf16 --iteration 12 --loss-rtol 1e-2 --weight-rtol 5e-2 ||
   fail "the bf16 loss curve left fp32's by more than 1e-2"

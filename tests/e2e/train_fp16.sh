@@ -26,7 +26,7 @@ for line in open(sys.argv[1]):
 # 1. A fixed, safe scale: fp16 against fp32, and the parallel layouts against one process.
 run fp32 1
 run fp16 1 --fp16 --initial-loss-scale 4096
-grep -q "fp16 (fp32 master weights and gradients, dynamic loss scale from 4096) on CPU" \
+grep -q "fp16 (fp32 master weights and gradients, dynamic loss scale from 4096) on " \
   "$TMP/fp16.log" ||
   fail "the --fp16 run does not say it trains in fp16: $(grep -m1 '^> parameters' "$TMP/fp16.log")"
 [[ $(scales "$TMP/fp16.jsonl" | awk '$2 != 0' | wc -l) == 0 ]] ||
