@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernel_test_util.h"
+#include "mds/ops/adamw_coefficients.h"
 #include "mds/ops/cpu/half_reference.h"
 #include "mds/ops/cuda/adamw.cuh"
 #include "mds/ops/cuda/convert.cuh"
@@ -29,22 +30,16 @@ namespace cu = mds::ops::cuda;
 
 constexpr int kThreads = 256;  // the .cu files' block size
 
-// adamw.cu's update(): the scalar coefficients formed on the host in double, one grid-stride pass.
+// adamw.cu's update(): the scalar coefficients of ops/adamw_coefficients.h, one grid-stride pass.
 template <typename H>
 void adamw(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, float lr,
            float beta1, float beta2, float eps, float weight_decay, int64_t step,
            float grad_scale) {
-  const double b1 = beta1, b2 = beta2;
-  const auto decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  const auto one_minus_b1 = static_cast<float>(1.0 - b1);
-  const auto one_minus_b2 = static_cast<float>(1.0 - b2);
-  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  const auto step_size = static_cast<float>(static_cast<double>(lr) / bias1);
-  const auto bias2_sqrt = static_cast<float>(std::sqrt(bias2));
+  const mds::ops::AdamWCoefficients c =
+      mds::ops::adamw_coefficients(lr, beta1, beta2, weight_decay, step);
   launch(blocks_for(n, kThreads), 1, kThreads, [&] {
-    cu::adamw_kernels::adamw_kernel<H>(p, p_half, g, m, v, n, decay, beta1, beta2, one_minus_b1,
-                                       one_minus_b2, step_size, bias2_sqrt, eps, grad_scale);
+    cu::adamw_kernels::adamw_kernel<H>(p, p_half, g, m, v, n, c.decay, beta1, beta2, c.one_minus_b1,
+                                       c.one_minus_b2, c.step_size, c.bias2_sqrt, eps, grad_scale);
   });
 }
 

@@ -7,6 +7,7 @@
 // when given them, so the fp32 master is read once and the 16-bit copy needs no pass of its own.
 #include <cmath>
 
+#include "mds/ops/adamw_coefficients.h"
 #include "mds/ops/cuda/adamw.cuh"
 #include "mds/ops/cuda/common.cuh"
 #include "mds/ops/cuda/ops_cuda.h"
@@ -24,16 +25,10 @@ void update(float* p, H* p_half, const float* g, float* m, float* v, int64_t n, 
             float beta1, float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
             cudaStream_t stream) {
   if (n == 0) return;
-  const double b1 = beta1, b2 = beta2;
-  const auto decay = static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay);
-  const auto one_minus_b1 = static_cast<float>(1.0 - b1);
-  const auto one_minus_b2 = static_cast<float>(1.0 - b2);
-  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  const auto step_size = static_cast<float>(static_cast<double>(lr) / bias1);
-  const auto bias2_sqrt = static_cast<float>(std::sqrt(bias2));
+  const AdamWCoefficients c = adamw_coefficients(lr, beta1, beta2, weight_decay, step);
   launch(adamw_kernel<H>, blocks_for(n, kThreads), kThreads, 0, stream, p, p_half, g, m, v, n,
-         decay, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt, eps, grad_scale);
+         c.decay, beta1, beta2, c.one_minus_b1, c.one_minus_b2, c.step_size, c.bias2_sqrt, eps,
+         grad_scale);
 }
 
 }  // namespace
